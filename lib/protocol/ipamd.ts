@@ -1,0 +1,197 @@
+/**
+ * The ipamd <-> CNI plugin protocol: one JSON object per line over a Unix stream socket.
+ * The plugin sends one request, reads one response line, closes. Versioned so a plugin and a daemon
+ * from different releases fail with a clear message instead of misreading each other.
+ * This module has no dependencies so the plugin pays nothing to load it.
+ */
+
+export const PROTOCOL_VERSION = 1;
+/** Requests longer than this are rejected without being parsed. */
+export const MAX_REQUEST_BYTES = 64 * 1024;
+export const DEFAULT_SOCKET_PATH = '/var/run/aws-node/ipamd.sock';
+
+/** Identifies one pod attachment; assignment is idempotent on it. */
+export interface AttachmentKey {
+  /** CNI network name from the config. */
+  network: string;
+  containerId: string;
+  ifName: string;
+}
+
+export interface AddRequest extends AttachmentKey {
+  v: number;
+  op: 'add';
+  netns: string;
+  podNamespace?: string;
+  podName?: string;
+}
+
+export interface DelRequest extends AttachmentKey {
+  v: number;
+  op: 'del';
+}
+
+/** Release every address of `network` whose attachment is not in `valid`. */
+export interface GcRequest {
+  v: number;
+  op: 'gc';
+  network: string;
+  valid: { containerId: string; ifName: string }[];
+}
+
+export interface HealthRequest {
+  v: number;
+  op: 'health';
+}
+
+export type Request = AddRequest | DelRequest | GcRequest | HealthRequest;
+
+export interface SnatConfig {
+  /** false when AWS_VPC_K8S_CNI_EXTERNALSNAT is on: off-VPC traffic keeps the pod's address. */
+  enabled: boolean;
+  randomize: 'none' | 'hashrandom' | 'prng';
+  excludeCidrs: string[];
+}
+
+export interface AddResult {
+  /** The pod's IPv4 address (it is routed as a /32). */
+  address: string;
+  eniId: string;
+  /** 0 for the primary ENI. */
+  deviceNumber: number;
+  /** Route table for traffic from the address: 254 (main) on the primary ENI, deviceNumber + 1 otherwise. */
+  routeTable: number;
+  subnetCidr: string;
+  vpcCidrs: string[];
+  snat: SnatConfig;
+  /** MTU for the pod's interface (POD_MTU, else AWS_VPC_ENI_MTU). */
+  mtu: number;
+  vethPrefix: string;
+}
+
+export interface DelResult {
+  /** The released address, or null when the key was unknown (already released). */
+  address: string | null;
+  deviceNumber: number | null;
+  routeTable: number | null;
+}
+
+export interface GcResult {
+  released: { containerId: string; ifName: string; address: string }[];
+}
+
+export interface HealthResult {
+  ready: boolean;
+  /** Why the daemon is not ready, for the plugin's STATUS error. */
+  reason?: string;
+  freeAddresses: number;
+}
+
+/** Machine-readable error kinds; the plugin maps them to CNI error codes. */
+export type ErrorCode =
+  | 'bad_request' // malformed, oversized, unknown op or field type
+  | 'version_mismatch'
+  | 'not_ready' // still starting, reconciling or shutting down: try again later
+  | 'pool_empty' // momentarily no free address, the pool is growing: try again later
+  | 'exhausted' // no address can be had: max pods, ENI limit, subnet full (message says which)
+  | 'internal';
+
+export interface ErrorBody {
+  code: ErrorCode;
+  message: string;
+}
+
+export type Response<T> = { v: number; ok: true; result: T } | { v: number; ok: false; error: ErrorBody };
+
+export class ProtocolError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}
+
+function field(obj: Record<string, unknown>, name: string, required: boolean): string | undefined {
+  const value = obj[name];
+  if (value === undefined && !required) return undefined;
+  if (typeof value !== 'string' || value.length === 0 || value.length > 1024) {
+    throw new ProtocolError(
+      'bad_request',
+      `field "${name}" must be a non-empty string of at most 1024 characters`,
+    );
+  }
+  return value;
+}
+
+/** Parses and validates one request line; throws ProtocolError with a specific message. */
+export function parseRequest(line: string): Request {
+  if (Buffer.byteLength(line) > MAX_REQUEST_BYTES) {
+    throw new ProtocolError('bad_request', `request larger than ${MAX_REQUEST_BYTES} bytes`);
+  }
+  let obj: unknown;
+  try {
+    obj = JSON.parse(line);
+  } catch (err) {
+    throw new ProtocolError('bad_request', `request is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
+    throw new ProtocolError('bad_request', 'request must be a JSON object');
+  }
+  const o = obj as Record<string, unknown>;
+  if (o.v !== PROTOCOL_VERSION) {
+    throw new ProtocolError(
+      'version_mismatch',
+      `protocol version ${JSON.stringify(o.v)} not supported; this ipamd speaks version ${PROTOCOL_VERSION}`,
+    );
+  }
+  switch (o.op) {
+    case 'health':
+      return { v: PROTOCOL_VERSION, op: 'health' };
+    case 'add':
+      return {
+        v: PROTOCOL_VERSION,
+        op: 'add',
+        network: field(o, 'network', true)!,
+        containerId: field(o, 'containerId', true)!,
+        ifName: field(o, 'ifName', true)!,
+        netns: field(o, 'netns', true)!,
+        podNamespace: field(o, 'podNamespace', false),
+        podName: field(o, 'podName', false),
+      };
+    case 'del':
+      return {
+        v: PROTOCOL_VERSION,
+        op: 'del',
+        network: field(o, 'network', true)!,
+        containerId: field(o, 'containerId', true)!,
+        ifName: field(o, 'ifName', true)!,
+      };
+    case 'gc': {
+      const network = field(o, 'network', true)!;
+      if (!Array.isArray(o.valid)) throw new ProtocolError('bad_request', 'field "valid" must be an array');
+      const valid = o.valid.map((item, i) => {
+        if (typeof item !== 'object' || item === null) {
+          throw new ProtocolError('bad_request', `valid[${i}] must be an object`);
+        }
+        const it = item as Record<string, unknown>;
+        return { containerId: field(it, 'containerId', true)!, ifName: field(it, 'ifName', true)! };
+      });
+      return { v: PROTOCOL_VERSION, op: 'gc', network, valid };
+    }
+    default:
+      throw new ProtocolError(
+        'bad_request',
+        `unknown op ${JSON.stringify(o.op)}; expected add, del, gc or health`,
+      );
+  }
+}
+
+export function okLine<T>(result: T): string {
+  return `${JSON.stringify({ v: PROTOCOL_VERSION, ok: true, result })}\n`;
+}
+
+export function errorLine(code: ErrorCode, message: string): string {
+  return `${JSON.stringify({ v: PROTOCOL_VERSION, ok: false, error: { code, message } })}\n`;
+}
