@@ -1,0 +1,98 @@
+/**
+ * Prometheus metrics, named as the AWS VPC CNI names them so existing dashboards keep working.
+ * One registry for the daemon; the metrics server serves it at /metrics.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export const registry = new Registry();
+
+export const eniAllocated = new Gauge({
+  name: 'awscni_eni_allocated',
+  help: 'The number of ENIs allocated',
+  registers: [registry],
+});
+export const eniMax = new Gauge({
+  name: 'awscni_eni_max',
+  help: 'The maximum number of ENIs that can be attached to the instance, accounting for unmanaged ENIs',
+  registers: [registry],
+});
+export const ipMax = new Gauge({
+  name: 'awscni_ip_max',
+  help: 'The maximum number of IP addresses that can be allocated to the instance',
+  registers: [registry],
+});
+export const totalIpAddresses = new Gauge({
+  name: 'awscni_total_ip_addresses',
+  help: 'The total number of IP addresses',
+  registers: [registry],
+});
+export const assignedIpAddresses = new Gauge({
+  name: 'awscni_assigned_ip_addresses',
+  help: 'The number of IP addresses assigned to pods',
+  registers: [registry],
+});
+export const totalPrefixes = new Gauge({
+  name: 'awscni_assigned_ip_per_cidr',
+  help: 'The total number of IP addresses assigned per CIDR (prefix mode)',
+  labelNames: ['cidr'],
+  registers: [registry],
+});
+export const ipamdErrors = new Counter({
+  name: 'awscni_ipamd_error_count',
+  help: 'The number of errors encountered in ipamd',
+  labelNames: ['fn'],
+  registers: [registry],
+});
+export const ipamdActions = new Counter({
+  name: 'awscni_ipamd_action_inprogress',
+  help: 'The number of ipamd actions started',
+  labelNames: ['fn'],
+  registers: [registry],
+});
+export const ec2ApiRequests = new Counter({
+  name: 'awscni_ec2api_req_count',
+  help: 'The number of requests made to EC2 APIs by the CNI',
+  labelNames: ['fn'],
+  registers: [registry],
+});
+export const ec2ApiErrors = new Counter({
+  name: 'awscni_ec2api_error_count',
+  help: 'The number of failed EC2 API requests',
+  labelNames: ['fn'],
+  registers: [registry],
+});
+export const awsApiLatency = new Histogram({
+  name: 'awscni_aws_api_latency_ms',
+  help: 'AWS API call latency in ms',
+  labelNames: ['api', 'error', 'status'],
+  buckets: [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000],
+  registers: [registry],
+});
+export const noAvailableIpAddresses = new Counter({
+  name: 'awscni_no_available_ip_addresses',
+  help: 'The number of pod IP assignments that failed because no address was available',
+  registers: [registry],
+});
+export const addIpRequests = new Counter({
+  name: 'awscni_add_ip_req_count',
+  help: 'The number of add IP address requests',
+  registers: [registry],
+});
+export const delIpRequests = new Counter({
+  name: 'awscni_del_ip_req_count',
+  help: 'The number of delete IP address requests',
+  labelNames: ['reason'],
+  registers: [registry],
+});
+export const reconcileCount = new Counter({
+  name: 'awscni_reconcile_count',
+  help: 'The number of reconciliations against IMDS, by what was fixed',
+  labelNames: ['fn'],
+  registers: [registry],
+});
+export const ec2Throttled = new Counter({
+  name: 'awscni_ec2api_throttled_count',
+  help: 'The number of EC2 requests that were throttled (RequestLimitExceeded)',
+  labelNames: ['fn'],
+  registers: [registry],
+});
