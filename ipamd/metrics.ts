@@ -2,7 +2,7 @@
  * Prometheus metrics, named as the AWS VPC CNI names them so existing dashboards keep working.
  * One registry for the daemon; the metrics server serves it at /metrics.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export const registry = new Registry();
 
@@ -96,3 +96,11 @@ export const ec2Throttled = new Counter({
   labelNames: ['fn'],
   registers: [registry],
 });
+
+let processMetricsOn = false;
+/** Adds process_* and nodejs_* metrics (RSS, CPU, event-loop lag) to the registry, once. */
+export function collectProcessMetrics(): void {
+  if (processMetricsOn) return;
+  processMetricsOn = true;
+  collectDefaultMetrics({ register: registry });
+}

@@ -24,6 +24,13 @@ if (existsSync(`${addonDir}/binding.gyp`)) {
   copyFileSync(addonOut, 'dist/netns.node');
 }
 
+// The `netlink` package's socket binding: lib/net loads it from next to the bundle as netlink.node.
+const netlinkBinding = [
+  'node_modules/netlink/build/Release/netlink_binding.node',
+  `node_modules/netlink/prebuilds/${process.platform}-${process.arch}/node.napi.node`,
+].find((f) => existsSync(f));
+if (netlinkBinding) copyFileSync(netlinkBinding, 'dist/netlink.node');
+
 for (const entry of entries) {
   if (!existsSync(entry.in)) {
     console.warn(`build: skipping ${entry.in} (not present yet)`);

@@ -1,9 +1,11 @@
 /** Networking limits of one EC2 instance type: what decides how many pods a node can address. */
 export interface NetworkCard {
   index: number;
+  /** ENIs that can attach on this card. */
   maxEnis: number;
 }
 
+/** EC2's `Hypervisor` field; bare-metal types report none, which is `unknown` here. */
 export type Hypervisor = 'nitro' | 'xen' | 'unknown';
 
 export interface InstanceTypeLimits {

@@ -1,0 +1,63 @@
+// Whole-process times of the built calculator (dist/max-pods.mjs), as a node boot or a planner sees them.
+//   node bench/max-pods.mjs [runs=30]
+// Prints median and p90 per case, and a bare `node` start as the floor no Node program can beat.
+import { spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+
+const BUNDLE = 'dist/max-pods.mjs';
+const TARGET_ALL_MS = 150;
+
+const runs = Number(process.argv[2] ?? 30);
+if (!Number.isInteger(runs) || runs < 1) {
+  console.error('usage: node bench/max-pods.mjs [runs]  (runs: a whole number >= 1)');
+  process.exit(2);
+}
+if (!existsSync(BUNDLE)) {
+  console.error(`${BUNDLE} is missing: run npm run build first`);
+  process.exit(1);
+}
+
+const cases = [
+  { name: 'node start (floor)', args: ['-e', ''] },
+  { name: 'single type', args: [BUNDLE, '--instance-type', 'm5.large', '--cni-version', '1.18.3'] },
+  {
+    name: 'single type, prefix delegation',
+    args: [
+      BUNDLE,
+      '--instance-type',
+      'c6in.32xlarge',
+      '--cni-version',
+      '1.18.3',
+      '--cni-prefix-delegation-enabled',
+    ],
+  },
+  { name: '--all --output table', args: [BUNDLE, '--all', '--cni-version', '1.18.3', '--output', 'table'] },
+  { name: '--all --output json', args: [BUNDLE, '--all', '--cni-version', '1.18.3', '--output', 'json'] },
+];
+
+function time(args) {
+  const start = process.hrtime.bigint();
+  const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+  const ms = Number(process.hrtime.bigint() - start) / 1e6;
+  if (r.status !== 0) throw new Error(`node ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+  return ms;
+}
+
+const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+
+console.log(
+  `${BUNDLE}: ${(statSync(BUNDLE).size / 1024).toFixed(0)} KiB; ${runs} runs a case, node ${process.version}`,
+);
+const results = {};
+for (const c of cases) {
+  time(c.args); // warm the page cache
+  const samples = Array.from({ length: runs }, () => time(c.args)).sort((a, b) => a - b);
+  results[c.name] = { median: pct(samples, 50), p90: pct(samples, 90) };
+  console.log(
+    `${c.name.padEnd(32)} median ${pct(samples, 50).toFixed(1).padStart(6)} ms   p90 ${pct(samples, 90).toFixed(1).padStart(6)} ms`,
+  );
+}
+const all = results['--all --output table'].median;
+console.log(
+  `--all table median ${all.toFixed(1)} ms vs target ${TARGET_ALL_MS} ms: ${all < TARGET_ALL_MS ? 'ok' : 'OVER'}`,
+);

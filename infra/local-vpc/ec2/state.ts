@@ -1,0 +1,962 @@
+/**
+ * The in-memory EC2 model behind the local VPC: VPCs, subnets, instances and ENIs with EC2's
+ * limits and error codes. The Query-API server, the IMDS emulator and the namespace fabric all read
+ * and change this one object.
+ *
+ * API (stable; the fabric and the servers depend on it):
+ *   new Ec2State({ region?, accountId? })
+ *   fixtures:  createVpc({cidr, tags?}), createSubnet({vpcId, cidr, az?, tags?}),
+ *              createSecurityGroup({vpcId, name?}), runInstance({instanceType, subnetId, ...}),
+ *              terminateInstance(id)
+ *   EC2 ops:   createNetworkInterface, attachNetworkInterface, detachNetworkInterface,
+ *              deleteNetworkInterface, modifyNetworkInterface, assignPrivateIpAddresses,
+ *              unassignPrivateIpAddresses, createTags, deleteTags
+ *   lookups:   getVpc/getSubnet/getInstance/getEni (undefined when unknown), vpcs(), subnets(),
+ *              instances(), enis(), enisOfInstance(id), findEniByAddress(ip), instanceByAddress(ip),
+ *              tagsOf(resourceId), subnetAvailable(subnetId)
+ * Every op validates its input and throws Ec2Error with EC2's code and wording.
+ *
+ * Events (emitted synchronously right after the change; see docs/dev/contracts.md):
+ *   'instance-launched'   { instanceId }                         (before its primary eni-attached)
+ *   'eni-attached'        { eniId, instanceId, deviceIndex, networkCardIndex, mac, subnetId }
+ *   'eni-detached'        { eniId, instanceId, mac }
+ *   'addresses-changed'   { eniId }
+ *   'instance-terminated' { instanceId }                         (after its ENIs were detached)
+ *   'instance-changed'    { instanceId }  anything an instance's metadata shows changed (IMDS uses it)
+ * Objects handed out are the live records typed read-only: do not mutate them.
+ */
+import { EventEmitter } from 'node:events';
+import {
+  type InstanceTypeLimits,
+  lookupInstanceType,
+  supportsPrefixDelegation,
+} from '../../../lib/instance-types/index.js';
+import { AddressPool, PREFIX_LENGTH, PREFIX_SIZE } from './address-pool.js';
+import { Ec2Error, invalidParameterValue, notFound } from './errors.js';
+import { ID_PATTERNS, IdGenerator } from './ids.js';
+import { type Cidr, cidrsOverlap, cidrWithin, formatIpv4, isIpv4, parseCidr, parseIpv4 } from './ipv4.js';
+
+/** An ENI that is not attached can hold as many addresses as the largest instance type allows. */
+export const UNATTACHED_ENI_ADDRESS_LIMIT = 50;
+
+export type Tags = Map<string, string>;
+
+export interface Vpc {
+  id: string;
+  cidrBlocks: string[];
+  defaultSecurityGroupId: string;
+  securityGroupIds: Set<string>;
+  tags: Tags;
+}
+
+export interface Subnet {
+  id: string;
+  vpcId: string;
+  cidrBlock: string;
+  availabilityZone: string;
+  availabilityZoneId: string;
+  tags: Tags;
+  pool: AddressPool;
+}
+
+export interface EniAttachment {
+  attachmentId: string;
+  instanceId: string;
+  deviceIndex: number;
+  networkCardIndex: number;
+  deleteOnTermination: boolean;
+  attachTime: Date;
+}
+
+export interface PrivateIp {
+  address: string;
+  primary: boolean;
+}
+
+export type EniStatus = 'available' | 'in-use';
+
+export interface Eni {
+  id: string;
+  subnetId: string;
+  vpcId: string;
+  availabilityZone: string;
+  mac: string;
+  description: string;
+  groups: string[];
+  tags: Tags;
+  status: EniStatus;
+  attachment: EniAttachment | undefined;
+  /** Primary address first, then secondaries in assignment order. */
+  privateIps: PrivateIp[];
+  /** Delegated /28 prefixes in CIDR notation, in assignment order. */
+  prefixes: string[];
+  sourceDestCheck: boolean;
+  createdAt: Date;
+  ownerId: string;
+}
+
+export type InstanceStateName = 'running' | 'terminated';
+
+export interface Instance {
+  id: string;
+  instanceType: string;
+  limits: InstanceTypeLimits;
+  imageId: string;
+  subnetId: string;
+  vpcId: string;
+  availabilityZone: string;
+  state: InstanceStateName;
+  launchTime: Date;
+  primaryEniId: string;
+  /** The primary ENI's primary address; kept after termination for DescribeInstances. */
+  privateIpAddress: string;
+  securityGroupIds: string[];
+  tags: Tags;
+}
+
+export interface Ec2StateOptions {
+  region?: string;
+  accountId?: string;
+}
+
+export interface CreateEniInput {
+  subnetId: string;
+  description?: string;
+  groups?: string[];
+  /** Primary address; chosen from the subnet when absent. */
+  privateIpAddress?: string;
+  /** Explicit secondary addresses. */
+  secondaryAddresses?: string[];
+  secondaryCount?: number;
+  prefixes?: string[];
+  prefixCount?: number;
+  tags?: Record<string, string>;
+}
+
+export interface AssignInput {
+  eniId: string;
+  addresses?: string[];
+  count?: number;
+  prefixes?: string[];
+  prefixCount?: number;
+  allowReassignment?: boolean;
+}
+
+export interface ModifyEniInput {
+  eniId: string;
+  attachmentId?: string;
+  deleteOnTermination?: boolean;
+  groups?: string[];
+  description?: string;
+  sourceDestCheck?: boolean;
+}
+
+export interface RunInstanceInput {
+  instanceType: string;
+  subnetId: string;
+  securityGroupIds?: string[];
+  privateIpAddress?: string;
+  imageId?: string;
+  tags?: Record<string, string>;
+  /** Tags for the primary ENI. */
+  eniTags?: Record<string, string>;
+}
+
+function tagMap(tags: Record<string, string> | undefined): Tags {
+  return new Map(Object.entries(tags ?? {}));
+}
+
+function azId(az: string): string {
+  const letter = az.slice(-1);
+  return `usw2-az${letter.charCodeAt(0) - 96}`;
+}
+
+export class Ec2State extends EventEmitter {
+  readonly region: string;
+  readonly accountId: string;
+  readonly ids = new IdGenerator();
+
+  private readonly vpcMap = new Map<string, Vpc>();
+  private readonly subnetMap = new Map<string, Subnet>();
+  private readonly instanceMap = new Map<string, Instance>();
+  private readonly eniMap = new Map<string, Eni>();
+  private readonly attachmentIndex = new Map<string, string>(); // attachmentId -> eniId
+  /** Every held address (single or prefix member) -> owning ENI id. Prefix members are indexed by base. */
+  private readonly addressOwner = new Map<number, string>();
+  private readonly prefixOwner = new Map<number, string>(); // /28 base -> eniId
+
+  constructor(opts: Ec2StateOptions = {}) {
+    super();
+    this.region = opts.region ?? 'us-west-2';
+    this.accountId = opts.accountId ?? '123456789012';
+  }
+
+  // ---------------------------------------------------------------- fixtures
+
+  createVpc(input: { cidr: string; tags?: Record<string, string> }): Vpc {
+    const cidr = this.parseCidrParam(input.cidr, 'CidrBlock');
+    if (cidr.prefixLength < 16 || cidr.prefixLength > 28) {
+      throw new Ec2Error('InvalidVpc.Range', `The CIDR '${input.cidr}' is invalid (a VPC is /16 to /28).`);
+    }
+    const vpc: Vpc = {
+      id: this.ids.next('vpc'),
+      cidrBlocks: [input.cidr],
+      defaultSecurityGroupId: this.ids.next('sg'),
+      securityGroupIds: new Set(),
+      tags: tagMap(input.tags),
+    };
+    vpc.securityGroupIds.add(vpc.defaultSecurityGroupId);
+    this.vpcMap.set(vpc.id, vpc);
+    return vpc;
+  }
+
+  /** Adds a security group to a VPC (the model tracks ids only, for validation). */
+  createSecurityGroup(input: { vpcId: string }): string {
+    const vpc = this.requireVpc(input.vpcId);
+    const id = this.ids.next('sg');
+    vpc.securityGroupIds.add(id);
+    return id;
+  }
+
+  createSubnet(input: { vpcId: string; cidr: string; az?: string; tags?: Record<string, string> }): Subnet {
+    const vpc = this.requireVpc(input.vpcId);
+    const cidr = this.parseCidrParam(input.cidr, 'CidrBlock');
+    if (cidr.prefixLength < 16 || cidr.prefixLength > 28) {
+      throw new Ec2Error(
+        'InvalidSubnet.Range',
+        `The CIDR '${input.cidr}' is invalid (a subnet is /16 to /28).`,
+      );
+    }
+    if (!vpc.cidrBlocks.some((b) => cidrWithin(cidr, parseCidr(b)))) {
+      throw new Ec2Error('InvalidSubnet.Range', `The CIDR '${input.cidr}' is invalid for VPC ${vpc.id}.`);
+    }
+    for (const other of this.subnetMap.values()) {
+      if (other.vpcId === vpc.id && cidrsOverlap(cidr, parseCidr(other.cidrBlock))) {
+        throw new Ec2Error(
+          'InvalidSubnet.Conflict',
+          `The CIDR '${input.cidr}' conflicts with another subnet`,
+        );
+      }
+    }
+    const az = input.az ?? `${this.region}a`;
+    if (!az.startsWith(this.region) || !/^[a-z]$/.test(az.slice(this.region.length))) {
+      throw invalidParameterValue(
+        `Value (${az}) for parameter availabilityZone is invalid. Subnets can currently only be created in ${this.region}a..${this.region}z.`,
+      );
+    }
+    const subnet: Subnet = {
+      id: this.ids.next('subnet'),
+      vpcId: vpc.id,
+      cidrBlock: input.cidr,
+      availabilityZone: az,
+      availabilityZoneId: azId(az),
+      tags: tagMap(input.tags),
+      pool: new AddressPool(cidr),
+    };
+    this.subnetMap.set(subnet.id, subnet);
+    return subnet;
+  }
+
+  /** Launches an instance with its primary ENI (device 0, card 0, DeleteOnTermination=true). */
+  runInstance(input: RunInstanceInput): Instance {
+    const limits = lookupInstanceType(input.instanceType);
+    if (!limits) {
+      throw invalidParameterValue(`Invalid value '${input.instanceType}' for InstanceType.`);
+    }
+    const subnet = this.requireSubnet(input.subnetId);
+    const groups = this.resolveGroups(subnet.vpcId, input.securityGroupIds);
+    const eni = this.buildEni({
+      subnetId: subnet.id,
+      description: '',
+      groups,
+      privateIpAddress: input.privateIpAddress,
+      tags: input.eniTags,
+    });
+    const instance: Instance = {
+      id: this.ids.next('i'),
+      instanceType: limits.name,
+      limits,
+      imageId: input.imageId ?? 'ami-0123456789abcdef0',
+      subnetId: subnet.id,
+      vpcId: subnet.vpcId,
+      availabilityZone: subnet.availabilityZone,
+      state: 'running',
+      launchTime: new Date(),
+      primaryEniId: eni.id,
+      privateIpAddress: eni.privateIps[0]!.address,
+      securityGroupIds: groups,
+      tags: tagMap(input.tags),
+    };
+    this.instanceMap.set(instance.id, instance);
+    eni.attachment = {
+      attachmentId: this.ids.next('eni-attach'),
+      instanceId: instance.id,
+      deviceIndex: 0,
+      networkCardIndex: limits.defaultNetworkCardIndex,
+      deleteOnTermination: true,
+      attachTime: instance.launchTime,
+    };
+    eni.status = 'in-use';
+    this.attachmentIndex.set(eni.attachment.attachmentId, eni.id);
+    this.emit('instance-launched', { instanceId: instance.id });
+    this.emitAttached(eni);
+    return instance;
+  }
+
+  /**
+   * Terminates an instance: attached ENIs with DeleteOnTermination are deleted, the others are
+   * detached and left `available` (the leaked-ENI case). Terminating twice is a no-op, as in EC2.
+   */
+  terminateInstance(instanceId: string): Instance {
+    const instance = this.requireInstance(instanceId);
+    if (instance.state === 'terminated') return instance;
+    for (const eni of this.enisOfInstance(instanceId)) {
+      const deleteIt = eni.attachment!.deleteOnTermination;
+      this.detach(eni as Eni);
+      if (deleteIt) this.destroyEni(eni as Eni);
+    }
+    instance.state = 'terminated';
+    this.emit('instance-terminated', { instanceId });
+    this.emit('instance-changed', { instanceId });
+    return instance;
+  }
+
+  // ---------------------------------------------------------------- ENI operations
+
+  createNetworkInterface(input: CreateEniInput): Eni {
+    const subnet = this.requireSubnet(input.subnetId);
+    const groups = this.resolveGroups(subnet.vpcId, input.groups);
+    return this.buildEni({ ...input, groups });
+  }
+
+  attachNetworkInterface(input: {
+    eniId: string;
+    instanceId: string;
+    deviceIndex: number;
+    networkCardIndex?: number;
+  }): { attachmentId: string; networkCardIndex: number } {
+    const eni = this.requireEni(input.eniId);
+    const instance = this.requireInstance(input.instanceId);
+    if (instance.state !== 'running') {
+      throw new Ec2Error(
+        'IncorrectInstanceState',
+        `The instance '${instance.id}' is not in a valid state for this operation.`,
+      );
+    }
+    if (eni.status !== 'available') {
+      throw new Ec2Error('InvalidNetworkInterface.InUse', `Interface: [${eni.id}] in use.`);
+    }
+    const card = input.networkCardIndex ?? instance.limits.defaultNetworkCardIndex;
+    const cardLimits = instance.limits.networkCards.find((c) => c.index === card);
+    if (!cardLimits) {
+      throw invalidParameterValue(
+        `Network card index ${card} is not valid for instance type ${instance.instanceType}; valid indexes: ${instance.limits.networkCards.map((c) => c.index).join(', ')}.`,
+      );
+    }
+    if (!Number.isInteger(input.deviceIndex) || input.deviceIndex < 0) {
+      throw invalidParameterValue(`Value (${input.deviceIndex}) for parameter deviceIndex is invalid.`);
+    }
+    if (eni.availabilityZone !== instance.availabilityZone) {
+      throw invalidParameterValue(
+        `Network interface '${eni.id}' is in availability zone ${eni.availabilityZone}, instance '${instance.id}' is in ${instance.availabilityZone}.`,
+      );
+    }
+    if (eni.vpcId !== instance.vpcId) {
+      throw invalidParameterValue(
+        `Network interface '${eni.id}' and instance '${instance.id}' are in different VPCs.`,
+      );
+    }
+    const attached = this.enisOfInstance(instance.id);
+    if (
+      attached.some(
+        (e) => e.attachment!.deviceIndex === input.deviceIndex && e.attachment!.networkCardIndex === card,
+      )
+    ) {
+      throw invalidParameterValue(
+        `Instance '${instance.id}' already has an interface attached at device index '${input.deviceIndex}'.`,
+      );
+    }
+    const onCard = attached.filter((e) => e.attachment!.networkCardIndex === card).length;
+    if (onCard + 1 > cardLimits.maxEnis) {
+      throw new Ec2Error(
+        'AttachmentLimitExceeded',
+        `Interface count ${onCard + 1} exceeds the limit for ${instance.instanceType}`,
+      );
+    }
+    if (eni.privateIps.length + eni.prefixes.length > instance.limits.ipv4PerEni) {
+      throw new Ec2Error(
+        'PrivateIpAddressLimitExceeded',
+        `Network interface '${eni.id}' holds more addresses than ${instance.instanceType} allows per interface (${instance.limits.ipv4PerEni}).`,
+      );
+    }
+    if (eni.prefixes.length > 0 && !supportsPrefixDelegation(instance.limits)) {
+      throw prefixNotSupported(instance.instanceType);
+    }
+    eni.attachment = {
+      attachmentId: this.ids.next('eni-attach'),
+      instanceId: instance.id,
+      deviceIndex: input.deviceIndex,
+      networkCardIndex: card,
+      deleteOnTermination: false,
+      attachTime: new Date(),
+    };
+    eni.status = 'in-use';
+    this.attachmentIndex.set(eni.attachment.attachmentId, eni.id);
+    this.emitAttached(eni);
+    return { attachmentId: eni.attachment.attachmentId, networkCardIndex: card };
+  }
+
+  detachNetworkInterface(attachmentId: string, opts: { force?: boolean } = {}): Eni {
+    const eniId = this.attachmentIndex.get(attachmentId);
+    const eni = eniId ? this.eniMap.get(eniId) : undefined;
+    if (!eni?.attachment) {
+      if (!ID_PATTERNS.attachment.test(attachmentId)) {
+        throw new Ec2Error(
+          'InvalidAttachmentID.Malformed',
+          `Invalid id: "${attachmentId}" (expecting "eni-attach-...")`,
+        );
+      }
+      throw new Ec2Error(
+        'InvalidAttachmentID.NotFound',
+        `Interface attachment '${attachmentId}' does not exist.`,
+      );
+    }
+    if (eni.attachment.deviceIndex === 0 && !opts.force) {
+      throw new Ec2Error(
+        'OperationNotPermitted',
+        `The network interface at device index 0 and networkCard index ${eni.attachment.networkCardIndex} cannot be detached.`,
+      );
+    }
+    this.detach(eni);
+    return eni;
+  }
+
+  deleteNetworkInterface(eniId: string): void {
+    const eni = this.requireEni(eniId);
+    if (eni.status !== 'available') {
+      throw invalidParameterValue(`Network interface '${eni.id}' is currently in use.`);
+    }
+    this.destroyEni(eni);
+  }
+
+  modifyNetworkInterface(input: ModifyEniInput): void {
+    const eni = this.requireEni(input.eniId);
+    const set = [input.deleteOnTermination, input.groups, input.description, input.sourceDestCheck].filter(
+      (v) => v !== undefined,
+    );
+    if (set.length !== 1) {
+      throw new Ec2Error(
+        'InvalidParameterCombination',
+        'Exactly one attribute (Attachment, SecurityGroupId, Description or SourceDestCheck) must be given.',
+      );
+    }
+    if (input.deleteOnTermination !== undefined) {
+      if (!input.attachmentId)
+        throw new Ec2Error(
+          'MissingParameter',
+          'The request must contain the parameter Attachment.AttachmentId',
+        );
+      if (!eni.attachment || eni.attachment.attachmentId !== input.attachmentId) {
+        throw new Ec2Error(
+          'InvalidAttachmentID.NotFound',
+          `Interface attachment '${input.attachmentId}' does not exist for network interface '${eni.id}'.`,
+        );
+      }
+      eni.attachment.deleteOnTermination = input.deleteOnTermination;
+    }
+    if (input.groups !== undefined) {
+      if (input.groups.length === 0)
+        throw new Ec2Error('MissingParameter', 'The request must contain the parameter SecurityGroupId');
+      eni.groups = this.resolveGroups(eni.vpcId, input.groups);
+      this.emitInstanceChanged(eni);
+    }
+    if (input.description !== undefined) eni.description = input.description;
+    if (input.sourceDestCheck !== undefined) eni.sourceDestCheck = input.sourceDestCheck;
+  }
+
+  /** Assigns secondary addresses or /28 prefixes (never both in one call, as in EC2). */
+  assignPrivateIpAddresses(input: AssignInput): { addresses: string[]; prefixes: string[] } {
+    const eni = this.requireEni(input.eniId);
+    const wantsIps = input.addresses !== undefined || input.count !== undefined;
+    const wantsPrefixes = input.prefixes !== undefined || input.prefixCount !== undefined;
+    if (wantsIps === wantsPrefixes) {
+      throw new Ec2Error(
+        'InvalidParameterCombination',
+        wantsIps
+          ? 'Addresses and prefixes cannot be assigned in the same request.'
+          : 'Specify PrivateIpAddress, SecondaryPrivateIpAddressCount, Ipv4Prefix or Ipv4PrefixCount.',
+      );
+    }
+    if (input.addresses !== undefined && input.count !== undefined) {
+      throw new Ec2Error(
+        'InvalidParameterCombination',
+        'Specify either PrivateIpAddress or SecondaryPrivateIpAddressCount, not both.',
+      );
+    }
+    if (input.prefixes !== undefined && input.prefixCount !== undefined) {
+      throw new Ec2Error(
+        'InvalidParameterCombination',
+        'Specify either Ipv4Prefix or Ipv4PrefixCount, not both.',
+      );
+    }
+    const subnet = this.subnetMap.get(eni.subnetId)!;
+    if (wantsIps) {
+      const addresses = this.allocateAddresses(
+        eni,
+        subnet,
+        input.addresses,
+        input.count ?? 0,
+        'assign',
+        input.allowReassignment,
+      );
+      this.emitAddressesChanged(eni);
+      return { addresses, prefixes: [] };
+    }
+    const prefixes = this.allocatePrefixes(eni, subnet, input.prefixes, input.prefixCount ?? 0);
+    this.emitAddressesChanged(eni);
+    return { addresses: [], prefixes };
+  }
+
+  unassignPrivateIpAddresses(input: { eniId: string; addresses?: string[]; prefixes?: string[] }): void {
+    const eni = this.requireEni(input.eniId);
+    const addresses = input.addresses ?? [];
+    const prefixes = input.prefixes ?? [];
+    if (addresses.length === 0 && prefixes.length === 0) {
+      throw new Ec2Error(
+        'MissingParameter',
+        'The request must contain the parameter PrivateIpAddress or Ipv4Prefix',
+      );
+    }
+    for (const a of addresses) {
+      const ip = eni.privateIps.find((p) => p.address === a);
+      if (!ip)
+        throw invalidParameterValue(
+          `Some of the specified addresses are not assigned to interface ${eni.id}`,
+        );
+      if (ip.primary)
+        throw invalidParameterValue(
+          `The primary private IP address ${a} of interface ${eni.id} cannot be unassigned.`,
+        );
+    }
+    for (const p of prefixes) {
+      if (!eni.prefixes.includes(p))
+        throw invalidParameterValue(`Some of the specified prefixes are not assigned to interface ${eni.id}`);
+    }
+    const subnet = this.subnetMap.get(eni.subnetId)!;
+    for (const a of addresses) this.releaseAddress(eni, subnet, a);
+    for (const p of prefixes) this.releasePrefix(eni, subnet, p);
+    this.emitAddressesChanged(eni);
+  }
+
+  createTags(resourceIds: string[], tags: Record<string, string>): void {
+    const targets = resourceIds.map((id) => this.taggable(id));
+    for (const t of targets) for (const [k, v] of Object.entries(tags)) t.set(k, v);
+  }
+
+  /** Deletes tags; a value of undefined deletes the key whatever its value. */
+  deleteTags(resourceIds: string[], tags: Record<string, string | undefined>): void {
+    const targets = resourceIds.map((id) => this.taggable(id));
+    for (const t of targets) {
+      for (const [k, v] of Object.entries(tags)) if (v === undefined || t.get(k) === v) t.delete(k);
+    }
+  }
+
+  // ---------------------------------------------------------------- lookups
+
+  getVpc(id: string): Readonly<Vpc> | undefined {
+    return this.vpcMap.get(id);
+  }
+  getSubnet(id: string): Readonly<Subnet> | undefined {
+    return this.subnetMap.get(id);
+  }
+  getInstance(id: string): Readonly<Instance> | undefined {
+    return this.instanceMap.get(id);
+  }
+  getEni(id: string): Readonly<Eni> | undefined {
+    return this.eniMap.get(id);
+  }
+  vpcs(): Readonly<Vpc>[] {
+    return [...this.vpcMap.values()];
+  }
+  subnets(): Readonly<Subnet>[] {
+    return [...this.subnetMap.values()];
+  }
+  instances(): Readonly<Instance>[] {
+    return [...this.instanceMap.values()];
+  }
+  enis(): Readonly<Eni>[] {
+    return [...this.eniMap.values()];
+  }
+
+  /** The instance's attached ENIs, ordered by network card then device index. */
+  enisOfInstance(instanceId: string): Readonly<Eni>[] {
+    return [...this.eniMap.values()]
+      .filter((e) => e.attachment?.instanceId === instanceId)
+      .sort(
+        (a, b) =>
+          a.attachment!.networkCardIndex - b.attachment!.networkCardIndex ||
+          a.attachment!.deviceIndex - b.attachment!.deviceIndex,
+      );
+  }
+
+  /** The ENI holding `ip`, as a private address or as a member of one of its prefixes. */
+  findEniByAddress(ip: string): Readonly<Eni> | undefined {
+    if (!isIpv4(ip)) return undefined;
+    const n = parseIpv4(ip);
+    const id = this.addressOwner.get(n) ?? this.prefixOwner.get(n - (n % PREFIX_SIZE));
+    return id ? this.eniMap.get(id) : undefined;
+  }
+
+  /** The running instance whose attached ENI holds `ip`. */
+  instanceByAddress(ip: string): Readonly<Instance> | undefined {
+    const eni = this.findEniByAddress(ip);
+    return eni?.attachment ? this.instanceMap.get(eni.attachment.instanceId) : undefined;
+  }
+
+  /** Free addresses in a subnet (EC2's AvailableIpAddressCount). */
+  subnetAvailable(subnetId: string): number {
+    return this.requireSubnet(subnetId).pool.available;
+  }
+
+  /** The tag map of any resource id (vpc-, subnet-, i-, eni-); throws the matching NotFound. */
+  tagsOf(resourceId: string): ReadonlyMap<string, string> {
+    return this.taggable(resourceId);
+  }
+
+  /** Address slots an ENI may use: its instance type's figure when attached. */
+  addressLimitOf(eni: Readonly<Eni>): number {
+    if (!eni.attachment) return UNATTACHED_ENI_ADDRESS_LIMIT;
+    return this.instanceMap.get(eni.attachment.instanceId)!.limits.ipv4PerEni;
+  }
+
+  // ---------------------------------------------------------------- validation helpers
+
+  requireVpc(id: string): Vpc {
+    const v = this.vpcMap.get(id);
+    if (v) return v;
+    if (!ID_PATTERNS.vpc.test(id)) throw malformed('VpcID', id, 'vpc-');
+    throw notFound('VpcID', 'vpc', id);
+  }
+  requireSubnet(id: string): Subnet {
+    const s = this.subnetMap.get(id);
+    if (s) return s;
+    if (!ID_PATTERNS.subnet.test(id)) throw malformed('SubnetID', id, 'subnet-');
+    throw notFound('SubnetID', 'subnet', id);
+  }
+  requireInstance(id: string): Instance {
+    const i = this.instanceMap.get(id);
+    if (i) return i;
+    if (!ID_PATTERNS.instance.test(id)) throw malformed('InstanceID', id, 'i-');
+    throw new Ec2Error('InvalidInstanceID.NotFound', `The instance ID '${id}' does not exist`);
+  }
+  requireEni(id: string): Eni {
+    const e = this.eniMap.get(id);
+    if (e) return e;
+    if (!ID_PATTERNS.eni.test(id)) throw malformed('NetworkInterfaceID', id, 'eni-');
+    throw notFound('NetworkInterfaceID', 'networkInterface', id);
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private parseCidrParam(text: string, param: string): Cidr {
+    try {
+      return parseCidr(text);
+    } catch (e) {
+      throw invalidParameterValue(
+        `Value (${text}) for parameter ${param} is invalid. ${(e as Error).message}.`,
+      );
+    }
+  }
+
+  private resolveGroups(vpcId: string, groups: string[] | undefined): string[] {
+    const vpc = this.vpcMap.get(vpcId)!;
+    if (!groups || groups.length === 0) return [vpc.defaultSecurityGroupId];
+    for (const g of groups) {
+      if (!ID_PATTERNS.securityGroup.test(g)) throw malformed('GroupId', g, 'sg-');
+      if (!vpc.securityGroupIds.has(g)) {
+        throw new Ec2Error(
+          'InvalidGroup.NotFound',
+          `The security group '${g}' does not exist in VPC '${vpcId}'`,
+        );
+      }
+    }
+    return [...new Set(groups)];
+  }
+
+  private buildEni(input: CreateEniInput & { groups: string[] }): Eni {
+    const subnet = this.requireSubnet(input.subnetId);
+    const explicitSecondaries = input.secondaryAddresses ?? [];
+    const secondaryCount = input.secondaryCount ?? 0;
+    const wantsPrefixes = (input.prefixes?.length ?? 0) > 0 || (input.prefixCount ?? 0) > 0;
+    if (wantsPrefixes && (explicitSecondaries.length > 0 || secondaryCount > 0)) {
+      throw new Ec2Error(
+        'InvalidParameterCombination',
+        'Addresses and prefixes cannot be assigned in the same request.',
+      );
+    }
+    if (input.prefixes?.length && input.prefixCount) {
+      throw new Ec2Error(
+        'InvalidParameterCombination',
+        'Specify either Ipv4Prefix or Ipv4PrefixCount, not both.',
+      );
+    }
+    const eni: Eni = {
+      id: this.ids.next('eni'),
+      subnetId: subnet.id,
+      vpcId: subnet.vpcId,
+      availabilityZone: subnet.availabilityZone,
+      mac: this.ids.mac(),
+      description: input.description ?? '',
+      groups: input.groups,
+      tags: tagMap(input.tags),
+      status: 'available',
+      attachment: undefined,
+      privateIps: [],
+      prefixes: [],
+      sourceDestCheck: true,
+      createdAt: new Date(),
+      ownerId: this.accountId,
+    };
+    // Check the whole request before taking anything, so a failed create leaves the subnet untouched.
+    const total =
+      1 +
+      explicitSecondaries.length +
+      secondaryCount +
+      (input.prefixes?.length ?? 0) +
+      (input.prefixCount ?? 0);
+    if (total > UNATTACHED_ENI_ADDRESS_LIMIT) {
+      throw new Ec2Error('PrivateIpAddressLimitExceeded', 'Number of private addresses will exceed limit.');
+    }
+    const primary = input.privateIpAddress !== undefined ? [input.privateIpAddress] : undefined;
+    const taken: { ips: string[]; prefixes: string[] } = { ips: [], prefixes: [] };
+    try {
+      taken.ips.push(...this.allocateAddresses(eni, subnet, primary, primary ? 0 : 1, 'create'));
+      eni.privateIps[0]!.primary = true;
+      taken.ips.push(
+        ...this.allocateAddresses(
+          eni,
+          subnet,
+          explicitSecondaries.length ? explicitSecondaries : undefined,
+          secondaryCount,
+          'create',
+        ),
+      );
+      if (wantsPrefixes)
+        taken.prefixes.push(...this.allocatePrefixes(eni, subnet, input.prefixes, input.prefixCount ?? 0));
+    } catch (e) {
+      for (const p of [...eni.prefixes]) this.releasePrefix(eni, subnet, p);
+      for (const ip of [...eni.privateIps]) this.releaseAddress(eni, subnet, ip.address);
+      throw e;
+    }
+    this.eniMap.set(eni.id, eni);
+    return eni;
+  }
+
+  /** Takes explicit addresses or `count` free ones for `eni`; all-or-nothing. */
+  private allocateAddresses(
+    eni: Eni,
+    subnet: Subnet,
+    explicit: string[] | undefined,
+    count: number,
+    op: 'create' | 'assign',
+    allowReassignment = false,
+  ): string[] {
+    const n = explicit ? explicit.length : count;
+    if (n === 0) return [];
+    if (!Number.isInteger(count) || count < 0) {
+      throw invalidParameterValue(
+        `Value (${count}) for parameter SecondaryPrivateIpAddressCount is invalid.`,
+      );
+    }
+    if (eni.privateIps.length + eni.prefixes.length + n > this.addressLimitOf(eni)) {
+      throw new Ec2Error('PrivateIpAddressLimitExceeded', 'Number of private addresses will exceed limit.');
+    }
+    if (explicit) {
+      const nums = explicit.map((a) => {
+        if (!isIpv4(a))
+          throw invalidParameterValue(
+            `Value (${a}) for parameter PrivateIpAddress is invalid. Not a valid IPv4 address.`,
+          );
+        return parseIpv4(a);
+      });
+      if (new Set(nums).size !== nums.length)
+        throw invalidParameterValue('The same address is given more than once.');
+      const moves: { from: Eni; address: string }[] = [];
+      for (const [i, ip] of nums.entries()) {
+        const text = explicit[i]!;
+        if (!subnet.pool.contains(ip)) {
+          throw invalidParameterValue(`Address ${text} does not fall within the subnet's address range`);
+        }
+        if (subnet.pool.isReserved(ip)) {
+          throw invalidParameterValue(`Address ${text} is reserved by AWS in subnet ${subnet.id}`);
+        }
+        if (!subnet.pool.isFree(ip)) {
+          const owner = this.findEniByAddress(text) as Eni | undefined;
+          const holdsSingle = owner?.privateIps.find((p) => p.address === text);
+          if (allowReassignment && owner && owner !== eni && holdsSingle && !holdsSingle.primary) {
+            moves.push({ from: owner, address: text });
+            continue;
+          }
+          throw new Ec2Error('InvalidIPAddress.InUse', `Address ${text} is in use.`);
+        }
+      }
+      for (const m of moves) {
+        this.releaseAddress(m.from, subnet, m.address);
+        this.emitAddressesChanged(m.from);
+      }
+      for (const [i, ip] of nums.entries()) this.holdAddress(eni, subnet, ip, explicit[i]!);
+      return [...explicit];
+    }
+    const got = subnet.pool.takeAny(count);
+    if (!got) {
+      if (op === 'create') {
+        throw new Ec2Error(
+          'InsufficientFreeAddressesInSubnet',
+          'The specified subnet does not have enough free addresses to satisfy the request.',
+        );
+      }
+      throw invalidParameterValue("There aren't sufficient free Ipv4 addresses or prefixes");
+    }
+    return got.map((ip) => {
+      const text = formatIpv4(ip);
+      this.addressOwner.set(ip, eni.id);
+      eni.privateIps.push({ address: text, primary: false });
+      return text;
+    });
+  }
+
+  private holdAddress(eni: Eni, subnet: Subnet, ip: number, text: string): void {
+    subnet.pool.take(ip);
+    this.addressOwner.set(ip, eni.id);
+    eni.privateIps.push({ address: text, primary: false });
+  }
+
+  private releaseAddress(eni: Eni, subnet: Subnet, text: string): void {
+    const ip = parseIpv4(text);
+    subnet.pool.release(ip);
+    this.addressOwner.delete(ip);
+    eni.privateIps = eni.privateIps.filter((p) => p.address !== text);
+  }
+
+  private allocatePrefixes(
+    eni: Eni,
+    subnet: Subnet,
+    explicit: string[] | undefined,
+    count: number,
+  ): string[] {
+    const n = explicit ? explicit.length : count;
+    if (n === 0) return [];
+    if (!Number.isInteger(count) || count < 0) {
+      throw invalidParameterValue(`Value (${count}) for parameter Ipv4PrefixCount is invalid.`);
+    }
+    if (eni.attachment) {
+      const instance = this.instanceMap.get(eni.attachment.instanceId)!;
+      if (!supportsPrefixDelegation(instance.limits)) throw prefixNotSupported(instance.instanceType);
+    }
+    if (eni.privateIps.length + eni.prefixes.length + n > this.addressLimitOf(eni)) {
+      throw new Ec2Error('PrivateIpAddressLimitExceeded', 'Number of private addresses will exceed limit.');
+    }
+    let bases: number[];
+    if (explicit) {
+      bases = explicit.map((p) => {
+        const c = this.parseCidrParam(p, 'Ipv4Prefix');
+        if (c.prefixLength !== PREFIX_LENGTH) {
+          throw invalidParameterValue(
+            `Value (${p}) for parameter Ipv4Prefix is invalid. Only /28 prefixes can be assigned.`,
+          );
+        }
+        if (!subnet.pool.contains(c.base)) {
+          throw invalidParameterValue(`Prefix ${p} does not fall within the subnet's address range`);
+        }
+        if (!subnet.pool.isPrefixFree(c.base)) {
+          throw new Ec2Error(
+            'InvalidParameterValue',
+            `Prefix ${p} overlaps addresses that are reserved or in use.`,
+          );
+        }
+        return c.base;
+      });
+      if (new Set(bases).size !== bases.length)
+        throw invalidParameterValue('The same prefix is given more than once.');
+      for (const b of bases) subnet.pool.takePrefix(b);
+    } else {
+      const got = subnet.pool.takeAnyPrefixes(count);
+      if (!got) {
+        throw new Ec2Error(
+          'InsufficientCidrBlocks',
+          'The specified subnet does not have enough free cidr blocks to satisfy the request.',
+        );
+      }
+      bases = got;
+    }
+    return bases.map((b) => {
+      const text = `${formatIpv4(b)}/${PREFIX_LENGTH}`;
+      this.prefixOwner.set(b, eni.id);
+      eni.prefixes.push(text);
+      return text;
+    });
+  }
+
+  private releasePrefix(eni: Eni, subnet: Subnet, text: string): void {
+    const base = parseCidr(text).base;
+    subnet.pool.releasePrefix(base);
+    this.prefixOwner.delete(base);
+    eni.prefixes = eni.prefixes.filter((p) => p !== text);
+  }
+
+  private detach(eni: Eni): void {
+    const att = eni.attachment!;
+    this.attachmentIndex.delete(att.attachmentId);
+    eni.attachment = undefined;
+    eni.status = 'available';
+    this.emit('eni-detached', { eniId: eni.id, instanceId: att.instanceId, mac: eni.mac });
+    this.emit('instance-changed', { instanceId: att.instanceId });
+  }
+
+  private destroyEni(eni: Eni): void {
+    const subnet = this.subnetMap.get(eni.subnetId)!;
+    for (const p of [...eni.prefixes]) this.releasePrefix(eni, subnet, p);
+    for (const ip of [...eni.privateIps]) this.releaseAddress(eni, subnet, ip.address);
+    this.eniMap.delete(eni.id);
+  }
+
+  private taggable(id: string): Tags {
+    if (id.startsWith('vpc-')) return this.requireVpc(id).tags;
+    if (id.startsWith('subnet-')) return this.requireSubnet(id).tags;
+    if (id.startsWith('i-')) return this.requireInstance(id).tags;
+    if (id.startsWith('eni-')) return this.requireEni(id).tags;
+    throw new Ec2Error('InvalidID', `The ID '${id}' is not valid`);
+  }
+
+  private emitAttached(eni: Eni): void {
+    const a = eni.attachment!;
+    this.emit('eni-attached', {
+      eniId: eni.id,
+      instanceId: a.instanceId,
+      deviceIndex: a.deviceIndex,
+      networkCardIndex: a.networkCardIndex,
+      mac: eni.mac,
+      subnetId: eni.subnetId,
+    });
+    this.emit('instance-changed', { instanceId: a.instanceId });
+  }
+
+  private emitAddressesChanged(eni: Eni): void {
+    this.emit('addresses-changed', { eniId: eni.id });
+    this.emitInstanceChanged(eni);
+  }
+
+  private emitInstanceChanged(eni: Eni): void {
+    if (eni.attachment) this.emit('instance-changed', { instanceId: eni.attachment.instanceId });
+  }
+}
+
+function malformed(kind: string, id: string, prefix: string): Ec2Error {
+  return new Ec2Error(`Invalid${kind}.Malformed`, `Invalid id: "${id}" (expecting "${prefix}...")`);
+}
+
+function prefixNotSupported(instanceType: string): Ec2Error {
+  return invalidParameterValue(
+    `Prefix delegation is not supported for instance type ${instanceType}: prefixes can only be assigned to interfaces of instances built on the Nitro System.`,
+  );
+}

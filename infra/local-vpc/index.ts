@@ -1,0 +1,389 @@
+/**
+ * The local VPC as a library for tests and benchmarks:
+ *
+ *   const vpc = await createVpc();
+ *   const node = await vpc.launchInstance({ instanceType: 'm5.large' });
+ *   await vpc.exec(node, 'ping', ['-c1', '-W1', other.primaryIp]);
+ *   await vpc.destroy();
+ *
+ * One in-memory EC2 model (`vpc.state`), the EC2 and IMDS emulators over it, and the namespace
+ * fabric that turns the model into veths and routes. Inside an instance namespace the emulators are
+ * where they are on a real instance (IMDS at 169.254.169.254, EC2 at http://169.254.169.253); from
+ * the root namespace tests reach them on loopback ports (`vpc.ec2Url`, `instance.imdsLoopbackUrl`).
+ */
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
+import http from 'node:http';
+import type net from 'node:net';
+import { CallLog } from './ec2/call-log.js';
+import { Faults } from './ec2/faults.js';
+import { createEc2Handler, type Ec2Server, startEc2Server } from './ec2/server.js';
+import { Ec2State } from './ec2/state.js';
+import {
+  EC2_ADDRESS,
+  IMDS_ADDRESS,
+  INET_HOST_ADDRESS,
+  INET_HTTP_PORT,
+  plainIpv4,
+  ROUTER_HTTP_PORT,
+} from './fabric/addresses.js';
+import { fabricModelFromState } from './fabric/ec2-view.js';
+import { Fabric } from './fabric/fabric.js';
+import { createImdsHandler } from './fabric/imds-temp.js';
+import { startInternetEcho } from './fabric/inet-echo.js';
+import {
+  type ConnectionSink,
+  closeServer,
+  dispatchByLocalAddress,
+  listenInNetns,
+  listeningPort,
+  listenOnLoopback,
+} from './fabric/listeners.js';
+import { newPrefix, validatePrefix } from './fabric/names.js';
+import type { CommandResult } from './fabric/shell.js';
+
+export { EC2_ADDRESS, IMDS_ADDRESS, INET_HOST_ADDRESS } from './fabric/addresses.js';
+export { cleanupPrefix } from './fabric/cleanup.js';
+
+export interface SubnetSpec {
+  cidr: string;
+  /** Availability zone, e.g. us-west-2b; default the region's "a" zone. */
+  az?: string;
+}
+
+export interface CreateVpcOptions {
+  /** Namespace prefix `vpccni-<runid>`; a fresh one by default. */
+  prefix?: string;
+  /** VPC CIDR; default 10.0.0.0/16. */
+  cidr?: string;
+  /** Subnets; default 10.0.1.0/24 and 10.0.2.0/24, both in the "a" zone (so ENIs may cross them). */
+  subnets?: Array<string | SubnetSpec>;
+  /** How far IMDS lags EC2, in ms (default 0). */
+  imdsLagMs?: number;
+  region?: string;
+}
+
+export interface LaunchOptions {
+  instanceType: string;
+  /** Subnet id, or index into `vpc.subnetIds`; default the first subnet. */
+  subnet?: string | number;
+  /** Primary private address; EC2 picks one by default. */
+  privateIp?: string;
+  tags?: Record<string, string>;
+}
+
+export interface Instance {
+  id: string;
+  instanceType: string;
+  /** Network namespace name: `ip netns exec <netns> ...`. */
+  netns: string;
+  primaryIp: string;
+  primaryMac: string;
+  primaryEniId: string;
+  subnetId: string;
+  vpcId: string;
+  /** EC2 API endpoint as seen from inside the instance (for AWS_EC2_ENDPOINT). */
+  ec2Endpoint: string;
+  /** IMDS as seen from inside the instance. */
+  imdsEndpoint: string;
+  /** IMDS answering as this instance, reachable from the root namespace. */
+  imdsLoopbackUrl: string;
+}
+
+export interface ExecOptions {
+  input?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Kill the command after this many ms (default 30 s). */
+  timeoutMs?: number;
+}
+
+/** Where a command runs: an instance or any namespace of this VPC by name. */
+export type Target = Instance | string;
+
+export interface LocalVpc {
+  readonly prefix: string;
+  readonly state: Ec2State;
+  readonly vpcId: string;
+  readonly subnetIds: readonly string[];
+  readonly routerNetns: string;
+  readonly inetNetns: string;
+  /** The internet host's address (198.51.100.10); it accepts only instances' primary addresses. */
+  readonly inetAddress: string;
+  /** The internet host's echo server: answers `{"sourceAddress": ...}` as it saw the request. */
+  readonly inetUrl: string;
+  /** EC2 endpoint on loopback in the root namespace, for the SDK in tests. */
+  readonly ec2Url: string;
+  /** EC2 endpoint as instances see it (http://169.254.169.253). */
+  readonly ec2Endpoint: string;
+  readonly faults: Faults;
+  readonly callLog: CallLog;
+
+  launchInstance(opts: LaunchOptions): Promise<Instance>;
+  terminateInstance(instance: Instance | string): Promise<void>;
+  instances(): Instance[];
+  /** Spawns `cmd` inside the target namespace; the VPC kills it on destroy. */
+  runIn(target: Target, cmd: string, args?: readonly string[], opts?: SpawnOptions): ChildProcess;
+  /** Runs `cmd` inside the target namespace to completion. */
+  exec(target: Target, cmd: string, args?: readonly string[], opts?: ExecOptions): Promise<CommandResult>;
+  /** One ICMP echo from the target (optionally from a given source address); true when answered. */
+  ping(target: Target, address: string, opts?: { source?: string; timeoutS?: number }): Promise<boolean>;
+  /** Resolves once the kernel reflects every EC2 change made so far (veths, routes). */
+  settled(): Promise<void>;
+  /** The router-side veth of an attached ENI (to check where the router delivers an address). */
+  routerLinkOf(eniId: string): string | undefined;
+  /** Stops everything and removes every namespace. Idempotent. */
+  destroy(): Promise<void>;
+}
+
+const DEFAULT_SUBNETS: SubnetSpec[] = [{ cidr: '10.0.1.0/24' }, { cidr: '10.0.2.0/24' }];
+
+export async function createVpc(opts: CreateVpcOptions = {}): Promise<LocalVpc> {
+  const prefix = validatePrefix(opts.prefix ?? newPrefix());
+  const imdsLagMs = opts.imdsLagMs ?? 0;
+  if (!Number.isFinite(imdsLagMs) || imdsLagMs < 0) {
+    throw new Error(`createVpc: imdsLagMs must be a number >= 0, got ${opts.imdsLagMs}`);
+  }
+  const state = new Ec2State(opts.region ? { region: opts.region } : {});
+  const vpcRecord = state.createVpc({ cidr: opts.cidr ?? '10.0.0.0/16' });
+  const subnetIds = (opts.subnets ?? DEFAULT_SUBNETS).map((s) => {
+    const spec = typeof s === 'string' ? { cidr: s } : s;
+    return state.createSubnet({ vpcId: vpcRecord.id, cidr: spec.cidr, ...(spec.az ? { az: spec.az } : {}) })
+      .id;
+  });
+  return LocalVpcImpl.start(prefix, state, vpcRecord.id, subnetIds, imdsLagMs);
+}
+
+class LocalVpcImpl implements LocalVpc {
+  readonly routerNetns: string;
+  readonly inetNetns: string;
+  readonly inetAddress = INET_HOST_ADDRESS;
+  readonly inetUrl = `http://${INET_HOST_ADDRESS}:${INET_HTTP_PORT}/`;
+  readonly ec2Endpoint = `http://${EC2_ADDRESS}`;
+  ec2Url = '';
+
+  readonly faults = new Faults();
+  readonly callLog = new CallLog();
+  private ec2: Ec2Server | undefined;
+  /** IMDS: one server fed by the router listener and each instance's loopback listener. */
+  private imds!: http.Server;
+  private readonly listeners: net.Server[] = [];
+  /** root-namespace IMDS port -> instance id */
+  private readonly imdsPorts = new Map<number, string>();
+  private readonly launched = new Map<string, Instance>();
+  private readonly children = new Set<ChildProcess>();
+  private destroying: Promise<void> | undefined;
+
+  private constructor(
+    readonly prefix: string,
+    readonly state: Ec2State,
+    readonly vpcId: string,
+    readonly subnetIds: readonly string[],
+    private readonly fabric: Fabric,
+  ) {
+    this.routerNetns = fabric.routerNs;
+    this.inetNetns = fabric.inetNs;
+  }
+
+  static async start(
+    prefix: string,
+    state: Ec2State,
+    vpcId: string,
+    subnetIds: string[],
+    imdsLagMs: number,
+  ): Promise<LocalVpcImpl> {
+    const fabric = await Fabric.create({ prefix, model: fabricModelFromState(state) });
+    const vpc = new LocalVpcImpl(prefix, state, vpcId, subnetIds, fabric);
+    try {
+      await vpc.startServices(imdsLagMs);
+    } catch (err) {
+      await vpc.destroy().catch(() => {});
+      throw err;
+    }
+    return vpc;
+  }
+
+  private async startServices(imdsLagMs: number): Promise<void> {
+    // One model, one set of faults, one call log, whichever way a request comes in.
+    const ec2Controls = { state: this.state, faults: this.faults, calls: this.callLog };
+    this.ec2 = await startEc2Server({ ...ec2Controls, port: 0, host: '127.0.0.1' });
+    this.ec2Url = this.ec2.url;
+    const routerEc2 = http.createServer(createEc2Handler(ec2Controls));
+    this.imds = http.createServer(
+      createImdsHandler({
+        state: this.state,
+        lagMs: imdsLagMs,
+        resolveInstance: (remoteAddress, req) => this.imdsCaller(remoteAddress, req),
+      }),
+    );
+    // The router namespace: both emulators on port 80, told apart by the address dialled.
+    const sinks = new Map<string, ConnectionSink>([
+      [IMDS_ADDRESS, this.imds],
+      [EC2_ADDRESS, routerEc2],
+    ]);
+    this.listeners.push(
+      await listenInNetns(this.routerNetns, ROUTER_HTTP_PORT, dispatchByLocalAddress(sinks)),
+    );
+    this.listeners.push(await startInternetEcho(this.inetNetns, INET_HTTP_PORT));
+  }
+
+  /**
+   * Which instance is asking IMDS. Inside the VPC: the owner of the source address (the router's
+   * source/destination check guarantees it arrived on that owner's ENI). On loopback: the
+   * instance whose loopback port was dialled.
+   */
+  private imdsCaller(remoteAddress: string | undefined, req: http.IncomingMessage): string | undefined {
+    const remote = plainIpv4(remoteAddress);
+    if (remote === '127.0.0.1') return this.imdsPorts.get(req.socket.localPort ?? -1);
+    return remote ? this.state.instanceByAddress(remote)?.id : undefined;
+  }
+
+  async launchInstance(opts: LaunchOptions): Promise<Instance> {
+    this.assertAlive();
+    const subnetId = this.resolveSubnet(opts.subnet);
+    const record = this.state.runInstance({
+      instanceType: opts.instanceType,
+      subnetId,
+      ...(opts.privateIp ? { privateIpAddress: opts.privateIp } : {}),
+      ...(opts.tags ? { tags: opts.tags } : {}),
+    });
+    const netns = await this.fabric.addInstance(record.id);
+    const imdsListener = await listenOnLoopback((socket) => this.imds.emit('connection', socket));
+    this.listeners.push(imdsListener);
+    const imdsPort = listeningPort(imdsListener);
+    this.imdsPorts.set(imdsPort, record.id);
+    const eni = this.state.getEni(record.primaryEniId)!;
+    const instance: Instance = {
+      id: record.id,
+      instanceType: record.instanceType,
+      netns,
+      primaryIp: record.privateIpAddress,
+      primaryMac: eni.mac,
+      primaryEniId: eni.id,
+      subnetId: record.subnetId,
+      vpcId: record.vpcId,
+      ec2Endpoint: this.ec2Endpoint,
+      imdsEndpoint: `http://${IMDS_ADDRESS}`,
+      imdsLoopbackUrl: `http://127.0.0.1:${imdsPort}`,
+    };
+    this.launched.set(instance.id, instance);
+    return instance;
+  }
+
+  async terminateInstance(instance: Instance | string): Promise<void> {
+    const id = typeof instance === 'string' ? instance : instance.id;
+    this.state.terminateInstance(id);
+    this.launched.delete(id);
+    await this.fabric.idle();
+  }
+
+  instances(): Instance[] {
+    return [...this.launched.values()];
+  }
+
+  runIn(target: Target, cmd: string, args: readonly string[] = [], opts: SpawnOptions = {}): ChildProcess {
+    this.assertAlive();
+    const child = spawn('ip', ['netns', 'exec', this.netnsOf(target), cmd, ...args], opts);
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
+    child.once('error', () => this.children.delete(child));
+    return child;
+  }
+
+  exec(
+    target: Target,
+    cmd: string,
+    args: readonly string[] = [],
+    opts: ExecOptions = {},
+  ): Promise<CommandResult> {
+    const child = this.runIn(target, cmd, args, {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      ...(opts.env ? { env: opts.env } : {}),
+    });
+    return new Promise((resolve, reject) => {
+      let stdout = '';
+      let stderr = '';
+      const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+      child.stdout?.on('data', (d: Buffer) => {
+        stdout += d.toString();
+      });
+      child.stderr?.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      child.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new Error(`cannot run ${cmd} in ${this.netnsOf(target)}: ${err.message}`));
+      });
+      child.once('close', (code, signal) => {
+        clearTimeout(timer);
+        resolve({ stdout, stderr, code: code ?? (signal ? 128 : 1) });
+      });
+      child.stdin?.on('error', () => {});
+      child.stdin?.end(opts.input ?? '');
+    });
+  }
+
+  async ping(
+    target: Target,
+    address: string,
+    opts: { source?: string; timeoutS?: number } = {},
+  ): Promise<boolean> {
+    const args = ['-n', '-c1', `-W${opts.timeoutS ?? 1}`];
+    if (opts.source) args.push('-I', opts.source);
+    const r = await this.exec(target, 'ping', [...args, address]);
+    return r.code === 0;
+  }
+
+  settled(): Promise<void> {
+    return this.fabric.idle();
+  }
+
+  routerLinkOf(eniId: string): string | undefined {
+    return this.fabric.routerLinkOf(eniId);
+  }
+
+  destroy(): Promise<void> {
+    this.destroying ??= this.teardown();
+    return this.destroying;
+  }
+
+  private async teardown(): Promise<void> {
+    const errors: string[] = [];
+    const exited = [...this.children].map(
+      (child) =>
+        new Promise<void>((resolve) =>
+          child.exitCode !== null ? resolve() : child.once('exit', () => resolve()),
+        ),
+    );
+    for (const child of this.children) child.kill('SIGKILL');
+    await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 2000))]);
+    for (const l of this.listeners) await closeServer(l).catch((e: Error) => errors.push(e.message));
+    if (this.ec2) await this.ec2.close().catch((e: Error) => errors.push(e.message));
+    await this.fabric.destroy().catch((e: Error) => errors.push(e.message));
+    if (errors.length > 0) throw new Error(`local VPC ${this.prefix} teardown: ${errors.join('; ')}`);
+  }
+
+  private assertAlive(): void {
+    if (this.destroying) throw new Error(`local VPC ${this.prefix} has been destroyed`);
+  }
+
+  private resolveSubnet(subnet: string | number | undefined): string {
+    if (subnet === undefined) return this.subnetIds[0]!;
+    if (typeof subnet === 'number') {
+      const id = this.subnetIds[subnet];
+      if (!id)
+        throw new Error(
+          `launchInstance: no subnet at index ${subnet} (this VPC has ${this.subnetIds.length})`,
+        );
+      return id;
+    }
+    return subnet;
+  }
+
+  private netnsOf(target: Target): string {
+    if (typeof target !== 'string') return target.netns;
+    const ns = target;
+    if (ns !== this.prefix && !ns.startsWith(`${this.prefix}-`)) {
+      throw new Error(`namespace ${ns} does not belong to local VPC ${this.prefix}`);
+    }
+    return ns;
+  }
+}

@@ -1,0 +1,356 @@
+/**
+ * The one EC2 client of ipamd. Every call goes through `call()`, which
+ *  - waits for a client-side rate limiter (mutating and describe calls have separate buckets, like EC2),
+ *  - retries throttling, 5xx and network failures with capped exponential backoff and jitter,
+ *  - counts and times every attempt into the reference's metrics,
+ *  - turns failures into Ec2Error with an actionable message.
+ * Replies are validated and normalised into the small shapes below; the rest of ipamd never sees SDK types.
+ */
+import {
+  AssignPrivateIpAddressesCommand,
+  AttachNetworkInterfaceCommand,
+  CreateNetworkInterfaceCommand,
+  CreateTagsCommand,
+  DeleteNetworkInterfaceCommand,
+  DescribeInstanceTypesCommand,
+  DescribeNetworkInterfacesCommand,
+  DescribeSubnetsCommand,
+  DetachNetworkInterfaceCommand,
+  EC2Client,
+  type Filter,
+  ModifyNetworkInterfaceAttributeCommand,
+  type NetworkInterface,
+  UnassignPrivateIpAddressesCommand,
+} from '@aws-sdk/client-ec2';
+import PQueue from 'p-queue';
+import type { Logger } from '../log.js';
+import { awsApiLatency, ec2ApiErrors, ec2ApiRequests, ec2Throttled } from '../metrics.js';
+import { type CallContext, classifyEc2Error, Ec2Error } from './errors.js';
+import { assertCidr, assertEniId, assertIpv4, assertMac } from './validate.js';
+
+export type AddressUnit = 'ip' | 'prefix';
+
+export interface Ec2Eni {
+  id: string;
+  mac: string;
+  status: string;
+  subnetId: string;
+  vpcId: string;
+  primaryIp: string;
+  secondaryIps: string[];
+  prefixes: string[];
+  attachment: { id: string; instanceId: string; deviceIndex: number } | null;
+  tags: Record<string, string>;
+  securityGroups: string[];
+}
+
+export interface Ec2Subnet {
+  id: string;
+  cidr: string;
+  availableAddresses: number;
+  tags: Record<string, string>;
+}
+
+export interface Ec2InstanceTypeInfo {
+  name: string;
+  enis: number;
+  ipv4PerEni: number;
+  hypervisor: 'nitro' | 'xen' | 'unknown';
+  bareMetal: boolean;
+  vcpus: number | null;
+}
+
+export interface Ec2ApiOptions {
+  maxAttempts: number;
+  /** Calls per second for mutating and for describe calls. */
+  mutatingRate: number;
+  describeRate: number;
+  log: Logger;
+  /** Backoff base; tests set 0. */
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+}
+
+/** EC2 SDK client pointed at AWS_EC2_ENDPOINT when set; retries are ours, so the SDK makes one attempt. */
+export function createEc2Client(region: string, endpoint: string | null): EC2Client {
+  return new EC2Client({ region, maxAttempts: 1, ...(endpoint ? { endpoint } : {}) });
+}
+
+export class Ec2Api {
+  private readonly mutating: PQueue;
+  private readonly describing: PQueue;
+  private readonly baseDelayMs: number;
+  private readonly maxDelayMs: number;
+
+  constructor(
+    private readonly client: EC2Client,
+    private readonly opts: Ec2ApiOptions,
+  ) {
+    // EC2 refills its buckets continuously; a strict rolling window keeps us under the refill rate.
+    this.mutating = new PQueue({ interval: 1000, intervalCap: Math.max(1, opts.mutatingRate), strict: true });
+    this.describing = new PQueue({ interval: 1000, intervalCap: Math.max(1, opts.describeRate), strict: true });
+    this.baseDelayMs = opts.baseDelayMs ?? 200;
+    this.maxDelayMs = opts.maxDelayMs ?? 10_000;
+  }
+
+  /** Runs one EC2 API call with rate limiting, retries, metrics and error mapping. */
+  async call<T>(api: string, mutating: boolean, send: () => Promise<T>, ctx: CallContext = {}): Promise<T> {
+    const queue = mutating ? this.mutating : this.describing;
+    for (let attempt = 1; ; attempt++) {
+      const started = performance.now();
+      try {
+        ec2ApiRequests.inc({ fn: api });
+        const result = (await queue.add(send)) as T;
+        awsApiLatency.observe({ api, error: 'false', status: '200' }, performance.now() - started);
+        return result;
+      } catch (raw) {
+        const err = classifyEc2Error(api, raw, ctx);
+        const status = (raw as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        awsApiLatency.observe({ api, error: 'true', status: String(status ?? 0) }, performance.now() - started);
+        ec2ApiErrors.inc({ fn: api });
+        if (err.kind === 'throttled') ec2Throttled.inc({ fn: api });
+        if (!err.retryable || attempt >= this.opts.maxAttempts) {
+          this.opts.log.warn({ api, code: err.code, kind: err.kind, attempt }, err.message);
+          throw err;
+        }
+        // Throttling gets a longer base: the bucket refills slowly and hammering it delays everyone.
+        const base = this.baseDelayMs * (err.kind === 'throttled' ? 4 : 1);
+        const delay = Math.min(this.maxDelayMs, base * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+        this.opts.log.info({ api, code: err.code, attempt, delayMs: Math.round(delay) }, err.message);
+        if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  async describeNetworkInterfaces(ids: string[]): Promise<Ec2Eni[]> {
+    if (ids.length === 0) return [];
+    const out = await this.call('DescribeNetworkInterfaces', false, () =>
+      this.client.send(new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: ids })),
+    );
+    return (out.NetworkInterfaces ?? []).map(toEni);
+  }
+
+  /** ENIs matching filters, following pagination. */
+  async findNetworkInterfaces(filters: Filter[]): Promise<Ec2Eni[]> {
+    const enis: Ec2Eni[] = [];
+    let token: string | undefined;
+    do {
+      const out = await this.call('DescribeNetworkInterfaces', false, () =>
+        this.client.send(
+          new DescribeNetworkInterfacesCommand({ Filters: filters, NextToken: token, MaxResults: 1000 }),
+        ),
+      );
+      enis.push(...(out.NetworkInterfaces ?? []).map(toEni));
+      token = out.NextToken;
+    } while (token);
+    return enis;
+  }
+
+  async createNetworkInterface(p: {
+    subnetId: string;
+    securityGroups: string[];
+    unit: AddressUnit;
+    count: number;
+    description: string;
+    tags: Record<string, string>;
+  }): Promise<Ec2Eni> {
+    const out = await this.call(
+      'CreateNetworkInterface',
+      true,
+      () =>
+        this.client.send(
+          new CreateNetworkInterfaceCommand({
+            SubnetId: p.subnetId,
+            Groups: p.securityGroups,
+            Description: p.description,
+            ...(p.count > 0
+              ? p.unit === 'ip'
+                ? { SecondaryPrivateIpAddressCount: p.count }
+                : { Ipv4PrefixCount: p.count }
+              : {}),
+            TagSpecifications: [{ ResourceType: 'network-interface', Tags: tagList(p.tags) }],
+          }),
+        ),
+      { subnetId: p.subnetId },
+    );
+    if (!out.NetworkInterface) throw badReply('CreateNetworkInterface', 'no NetworkInterface in the reply');
+    return toEni(out.NetworkInterface);
+  }
+
+  async attachNetworkInterface(eniId: string, instanceId: string, deviceIndex: number): Promise<string> {
+    const out = await this.call(
+      'AttachNetworkInterface',
+      true,
+      () =>
+        this.client.send(
+          new AttachNetworkInterfaceCommand({
+            NetworkInterfaceId: eniId,
+            InstanceId: instanceId,
+            DeviceIndex: deviceIndex,
+            NetworkCardIndex: 0,
+          }),
+        ),
+      { eniId },
+    );
+    if (!out.AttachmentId) throw badReply('AttachNetworkInterface', 'no AttachmentId in the reply');
+    return out.AttachmentId;
+  }
+
+  async setDeleteOnTermination(eniId: string, attachmentId: string): Promise<void> {
+    await this.call(
+      'ModifyNetworkInterfaceAttribute',
+      true,
+      () =>
+        this.client.send(
+          new ModifyNetworkInterfaceAttributeCommand({
+            NetworkInterfaceId: eniId,
+            Attachment: { AttachmentId: attachmentId, DeleteOnTermination: true },
+          }),
+        ),
+      { eniId },
+    );
+  }
+
+  async detachNetworkInterface(attachmentId: string, eniId: string): Promise<void> {
+    await this.call(
+      'DetachNetworkInterface',
+      true,
+      () => this.client.send(new DetachNetworkInterfaceCommand({ AttachmentId: attachmentId })),
+      { eniId },
+    );
+  }
+
+  async deleteNetworkInterface(eniId: string): Promise<void> {
+    await this.call(
+      'DeleteNetworkInterface',
+      true,
+      () => this.client.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: eniId })),
+      { eniId },
+    );
+  }
+
+  /** Adds `count` secondary IPs or /28 prefixes to an ENI; returns the new ones. */
+  async assignAddresses(eniId: string, subnetId: string, unit: AddressUnit, count: number): Promise<string[]> {
+    const out = await this.call(
+      'AssignPrivateIpAddresses',
+      true,
+      () =>
+        this.client.send(
+          new AssignPrivateIpAddressesCommand({
+            NetworkInterfaceId: eniId,
+            ...(unit === 'ip' ? { SecondaryPrivateIpAddressCount: count } : { Ipv4PrefixCount: count }),
+          }),
+        ),
+      { eniId, subnetId },
+    );
+    const got =
+      unit === 'ip'
+        ? (out.AssignedPrivateIpAddresses ?? []).map((a) => assertIpv4(a.PrivateIpAddress, 'assigned address'))
+        : (out.AssignedIpv4Prefixes ?? []).map((p) => assertCidr(p.Ipv4Prefix, 'assigned prefix'));
+    if (got.length === 0) throw badReply('AssignPrivateIpAddresses', `no ${unit} assigned to ${eniId}`);
+    return got;
+  }
+
+  async unassignAddresses(eniId: string, unit: AddressUnit, items: string[]): Promise<void> {
+    if (items.length === 0) return;
+    await this.call(
+      'UnassignPrivateIpAddresses',
+      true,
+      () =>
+        this.client.send(
+          new UnassignPrivateIpAddressesCommand({
+            NetworkInterfaceId: eniId,
+            ...(unit === 'ip' ? { PrivateIpAddresses: items } : { Ipv4Prefixes: items }),
+          }),
+        ),
+      { eniId },
+    );
+  }
+
+  async createTags(resourceIds: string[], tags: Record<string, string>): Promise<void> {
+    if (resourceIds.length === 0) return;
+    await this.call('CreateTags', true, () =>
+      this.client.send(new CreateTagsCommand({ Resources: resourceIds, Tags: tagList(tags) })),
+    );
+  }
+
+  async describeSubnets(filters: Filter[]): Promise<Ec2Subnet[]> {
+    const out = await this.call('DescribeSubnets', false, () =>
+      this.client.send(new DescribeSubnetsCommand({ Filters: filters })),
+    );
+    return (out.Subnets ?? []).map((s) => ({
+      id: requireString(s.SubnetId, 'DescribeSubnets', 'SubnetId'),
+      cidr: assertCidr(s.CidrBlock, 'subnet CIDR'),
+      availableAddresses: s.AvailableIpAddressCount ?? 0,
+      tags: tagMap(s.Tags),
+    }));
+  }
+
+  async describeInstanceType(name: string): Promise<Ec2InstanceTypeInfo | null> {
+    const out = await this.call('DescribeInstanceTypes', false, () =>
+      this.client.send(new DescribeInstanceTypesCommand({ InstanceTypes: [name as never] })),
+    );
+    const t = out.InstanceTypes?.[0];
+    const net = t?.NetworkInfo;
+    if (!t || !net?.MaximumNetworkInterfaces || !net.Ipv4AddressesPerInterface) return null;
+    const hv = t.Hypervisor;
+    return {
+      name,
+      enis: net.MaximumNetworkInterfaces,
+      ipv4PerEni: net.Ipv4AddressesPerInterface,
+      hypervisor: hv === 'nitro' ? 'nitro' : hv === 'xen' ? 'xen' : 'unknown',
+      bareMetal: t.BareMetal === true,
+      vcpus: t.VCpuInfo?.DefaultVCpus ?? null,
+    };
+  }
+
+  /** Waits for in-flight calls (used at shutdown). */
+  async drain(): Promise<void> {
+    await Promise.all([this.mutating.onIdle(), this.describing.onIdle()]);
+  }
+}
+
+function badReply(api: string, what: string): Ec2Error {
+  return new Ec2Error('other', api, 'BadReply', `${api} returned a malformed reply: ${what}`);
+}
+
+function requireString(v: string | undefined, api: string, field: string): string {
+  if (typeof v !== 'string' || v === '') throw badReply(api, `missing ${field}`);
+  return v;
+}
+
+function tagList(tags: Record<string, string>): { Key: string; Value: string }[] {
+  return Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+}
+
+function tagMap(tags: { Key?: string; Value?: string }[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const t of tags ?? []) if (t.Key) out[t.Key] = t.Value ?? '';
+  return out;
+}
+
+/** Validates and normalises one SDK NetworkInterface. */
+export function toEni(n: NetworkInterface): Ec2Eni {
+  const api = 'DescribeNetworkInterfaces';
+  const id = assertEniId(n.NetworkInterfaceId, 'NetworkInterfaceId');
+  const primaryIp = assertIpv4(n.PrivateIpAddress, `${id} primary address`);
+  const att = n.Attachment;
+  return {
+    id,
+    mac: assertMac(n.MacAddress, `${id} MAC`),
+    status: n.Status ?? 'unknown',
+    subnetId: requireString(n.SubnetId, api, `${id} SubnetId`),
+    vpcId: n.VpcId ?? '',
+    primaryIp,
+    secondaryIps: (n.PrivateIpAddresses ?? [])
+      .filter((a) => !a.Primary)
+      .map((a) => assertIpv4(a.PrivateIpAddress, `${id} secondary address`)),
+    prefixes: (n.Ipv4Prefixes ?? []).map((p) => assertCidr(p.Ipv4Prefix, `${id} prefix`)),
+    attachment:
+      att?.AttachmentId && att.InstanceId && typeof att.DeviceIndex === 'number'
+        ? { id: att.AttachmentId, instanceId: att.InstanceId, deviceIndex: att.DeviceIndex }
+        : null,
+    tags: tagMap(n.TagSet),
+    securityGroups: (n.Groups ?? []).map((g) => g.GroupId ?? '').filter((g) => g !== ''),
+  };
+}

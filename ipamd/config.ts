@@ -1,0 +1,381 @@
+/**
+ * The one configuration module of ipamd: every environment variable, its default (the AWS VPC CNI's)
+ * and its validation. `loadConfig` reports every bad value at once so an operator fixes them in one go.
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { parse as parseYaml } from 'yaml';
+import { DEFAULT_SOCKET_PATH, type SnatConfig } from '../lib/protocol/ipamd.js';
+
+export type Env = Record<string, string | undefined>;
+
+/** Subnet and security groups for secondary ENIs under custom networking (the ENIConfig's spec). */
+export interface EniConfig {
+  subnet: string;
+  securityGroups: string[];
+}
+
+export interface Config {
+  /** 'ip': secondary IPs; 'prefix': /28 prefixes (ENABLE_PREFIX_DELEGATION). */
+  mode: 'ip' | 'prefix';
+  /** Whole ENIs of free addresses to keep; used only when no IP/prefix target applies. */
+  warmEniTarget: number;
+  warmIpTarget: number;
+  minimumIpTarget: number;
+  /** Free /28 prefixes to keep (prefix mode, when no IP target is set). */
+  warmPrefixTarget: number;
+  maxEni: number | null;
+  maxPods: number | null;
+  ipCooldownSeconds: number;
+  customNetworking: boolean;
+  eniConfig: EniConfig | null;
+  subnetDiscovery: boolean;
+  snat: SnatConfig;
+  eniMtu: number;
+  podMtu: number;
+  vethPrefix: string;
+  nodePortSupport: boolean;
+  setSysctls: boolean;
+  clusterName: string | null;
+  additionalEniTags: Record<string, string>;
+  disableProvisioning: boolean;
+  disableLeakedEniCleanup: boolean;
+  ec2Endpoint: string | null;
+  imdsEndpoint: string;
+  region: string | null;
+  introspectionBind: string | null;
+  metricsBind: string | null;
+  socketPath: string;
+  socketMode: number;
+  checkpointPath: string;
+  cniConfDir: string;
+  writeCniConflist: boolean;
+  /** Loop periods; the defaults are the reference's, tests shorten them. */
+  reconcileIntervalSeconds: number;
+  shrinkIntervalSeconds: number;
+  poolCheckIntervalSeconds: number;
+  leakedEniAgeSeconds: number;
+  leakedEniIntervalSeconds: number;
+  /** Client-side EC2 rate limits (calls per second) so a node never bursts past EC2's token buckets. */
+  ec2MutatingRate: number;
+  ec2DescribeRate: number;
+  ec2MaxAttempts: number;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid ipamd configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const TRUE = new Set(['true', '1']);
+const FALSE = new Set(['false', '0']);
+const SUBNET_ID = /^subnet-[0-9a-f]{1,32}$/;
+const SG_ID = /^sg-[0-9a-f]{1,32}$/;
+const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
+/** Tag keys ipamd itself writes or reads; ADDITIONAL_ENI_TAGS must not override them. */
+const RESERVED_TAG_PREFIXES = ['node.k8s.amazonaws.com/', 'cluster.k8s.amazonaws.com/', 'aws:'];
+
+/** Reads values out of one env, collecting every problem instead of stopping at the first. */
+class EnvReader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  raw(name: string): string | undefined {
+    const v = this.env[name]?.trim();
+    return v === undefined || v === '' ? undefined : v;
+  }
+
+  isSet(name: string): boolean {
+    return this.raw(name) !== undefined;
+  }
+
+  bool(name: string, dflt: boolean): boolean {
+    const v = this.raw(name);
+    if (v === undefined) return dflt;
+    const lower = v.toLowerCase();
+    if (TRUE.has(lower)) return true;
+    if (FALSE.has(lower)) return false;
+    this.problems.push(`${name}=${JSON.stringify(v)} is not a boolean; use true or false`);
+    return dflt;
+  }
+
+  int(name: string, dflt: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+    const v = this.intOrNull(name, min, max);
+    return v ?? dflt;
+  }
+
+  intOrNull(name: string, min: number, max = Number.MAX_SAFE_INTEGER): number | null {
+    const v = this.raw(name);
+    if (v === undefined) return null;
+    if (!/^-?\d+$/.test(v)) {
+      this.problems.push(`${name}=${JSON.stringify(v)} is not a whole number`);
+      return null;
+    }
+    const n = Number(v);
+    if (n < min || n > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `at least ${min}` : `between ${min} and ${max}`;
+      this.problems.push(`${name}=${v} is out of range; it must be ${range}`);
+      return null;
+    }
+    return n;
+  }
+
+  positive(name: string, dflt: number): number {
+    const v = this.raw(name);
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) {
+      this.problems.push(`${name}=${JSON.stringify(v)} must be a positive number`);
+      return dflt;
+    }
+    return n;
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[], dflt: T): T {
+    const v = this.raw(name);
+    if (v === undefined) return dflt;
+    if ((allowed as readonly string[]).includes(v)) return v as T;
+    this.problems.push(`${name}=${JSON.stringify(v)} must be one of ${allowed.join(', ')}`);
+    return dflt;
+  }
+
+  url(name: string, dflt: string | null): string | null {
+    const v = this.raw(name);
+    if (v === undefined) return dflt;
+    try {
+      const u = new URL(v);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
+      return v.replace(/\/+$/, '');
+    } catch {
+      this.problems.push(`${name}=${JSON.stringify(v)} is not an http(s) URL`);
+      return dflt;
+    }
+  }
+
+  /** host:port, ":port" (all addresses) or "false"/"off" handled by the caller. */
+  bind(name: string, dflt: string): string {
+    const v = this.raw(name) ?? dflt;
+    const m = /^(.*):(\d{1,5})$/.exec(v);
+    const host = m?.[1] ?? '';
+    const port = Number(m?.[2]);
+    const hostOk = host === '' || host === 'localhost' || isIP(host.replace(/^\[|\]$/g, '')) !== 0;
+    if (!m || !hostOk || port > 65535) {
+      this.problems.push(`${name}=${JSON.stringify(v)} must be host:port (for example 127.0.0.1:61679)`);
+      return dflt;
+    }
+    return v;
+  }
+
+  absPath(name: string, dflt: string): string {
+    const v = this.raw(name) ?? dflt;
+    if (!v.startsWith('/')) {
+      this.problems.push(`${name}=${JSON.stringify(v)} must be an absolute path`);
+      return dflt;
+    }
+    return v;
+  }
+}
+
+export function isIpv4Cidr(s: string): boolean {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(s);
+  if (!m) return false;
+  const octetsOk = m.slice(1, 5).every((o) => Number(o) <= 255 && String(Number(o)) === o);
+  return octetsOk && Number(m[5]) <= 32;
+}
+
+function parseCidrList(r: EnvReader, name: string): string[] {
+  const v = r.raw(name);
+  if (v === undefined) return [];
+  const items = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  for (const item of items) {
+    if (!isIpv4Cidr(item)) r.problems.push(`${name}: ${JSON.stringify(item)} is not an IPv4 CIDR (a.b.c.d/n)`);
+  }
+  return items.filter(isIpv4Cidr);
+}
+
+function parseTags(r: EnvReader, name: string): Record<string, string> {
+  const v = r.raw(name);
+  if (v === undefined) return {};
+  let obj: unknown;
+  try {
+    obj = JSON.parse(v);
+  } catch {
+    r.problems.push(`${name} must be a JSON object of tag key to value, e.g. {"team":"net"}`);
+    return {};
+  }
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
+    r.problems.push(`${name} must be a JSON object of tag key to value, e.g. {"team":"net"}`);
+    return {};
+  }
+  const tags: Record<string, string> = {};
+  for (const [k, val] of Object.entries(obj)) {
+    if (typeof val !== 'string') {
+      r.problems.push(`${name}: the value of tag ${JSON.stringify(k)} must be a string`);
+    } else if (k.length === 0 || k.length > 128 || val.length > 256) {
+      r.problems.push(`${name}: tag ${JSON.stringify(k)} has an empty or too long key (128) or value (256)`);
+    } else if (RESERVED_TAG_PREFIXES.some((p) => k.startsWith(p))) {
+      r.problems.push(`${name}: tag key ${JSON.stringify(k)} uses a prefix reserved for ipamd or AWS`);
+    } else {
+      tags[k] = val;
+    }
+  }
+  return tags;
+}
+
+function validateEniConfig(r: EnvReader, source: string, subnet: unknown, groups: unknown): EniConfig | null {
+  const before = r.problems.length;
+  if (typeof subnet !== 'string' || !SUBNET_ID.test(subnet)) {
+    r.problems.push(`${source}: subnet ${JSON.stringify(subnet)} is not a subnet id (subnet-...)`);
+  }
+  if (!Array.isArray(groups) || groups.length === 0 || groups.length > 16) {
+    r.problems.push(`${source}: securityGroups must list 1 to 16 security group ids (sg-...)`);
+  } else {
+    for (const g of groups) {
+      if (typeof g !== 'string' || !SG_ID.test(g)) {
+        r.problems.push(`${source}: ${JSON.stringify(g)} is not a security group id (sg-...)`);
+      }
+    }
+  }
+  if (r.problems.length > before) return null;
+  return { subnet: subnet as string, securityGroups: groups as string[] };
+}
+
+/** The ENIConfig from ENI_CONFIG_FILE (an ENIConfig object in YAML/JSON) or ENI_CONFIG_SUBNET + ENI_CONFIG_SECURITY_GROUPS. */
+function parseEniConfig(r: EnvReader): EniConfig | null {
+  const file = r.raw('ENI_CONFIG_FILE');
+  if (file !== undefined) {
+    let doc: unknown;
+    try {
+      doc = parseYaml(readFileSync(file, 'utf8'));
+    } catch (err) {
+      r.problems.push(`ENI_CONFIG_FILE=${file}: cannot read or parse it: ${(err as Error).message}`);
+      return null;
+    }
+    const spec = (doc as { spec?: Record<string, unknown> } | null)?.spec ?? (doc as Record<string, unknown>);
+    if (typeof spec !== 'object' || spec === null) {
+      r.problems.push(`ENI_CONFIG_FILE=${file}: expected an ENIConfig with spec.subnet and spec.securityGroups`);
+      return null;
+    }
+    return validateEniConfig(r, `ENI_CONFIG_FILE=${file}`, spec.subnet, spec.securityGroups);
+  }
+  const subnet = r.raw('ENI_CONFIG_SUBNET');
+  const groups = r.raw('ENI_CONFIG_SECURITY_GROUPS');
+  if (subnet === undefined && groups === undefined) return null;
+  const list = (groups ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  return validateEniConfig(r, 'ENI_CONFIG_SUBNET/ENI_CONFIG_SECURITY_GROUPS', subnet, list);
+}
+
+function parseVethPrefix(r: EnvReader): string {
+  const v = r.raw('AWS_VPC_K8S_CNI_VETHPREFIX') ?? 'eni';
+  // Host veth names are prefix + 11 hash characters and must fit IFNAMSIZ (15).
+  if (!/^[a-zA-Z0-9_-]{1,4}$/.test(v) || ['eth', 'vlan', 'lo'].includes(v)) {
+    r.problems.push(
+      `AWS_VPC_K8S_CNI_VETHPREFIX=${JSON.stringify(v)} must be 1-4 letters/digits and not eth, vlan or lo`,
+    );
+    return 'eni';
+  }
+  return v;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const r = new EnvReader(env);
+  const prefixMode = r.bool('ENABLE_PREFIX_DELEGATION', false);
+  const warmIpTarget = r.int('WARM_IP_TARGET', 0, 0);
+  const minimumIpTarget = r.int('MINIMUM_IP_TARGET', 0, 0);
+  const ipTargets = warmIpTarget > 0 || minimumIpTarget > 0;
+  const warmEniTarget = r.int('WARM_ENI_TARGET', 1, 0);
+  // Prefix mode keeps one free prefix unless told otherwise; IP targets take precedence (the reference's rule).
+  const warmPrefixTarget = r.int('WARM_PREFIX_TARGET', prefixMode && !ipTargets ? 1 : 0, 0);
+  if (!prefixMode && !ipTargets && warmEniTarget === 0) {
+    r.problems.push('WARM_ENI_TARGET=0 with no WARM_IP_TARGET or MINIMUM_IP_TARGET would keep the pool empty');
+  }
+  if (prefixMode && !ipTargets && warmPrefixTarget === 0) {
+    r.problems.push(
+      'ENABLE_PREFIX_DELEGATION=true needs WARM_PREFIX_TARGET >= 1, or WARM_IP_TARGET/MINIMUM_IP_TARGET',
+    );
+  }
+
+  const customNetworking = r.bool('AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG', false);
+  const eniConfig = parseEniConfig(r);
+  if (customNetworking && eniConfig === null && !r.problems.some((p) => p.startsWith('ENI_CONFIG'))) {
+    r.problems.push(
+      'AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true needs ENI_CONFIG_FILE, or ENI_CONFIG_SUBNET and ENI_CONFIG_SECURITY_GROUPS',
+    );
+  }
+
+  const externalSnat = r.bool('AWS_VPC_K8S_CNI_EXTERNALSNAT', false);
+  const snat: SnatConfig = {
+    enabled: !externalSnat,
+    randomize: r.oneOf('AWS_VPC_K8S_CNI_RANDOMIZESNAT', ['none', 'hashrandom', 'prng'] as const, 'prng'),
+    excludeCidrs: parseCidrList(r, 'AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS'),
+  };
+  const eniMtu = r.int('AWS_VPC_ENI_MTU', 9001, 576, 9001);
+  const podMtu = r.int('POD_MTU', eniMtu, 576, 9001);
+
+  const logLevel = (r.raw('AWS_VPC_K8S_CNI_LOGLEVEL') ?? 'info').toLowerCase();
+  if (!LOG_LEVELS.has(logLevel)) {
+    r.problems.push(`AWS_VPC_K8S_CNI_LOGLEVEL=${logLevel} must be one of ${[...LOG_LEVELS].join(', ')}`);
+  }
+  const socketModeRaw = r.oneOf('IPAMD_SOCKET_MODE', ['0600', '0660'] as const, '0600');
+
+  const config: Config = {
+    mode: prefixMode ? 'prefix' : 'ip',
+    warmEniTarget,
+    warmIpTarget,
+    minimumIpTarget,
+    warmPrefixTarget,
+    maxEni: r.intOrNull('MAX_ENI', 1, 100),
+    maxPods: r.intOrNull('MAX_PODS', 1, 10_000),
+    ipCooldownSeconds: r.int('IP_COOLDOWN_PERIOD', 30, 0, 3600),
+    customNetworking,
+    eniConfig: customNetworking ? eniConfig : null,
+    subnetDiscovery: r.bool('ENABLE_SUBNET_DISCOVERY', true),
+    snat,
+    eniMtu,
+    podMtu,
+    vethPrefix: parseVethPrefix(r),
+    nodePortSupport: r.bool('AWS_VPC_K8S_CNI_NODE_PORT_SUPPORT', true),
+    setSysctls: r.bool('IPAMD_SET_SYSCTLS', true),
+    clusterName: r.raw('CLUSTER_NAME') ?? null,
+    additionalEniTags: parseTags(r, 'ADDITIONAL_ENI_TAGS'),
+    disableProvisioning: r.bool('DISABLE_NETWORK_RESOURCE_PROVISIONING', false),
+    disableLeakedEniCleanup: r.bool('DISABLE_LEAKED_ENI_CLEANUP', false),
+    ec2Endpoint: r.url('AWS_EC2_ENDPOINT', null),
+    imdsEndpoint: r.url('AWS_EC2_METADATA_SERVICE_ENDPOINT', 'http://169.254.169.254')!,
+    region: r.raw('AWS_REGION') ?? r.raw('AWS_DEFAULT_REGION') ?? null,
+    introspectionBind: r.bool('DISABLE_INTROSPECTION', false)
+      ? null
+      : r.bind('INTROSPECTION_BIND_ADDRESS', '127.0.0.1:61679'),
+    metricsBind: r.bool('DISABLE_METRICS', false) ? null : r.bind('METRICS_BIND_ADDRESS', '0.0.0.0:61678'),
+    socketPath: r.absPath('IPAMD_SOCKET_PATH', DEFAULT_SOCKET_PATH),
+    socketMode: Number.parseInt(socketModeRaw, 8),
+    checkpointPath: r.absPath('IPAMD_CHECKPOINT_PATH', '/var/run/aws-node/ipam.json'),
+    cniConfDir: r.absPath('CNI_CONF_DIR', '/etc/cni/net.d'),
+    writeCniConflist: r.bool('WRITE_CNI_CONFLIST', true),
+    reconcileIntervalSeconds: r.positive('IPAMD_RECONCILE_INTERVAL_SECONDS', 60),
+    shrinkIntervalSeconds: r.positive('IPAMD_SHRINK_INTERVAL_SECONDS', 30),
+    poolCheckIntervalSeconds: r.positive('IPAMD_POOL_CHECK_INTERVAL_SECONDS', 5),
+    leakedEniAgeSeconds: r.positive('IPAMD_LEAKED_ENI_AGE_SECONDS', 300),
+    leakedEniIntervalSeconds: r.positive('IPAMD_LEAKED_ENI_INTERVAL_SECONDS', 600),
+    ec2MutatingRate: r.positive('IPAMD_EC2_MUTATING_RATE', 5),
+    ec2DescribeRate: r.positive('IPAMD_EC2_DESCRIBE_RATE', 20),
+    ec2MaxAttempts: r.int('IPAMD_EC2_MAX_ATTEMPTS', 8, 1, 20),
+    logLevel,
+  };
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return config;
+}
+
+/** Whether the pool is sized by WARM_IP_TARGET/MINIMUM_IP_TARGET rather than whole ENIs or prefixes. */
+export function usesIpTargets(c: Pick<Config, 'warmIpTarget' | 'minimumIpTarget'>): boolean {
+  return c.warmIpTarget > 0 || c.minimumIpTarget > 0;
+}

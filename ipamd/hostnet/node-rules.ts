@@ -1,0 +1,94 @@
+/**
+ * The node's iptables model (the AWS VPC CNI's), as data: which rules ipamd wants in which chain.
+ * Pure, so every mode (SNAT on/off, exclusions, randomisation, node ports) is tested as a table.
+ *
+ * Rules are written exactly as `iptables-save` prints them, so the current state can be compared
+ * with the desired one as text and an unchanged node is left untouched.
+ *
+ * - nat AWS-SNAT-CHAIN-0 (from POSTROUTING): RETURN for VPC CIDRs and excluded CIDRs, then SNAT to the
+ *   primary address for everything not addressed to this node.
+ * - nat AWS-CONNMARK-CHAIN-0 (from PREROUTING, pod veths): marks pod connections that leave the VPC so
+ *   their packets route through the main table (out of the primary ENI, whose address they are SNATed
+ *   to) even when the pod's address lives on a secondary ENI.
+ * - mangle PREROUTING: mark connections arriving on the primary ENI for a local address (node ports),
+ *   and restore the mark on packets from pod veths so replies leave the way the request came in.
+ */
+import type { SnatConfig } from '../../lib/protocol/ipamd.js';
+
+export const SNAT_CHAIN = 'AWS-SNAT-CHAIN-0';
+export const CONNMARK_CHAIN = 'AWS-CONNMARK-CHAIN-0';
+export const DEFAULT_CONNMARK = 0x80;
+/** Chains ipamd owns outright (older releases used AWS-SNAT-CHAIN-1..n; those are removed). */
+export const OWNED_CHAIN = /^AWS-(SNAT|CONNMARK)-CHAIN-\d+$/;
+
+/** Rule specs per chain, without the leading "-A <chain>". */
+export interface TableRules {
+  /** Rules ipamd keeps in built-in chains (shared with kube-proxy and others). */
+  builtin: Record<string, string[]>;
+  /** Chains ipamd owns; their whole content. */
+  owned: Record<string, string[]>;
+}
+
+export interface DesiredIptables {
+  nat: TableRules;
+  mangle: TableRules;
+}
+
+export interface NodeRulesInput {
+  primaryIf: string;
+  primaryIp: string;
+  vpcCidrs: string[];
+  snat: SnatConfig;
+  vethPrefix: string;
+  nodePortSupport: boolean;
+  mark?: number;
+}
+
+const hex = (n: number) => `0x${n.toString(16)}`;
+
+export function desiredNodeIptables(input: NodeRulesInput): DesiredIptables {
+  const mark = input.mark ?? DEFAULT_CONNMARK;
+  const markMask = `${hex(mark)}/${hex(mark)}`;
+  const nat: TableRules = { builtin: {}, owned: {} };
+  const mangle: TableRules = { builtin: {}, owned: {} };
+  const vethMatch = `-i ${input.vethPrefix}+`;
+
+  if (input.snat.enabled) {
+    const excluded = input.snat.excludeCidrs.filter((c) => !input.vpcCidrs.includes(c));
+    const randomize = { none: '', hashrandom: ' --random', prng: ' --random-fully' }[input.snat.randomize];
+    nat.builtin.POSTROUTING = [`-m comment --comment "AWS SNAT CHAIN" -j ${SNAT_CHAIN}`];
+    nat.owned[SNAT_CHAIN] = [
+      ...input.vpcCidrs.map((c) => `-d ${c} -m comment --comment "AWS SNAT CHAIN" -j RETURN`),
+      ...excluded.map((c) => `-d ${c} -m comment --comment "AWS SNAT CHAIN EXCLUSION" -j RETURN`),
+      `! -o vlan+ -m comment --comment "AWS, SNAT" -m addrtype ! --dst-type LOCAL -j SNAT --to-source ${input.primaryIp}${randomize}`,
+    ];
+    nat.builtin.PREROUTING = [
+      `${vethMatch} -m comment --comment "AWS, outbound connections" -j ${CONNMARK_CHAIN}`,
+      `-m comment --comment "AWS, CONNMARK" -j CONNMARK --restore-mark --nfmask ${hex(mark)} --ctmask ${hex(mark)}`,
+    ];
+    nat.owned[CONNMARK_CHAIN] = [
+      ...input.vpcCidrs.map((c) => `-d ${c} -m comment --comment "AWS CONNMARK CHAIN, VPC CIDR" -j RETURN`),
+      ...excluded.map((c) => `-d ${c} -m comment --comment "AWS CONNMARK CHAIN, EXCLUDED CIDR" -j RETURN`),
+      `-m comment --comment "AWS, CONNMARK" -j CONNMARK --set-xmark ${markMask}`,
+    ];
+  }
+
+  const prerouting: string[] = [];
+  if (input.nodePortSupport) {
+    prerouting.push(
+      `-i ${input.primaryIf} -m comment --comment "AWS, primary ENI" -m addrtype --dst-type LOCAL --limit-iface-in -j CONNMARK --set-xmark ${markMask}`,
+    );
+  }
+  if (input.nodePortSupport || input.snat.enabled) {
+    prerouting.push(
+      `${vethMatch} -m comment --comment "AWS, primary ENI" -j CONNMARK --restore-mark --nfmask ${hex(mark)} --ctmask ${hex(mark)}`,
+    );
+  }
+  if (prerouting.length > 0) mangle.builtin.PREROUTING = prerouting;
+  return { nat, mangle };
+}
+
+/** Whether the `fwmark <mark>/<mark> lookup main` rule is wanted (the reference's condition). */
+export function wantsMainTableMarkRule(input: Pick<NodeRulesInput, 'snat' | 'nodePortSupport'>): boolean {
+  return input.nodePortSupport || input.snat.enabled;
+}

@@ -1,0 +1,156 @@
+/**
+ * Runs the pool: snapshot the datastore, plan one action, execute it, repeat until the pool is at
+ * target. Every EC2-touching job (growth, shrink, reconcile, leaked-ENI cleanup) runs through
+ * `exclusive`, one at a time, so they never race each other over the same ENI.
+ */
+import type { Datastore } from '../datastore/datastore.js';
+import type { Logger } from '../log.js';
+import { eniAllocated, ipamdErrors, totalIpAddresses, assignedIpAddresses } from '../metrics.js';
+import type { PoolExecutor } from './executor.js';
+import { type PlannerInput, type PoolAction, type PoolLimits, type PoolTargets, plan } from './planner.js';
+import type { SubnetPicker } from './subnets.js';
+
+export interface PoolManagerOptions {
+  ds: Datastore;
+  executor: PoolExecutor;
+  subnets: SubnetPicker;
+  log: Logger;
+  mode: 'ip' | 'prefix';
+  targets: PoolTargets;
+  limits: PoolLimits;
+  shrinkIntervalMs: number;
+  disableProvisioning: boolean;
+  /** Device numbers of attached ENIs ipamd does not manage (no_manage tag). */
+  unmanagedDeviceNumbers: () => number[];
+  now?: () => number;
+  /** Actions per tick before yielding, so one tick cannot run away. */
+  maxStepsPerTick?: number;
+}
+
+export interface PoolStatus {
+  /** Why the pool cannot grow, when it is short and cannot. */
+  blocked: { reason: string; permanent: boolean } | null;
+  lastError: string | null;
+  lastAction: PoolAction | null;
+}
+
+export class PoolManager {
+  private chain: Promise<unknown> = Promise.resolve();
+  private kicked = false;
+  private stopped = false;
+  private lastShrinkAt = 0;
+  private readonly now: () => number;
+  readonly status: PoolStatus = { blocked: null, lastError: null, lastAction: null };
+
+  constructor(private readonly o: PoolManagerOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  /** Runs fn after every earlier job, and before any later one. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  snapshot(): PlannerInput {
+    const { ds, subnets } = this.o;
+    const stats = ds.eniStats();
+    const managed = stats.map((s) => s.eni.deviceNumber);
+    return {
+      mode: this.o.mode,
+      targets: this.o.targets,
+      limits: this.o.limits,
+      enis: stats.map((s) => ({
+        id: s.eni.id,
+        deviceNumber: s.eni.deviceNumber,
+        isPrimary: s.eni.isPrimary,
+        forPods: s.eni.forPods,
+        slotsUsed: s.slotsUsed,
+        total: s.total,
+        assigned: s.assigned,
+        cooling: s.cooling,
+        ready: s.ready,
+        freeIps: ds.freeIps(s.eni.id),
+        freePrefixes: ds.freePrefixes(s.eni.id),
+        subnetBlocked: subnets.isBlocked(s.eni.subnetId),
+      })),
+      usedDeviceNumbers: [...new Set([...managed, ...this.o.unmanagedDeviceNumbers()])],
+      createBlockedReason: this.o.disableProvisioning
+        ? 'DISABLE_NETWORK_RESOURCE_PROVISIONING=true: ipamd does not create ENIs'
+        : subnets.blockedReason(),
+      now: this.now(),
+      lastShrinkAt: this.lastShrinkAt,
+      shrinkIntervalMs: this.o.shrinkIntervalMs,
+    };
+  }
+
+  /** Plans and executes until the pool is at target, blocked, or a step fails. */
+  tick(): Promise<void> {
+    return this.exclusive(async () => {
+      const max = this.o.maxStepsPerTick ?? 20;
+      for (let step = 0; step < max && !this.stopped; step++) {
+        const action = plan(this.snapshot());
+        this.status.lastAction = action;
+        if (action.kind === 'none') {
+          this.setBlocked(null);
+          break;
+        }
+        if (action.kind === 'blocked') {
+          this.setBlocked({ reason: action.reason, permanent: action.permanent });
+          break;
+        }
+        const shrinking = action.kind === 'release' || action.kind === 'delete-eni';
+        if (this.o.disableProvisioning && shrinking && action.kind === 'delete-eni') break;
+        this.o.log.info({ action: action.kind, reason: action.reason }, 'pool decision');
+        try {
+          await this.o.executor.run(action);
+          this.status.lastError = null;
+          if (shrinking) this.lastShrinkAt = this.now();
+        } catch (err) {
+          const message = (err as Error).message;
+          this.status.lastError = message;
+          ipamdErrors.inc({ fn: action.kind });
+          this.o.log.warn({ action: action.kind, err: message }, 'pool action failed; will retry');
+          // A shrink that failed still counts as an attempt: do not retry it every tick.
+          if (shrinking) this.lastShrinkAt = this.now();
+          break;
+        } finally {
+          this.updateGauges();
+        }
+      }
+    });
+  }
+
+  private setBlocked(b: PoolStatus['blocked']): void {
+    if (b && b.reason !== this.status.blocked?.reason) this.o.log.warn({ reason: b.reason }, 'pool cannot grow');
+    this.status.blocked = b;
+  }
+
+  /** Asks for a tick soon, without waiting for it (coalesces bursts of requests). */
+  kick(): void {
+    if (this.kicked || this.stopped) return;
+    this.kicked = true;
+    setImmediate(() => {
+      this.kicked = false;
+      void this.tick();
+    });
+  }
+
+  /** Stops growing and shrinking; resolves once the action in flight has finished. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.exclusive(async () => undefined);
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  updateGauges(): void {
+    const s = this.o.ds.stats();
+    eniAllocated.set(this.o.ds.allEnis().length);
+    totalIpAddresses.set(s.total);
+    assignedIpAddresses.set(s.assigned);
+  }
+}

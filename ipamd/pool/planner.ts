@@ -1,0 +1,241 @@
+/**
+ * The deciding half of the pool ("prepare"): from a snapshot of the pool, the targets and the limits,
+ * choose the one next action (grow an ENI, create an ENI, release surplus, delete a free ENI, or
+ * nothing) with the reason for it. Pure: no I/O, no clock; table-tested.
+ */
+
+export type AddressUnit = 'ip' | 'prefix';
+
+export interface PlannerEni {
+  id: string;
+  deviceNumber: number;
+  isPrimary: boolean;
+  /** false for the primary ENI under custom networking. */
+  forPods: boolean;
+  /** Secondary IPs + prefixes held: what EC2's per-ENI limit counts. */
+  slotsUsed: number;
+  total: number;
+  assigned: number;
+  cooling: number;
+  ready: number;
+  /** Free, out-of-cooldown secondary IPs / whole prefixes: what may be released. */
+  freeIps: string[];
+  freePrefixes: string[];
+  /** Its subnet is backing off after running out of addresses. */
+  subnetBlocked: boolean;
+}
+
+export interface PoolTargets {
+  warmEni: number;
+  warmIp: number;
+  minIp: number;
+  warmPrefix: number;
+}
+
+export interface PoolLimits {
+  /** ENIs the instance may have attached (type limit, MAX_ENI), unmanaged ones included. */
+  maxEnis: number;
+  /** Secondary IPs (or prefixes) per ENI: the type's addresses per ENI minus the primary. */
+  slotsPerEni: number;
+  maxPods: number;
+}
+
+export interface PlannerInput {
+  mode: AddressUnit;
+  targets: PoolTargets;
+  limits: PoolLimits;
+  /** Managed ENIs (the primary one included). */
+  enis: PlannerEni[];
+  /** Device numbers in use by every attached ENI, unmanaged ones included. */
+  usedDeviceNumbers: number[];
+  /** Why no ENI can be created right now (provisioning disabled, every subnet backing off), or null. */
+  createBlockedReason: string | null;
+  now: number;
+  lastShrinkAt: number;
+  shrinkIntervalMs: number;
+}
+
+export type PoolAction =
+  | { kind: 'none'; reason: string }
+  /** The pool is short but cannot grow; `permanent` when only a pod deletion can help. */
+  | { kind: 'blocked'; reason: string; permanent: boolean }
+  | { kind: 'assign'; eniId: string; unit: AddressUnit; count: number; reason: string }
+  | { kind: 'create-eni'; deviceNumber: number; unit: AddressUnit; count: number; reason: string }
+  | { kind: 'release'; eniId: string; unit: AddressUnit; items: string[]; reason: string }
+  | { kind: 'delete-eni'; eniId: string; reason: string };
+
+export interface PoolTotals {
+  total: number;
+  assigned: number;
+  cooling: number;
+  ready: number;
+}
+
+export function totals(enis: PlannerEni[]): PoolTotals {
+  const t = { total: 0, assigned: 0, cooling: 0, ready: 0 };
+  for (const e of enis) {
+    if (!e.forPods) continue;
+    t.total += e.total;
+    t.assigned += e.assigned;
+    t.cooling += e.cooling;
+    t.ready += e.ready;
+  }
+  return t;
+}
+
+function ipTargets(t: PoolTargets): boolean {
+  return t.warmIp > 0 || t.minIp > 0;
+}
+
+/** Addresses the pool is short of its target (0 when it is not). */
+export function shortfall(input: PlannerInput): { short: number; why: string } {
+  const t = totals(input.enis);
+  const { targets, limits, mode } = input;
+  if (ipTargets(targets)) {
+    const warm = targets.warmIp - t.ready;
+    const min = targets.minIp - t.total;
+    const short = Math.max(warm, min, 0);
+    const why =
+      min >= warm
+        ? `total ${t.total} below MINIMUM_IP_TARGET ${targets.minIp}`
+        : `ready ${t.ready} below WARM_IP_TARGET ${targets.warmIp}`;
+    return { short, why };
+  }
+  if (mode === 'prefix') {
+    const want = targets.warmPrefix * 16;
+    return {
+      short: Math.max(want - t.ready, 0),
+      why: `ready ${t.ready} below WARM_PREFIX_TARGET ${targets.warmPrefix} (${want} addresses)`,
+    };
+  }
+  const want = targets.warmEni * limits.slotsPerEni;
+  return {
+    short: Math.max(want - t.ready, 0),
+    why: `ready ${t.ready} below WARM_ENI_TARGET ${targets.warmEni} (${want} addresses)`,
+  };
+}
+
+/** Free addresses above target (0 when none may go). */
+export function surplus(input: PlannerInput): number {
+  const t = totals(input.enis);
+  const { targets, limits, mode } = input;
+  if (ipTargets(targets)) return Math.max(Math.min(t.ready - targets.warmIp, t.total - targets.minIp), 0);
+  if (mode === 'prefix') return Math.max(t.ready - targets.warmPrefix * 16, 0);
+  return Math.max(t.ready - targets.warmEni * limits.slotsPerEni, 0);
+}
+
+function firstFreeDeviceNumber(used: number[]): number {
+  const taken = new Set(used);
+  let n = 1;
+  while (taken.has(n)) n++;
+  return n;
+}
+
+export function plan(input: PlannerInput): PoolAction {
+  const { mode, limits } = input;
+  const perSlot = mode === 'prefix' ? 16 : 1;
+  const t = totals(input.enis);
+  const { short, why } = shortfall(input);
+
+  if (short > 0) {
+    const room = limits.maxPods - t.total;
+    if (room <= 0) {
+      return { kind: 'blocked', reason: `node at max pods (${limits.maxPods})`, permanent: true };
+    }
+    // Whole ENIs in ENI mode; just enough slots otherwise. Never past max pods (one partial prefix allowed).
+    const wholeEnis = !ipTargets(input.targets) && mode === 'ip';
+    const needSlots = Math.ceil(Math.min(short, room) / perSlot);
+    const roomSlots = Math.ceil(room / perSlot);
+    const growable = input.enis
+      .filter((e) => e.forPods && !e.subnetBlocked && e.slotsUsed < limits.slotsPerEni)
+      .sort((a, b) => a.deviceNumber - b.deviceNumber);
+    const target = growable[0];
+    if (target) {
+      const free = limits.slotsPerEni - target.slotsUsed;
+      const count = Math.min(free, wholeEnis ? roomSlots : needSlots);
+      return {
+        kind: 'assign',
+        eniId: target.id,
+        unit: mode,
+        count,
+        reason: `${why}: adding ${count} ${mode === 'ip' ? 'IP(s)' : 'prefix(es)'} to ${target.id}`,
+      };
+    }
+    const attached = input.usedDeviceNumbers.length;
+    if (attached >= limits.maxEnis) {
+      const allFull = input.enis.every((e) => !e.forPods || e.slotsUsed >= limits.slotsPerEni);
+      if (allFull) {
+        return {
+          kind: 'blocked',
+          reason: `ENI limit reached: ${attached} of ${limits.maxEnis} ENIs attached and full (${limits.slotsPerEni} ${mode === 'ip' ? 'IPs' : 'prefixes'} each)`,
+          permanent: true,
+        };
+      }
+      return {
+        kind: 'blocked',
+        reason: `ENI limit reached (${limits.maxEnis}) and the ENIs with room are in subnets that are backing off`,
+        permanent: false,
+      };
+    }
+    if (input.createBlockedReason !== null) {
+      return { kind: 'blocked', reason: input.createBlockedReason, permanent: false };
+    }
+    const count = Math.min(limits.slotsPerEni, wholeEnis ? roomSlots : needSlots);
+    const deviceNumber = firstFreeDeviceNumber(input.usedDeviceNumbers);
+    return {
+      kind: 'create-eni',
+      deviceNumber,
+      unit: mode,
+      count,
+      reason: `${why}: existing ENIs are full, creating an ENI at device ${deviceNumber} with ${count} ${mode === 'ip' ? 'IP(s)' : 'prefix(es)'}`,
+    };
+  }
+
+  if (input.now - input.lastShrinkAt < input.shrinkIntervalMs) {
+    return { kind: 'none', reason: 'pool at target' };
+  }
+  const over = surplus(input);
+  if (over <= 0) return { kind: 'none', reason: 'pool at target' };
+
+  // A whole free ENI goes first: one detach frees an ENI slot and all its addresses.
+  const freeEni = input.enis
+    .filter((e) => !e.isPrimary && e.forPods && e.assigned === 0 && e.cooling === 0 && e.total <= over)
+    .sort((a, b) => b.deviceNumber - a.deviceNumber)[0];
+  if (freeEni) {
+    return {
+      kind: 'delete-eni',
+      eniId: freeEni.id,
+      reason: `${over} free address(es) above target: deleting unused ENI ${freeEni.id} (${freeEni.total} addresses)`,
+    };
+  }
+  // In ENI mode the reference keeps addresses per whole ENI; only IP/prefix targets trim addresses.
+  if (!ipTargets(input.targets) && mode === 'ip') return { kind: 'none', reason: 'pool at target' };
+
+  const byEmptiness = input.enis
+    .filter((e) => e.forPods)
+    .sort((a, b) => a.assigned - b.assigned || b.deviceNumber - a.deviceNumber);
+  for (const e of byEmptiness) {
+    if (mode === 'prefix') {
+      const n = Math.min(Math.floor(over / 16), e.freePrefixes.length);
+      if (n <= 0) continue;
+      const items = e.freePrefixes.slice(0, n);
+      return {
+        kind: 'release',
+        eniId: e.id,
+        unit: 'prefix',
+        items,
+        reason: `${over} free address(es) above target: releasing ${n} prefix(es) from ${e.id}`,
+      };
+    }
+    const n = Math.min(over, e.freeIps.length);
+    if (n <= 0) continue;
+    return {
+      kind: 'release',
+      eniId: e.id,
+      unit: 'ip',
+      items: e.freeIps.slice(0, n),
+      reason: `${over} free address(es) above target: releasing ${n} IP(s) from ${e.id}`,
+    };
+  }
+  return { kind: 'none', reason: 'surplus addresses are assigned or cooling down' };
+}

@@ -1,0 +1,24 @@
+/** Prometheus metrics HTTP server (default :61678), serving ipamd/metrics.ts's registry at /metrics. */
+import type { Registry } from 'prom-client';
+import type { Logger } from '../log.js';
+import { collectProcessMetrics, registry as defaultRegistry } from '../metrics.js';
+import { type HttpServer, jsonReply, startHttpServer } from './http.js';
+
+export async function startMetricsServer(opts: {
+  bind: string;
+  log: Logger;
+  /** For tests; the daemon serves the shared registry. */
+  registry?: Registry;
+}): Promise<HttpServer> {
+  const registry = opts.registry ?? defaultRegistry;
+  if (registry === defaultRegistry) collectProcessMetrics();
+  return startHttpServer({
+    bind: opts.bind,
+    bindName: 'METRICS_BIND_ADDRESS',
+    routes: {
+      '/': () => jsonReply({ paths: ['/metrics'] }),
+      '/metrics': async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+    },
+    log: opts.log.child({ component: 'metrics' }),
+  });
+}

@@ -1,0 +1,282 @@
+/**
+ * The ipamd Unix-socket server: one NDJSON request line per connection, one response line, close.
+ * Speaks lib/protocol/ipamd.ts; the daemon's logic sits behind an IpamHandler.
+ *
+ * Hardening, because anything on the node that can reach the socket is a client:
+ * - the request line is capped at MAX_REQUEST_BYTES and must arrive within `readTimeoutMs`;
+ * - malformed, oversized, unknown or wrong-version requests get an error line, never a crash;
+ * - the socket file is created in a private directory, chmod-ed, then renamed into place, so it is
+ *   never reachable with looser permissions than `mode`, even for an instant.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, chown, lstat, mkdir, rename, rmdir, unlink } from 'node:fs/promises';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { dirname, join } from 'node:path';
+import {
+  type ErrorCode,
+  errorLine,
+  MAX_REQUEST_BYTES,
+  okLine,
+  ProtocolError,
+  parseRequest,
+  type Request,
+} from '../../lib/protocol/ipamd.js';
+import type { Logger } from '../log.js';
+import type { IpamHandler } from './handler.js';
+
+export interface SocketServerOptions {
+  path: string;
+  /** File mode of the socket: 0o600 (root only, the default) or 0o660 (root and `gid`). */
+  mode?: number;
+  /** Group owning the socket when mode is 0o660. */
+  gid?: number;
+  handler: IpamHandler;
+  log: Logger;
+  /** How long a client has to send its whole request line. */
+  readTimeoutMs?: number;
+  /** Connections beyond this are refused by the kernel backlog instead of piling up. */
+  maxConnections?: number;
+}
+
+export interface SocketServer {
+  readonly path: string;
+  /** Stops accepting, answers idle connections with not_ready, waits for in-flight requests. */
+  close(): Promise<void>;
+}
+
+export const DEFAULT_READ_TIMEOUT_MS = 5_000;
+const ALLOWED_MODES = new Set([0o600, 0o660]);
+// sockaddr_un.sun_path is 108 bytes including the terminating NUL.
+const MAX_SOCKET_PATH_BYTES = 107;
+
+export async function startSocketServer(opts: SocketServerOptions): Promise<SocketServer> {
+  const mode = opts.mode ?? 0o600;
+  if (!ALLOWED_MODES.has(mode)) {
+    throw new Error(`socket mode must be 0600 or 0660, got 0${mode.toString(8)}`);
+  }
+  if (!opts.path.startsWith('/')) {
+    throw new Error(`socket path must be absolute, got "${opts.path}"`);
+  }
+  if (Buffer.byteLength(opts.path) > MAX_SOCKET_PATH_BYTES) {
+    throw new Error(`socket path "${opts.path}" is longer than ${MAX_SOCKET_PATH_BYTES} bytes`);
+  }
+  const readTimeoutMs = opts.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
+  const log = opts.log.child({ component: 'socket' });
+
+  await mkdir(dirname(opts.path), { recursive: true, mode: 0o755 });
+  await removeStaleSocket(opts.path);
+
+  const connections = new Set<Connection>();
+  const server = createServer({ allowHalfOpen: true }, (sock) => {
+    const conn = new Connection(sock, opts.handler, log, readTimeoutMs, () => connections.delete(conn));
+    connections.add(conn);
+  });
+  server.maxConnections = opts.maxConnections ?? 1024;
+  server.on('error', (err) => log.error({ err }, 'socket server error'));
+
+  const ino = await listenPrivately(server, opts.path, mode, opts.gid);
+  log.info({ path: opts.path, mode: `0${mode.toString(8)}` }, 'serving ipamd socket');
+
+  let closing: Promise<void> | undefined;
+  return {
+    path: opts.path,
+    close() {
+      closing ??= (async () => {
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        await Promise.all([...connections].map((c) => c.shutdown()));
+        await stopped;
+        await unlinkIfOurs(opts.path, ino);
+        log.info({ path: opts.path }, 'ipamd socket closed');
+      })();
+      return closing;
+    },
+  };
+}
+
+/** One client connection: read one line, answer it, end. */
+class Connection {
+  private buf: Buffer[] = [];
+  private size = 0;
+  private state: 'reading' | 'handling' | 'done' = 'reading';
+  private inFlight: Promise<void> = Promise.resolve();
+  private readonly timer: NodeJS.Timeout;
+  private readonly started = process.hrtime.bigint();
+
+  constructor(
+    private readonly sock: Socket,
+    private readonly handler: IpamHandler,
+    private readonly log: Logger,
+    readTimeoutMs: number,
+    private readonly onClosed: () => void,
+  ) {
+    this.timer = setTimeout(() => {
+      this.reject('bad_request', `no complete request line within ${readTimeoutMs} ms`);
+    }, readTimeoutMs);
+    sock.on('data', (chunk: Buffer) => this.onData(chunk));
+    sock.on('end', () => {
+      if (this.state === 'reading') {
+        this.reject('bad_request', 'connection ended before a complete request line (missing newline)');
+      }
+    });
+    // Clients that vanish (EPIPE, ECONNRESET) are normal; the handler's work still completes.
+    sock.on('error', (err) => this.log.debug({ err }, 'client connection error'));
+    sock.on('close', () => {
+      clearTimeout(this.timer);
+      this.onClosed();
+    });
+  }
+
+  /** Called by close(): idle connections are told to retry, in-flight ones are waited for. */
+  shutdown(): Promise<void> {
+    if (this.state === 'reading') this.reject('not_ready', 'ipamd is shutting down; retry');
+    return this.inFlight;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.state !== 'reading') return;
+    const nl = chunk.indexOf(0x0a);
+    const take = nl === -1 ? chunk : chunk.subarray(0, nl);
+    this.size += take.length;
+    if (this.size > MAX_REQUEST_BYTES) {
+      this.reject('bad_request', `request larger than ${MAX_REQUEST_BYTES} bytes`);
+      return;
+    }
+    this.buf.push(take);
+    if (nl === -1) return;
+    const line = Buffer.concat(this.buf).toString('utf8');
+    this.buf = [];
+    this.state = 'handling';
+    clearTimeout(this.timer);
+    this.sock.pause();
+    this.inFlight = this.handle(line);
+  }
+
+  private async handle(line: string): Promise<void> {
+    let req: Request | undefined;
+    let reply: string;
+    try {
+      req = parseRequest(line);
+      reply = okLine(await this.dispatch(req));
+    } catch (err) {
+      if (err instanceof ProtocolError) {
+        reply = errorLine(err.code, err.message);
+        this.log.warn({ op: req?.op, code: err.code, msg: err.message }, 'request rejected');
+      } else {
+        const message = err instanceof Error ? err.message : String(err);
+        reply = errorLine('internal', `ipamd internal error: ${message}`);
+        this.log.error({ op: req?.op, err }, 'request handler failed');
+      }
+    }
+    this.log.debug({ op: req?.op, ms: this.elapsedMs() }, 'request served');
+    await this.finish(reply);
+  }
+
+  private dispatch(req: Request): Promise<unknown> {
+    switch (req.op) {
+      case 'add':
+        return this.handler.add(req);
+      case 'del':
+        return this.handler.del(req);
+      case 'gc':
+        return this.handler.gc(req);
+      case 'health':
+        return this.handler.health();
+    }
+  }
+
+  private reject(code: ErrorCode, message: string): void {
+    if (this.state !== 'reading') return;
+    this.state = 'handling';
+    clearTimeout(this.timer);
+    this.buf = [];
+    this.sock.pause();
+    this.log.warn({ code, msg: message }, 'request rejected');
+    this.inFlight = this.finish(errorLine(code, message));
+  }
+
+  /** Writes the response and closes; resolves when the socket is gone either way. */
+  private finish(reply: string): Promise<void> {
+    this.state = 'done';
+    return new Promise<void>((resolve) => {
+      if (this.sock.destroyed) return resolve();
+      this.sock.once('close', () => resolve());
+      this.sock.end(reply);
+      // A client that never reads cannot hold the connection open forever.
+      setTimeout(() => this.sock.destroy(), DEFAULT_READ_TIMEOUT_MS).unref();
+    });
+  }
+
+  private elapsedMs(): number {
+    return Number(process.hrtime.bigint() - this.started) / 1e6;
+  }
+}
+
+/**
+ * Removes a socket file left by a previous ipamd that died. Refuses to remove a live socket (another
+ * ipamd is serving it) or anything that is not a socket (a wrong path must not delete a file).
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  let st: Awaited<ReturnType<typeof lstat>>;
+  try {
+    st = await lstat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (!st.isSocket()) {
+    throw new Error(
+      `${path} exists and is not a socket; refusing to replace it (remove it or set IPAMD_SOCKET_PATH)`,
+    );
+  }
+  if (await isListening(path)) {
+    throw new Error(`${path} is served by another running process (is another ipamd running?)`);
+  }
+  await unlink(path);
+}
+
+function isListening(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
+
+/** Listens in a private 0700 directory, sets mode/owner, then renames the socket into place. */
+async function listenPrivately(server: Server, path: string, mode: number, gid?: number): Promise<bigint> {
+  const dir = join(dirname(path), `.ipamd-sock-${randomBytes(4).toString('hex')}`);
+  await mkdir(dir, { mode: 0o700 });
+  const tmp = join(dir, 's');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(tmp, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    await chmod(tmp, mode);
+    if (gid !== undefined) await chown(tmp, process.getuid?.() ?? 0, gid);
+    await rename(tmp, path);
+    return (await lstat(path, { bigint: true })).ino;
+  } catch (err) {
+    server.close();
+    throw err;
+  } finally {
+    await unlink(tmp).catch(() => {});
+    await rmdir(dir).catch(() => {});
+  }
+}
+
+/** Only remove the socket file if it is still the one we created (a successor may have replaced it). */
+async function unlinkIfOurs(path: string, ino: bigint): Promise<void> {
+  try {
+    const st = await lstat(path, { bigint: true });
+    if (st.ino === ino) await unlink(path);
+  } catch {
+    // already gone
+  }
+}

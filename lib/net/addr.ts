@@ -1,0 +1,104 @@
+// Parsing and formatting of IP addresses, prefixes and MAC addresses for netlink attributes.
+import { isIPv4, isIPv6 } from 'node:net';
+import { AF_INET, AF_INET6 } from './nlmsg.js';
+
+export interface IpBytes {
+  family: typeof AF_INET | typeof AF_INET6;
+  bytes: Buffer;
+}
+export interface Prefix extends IpBytes {
+  prefixLen: number;
+}
+
+export function parseIp(s: string, what = 'IP address'): IpBytes {
+  if (typeof s === 'string' && isIPv4(s)) {
+    return { family: AF_INET, bytes: Buffer.from(s.split('.').map(Number)) };
+  }
+  if (typeof s === 'string' && isIPv6(s)) return { family: AF_INET6, bytes: ipv6Bytes(s) };
+  throw new TypeError(`invalid ${what} ${JSON.stringify(s)}: expected an IPv4 or IPv6 address`);
+}
+
+function ipv6Bytes(s: string): Buffer {
+  let text = s.split('%')[0] ?? s;
+  const out = Buffer.alloc(16);
+  // An embedded dotted quad (::ffff:1.2.3.4) becomes two hex groups.
+  const dotted = text.match(/(\d+\.\d+\.\d+\.\d+)$/);
+  if (dotted?.[1]) {
+    const q = dotted[1].split('.').map(Number);
+    text = `${text.slice(0, -dotted[1].length)}${((q[0]! << 8) | q[1]!).toString(16)}:${((q[2]! << 8) | q[3]!).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  for (const [i, g] of groups.entries()) out.writeUInt16BE(Number.parseInt(g, 16), i * 2);
+  return out;
+}
+
+/** "10.0.0.0/16", "10.0.0.5" (host prefix) or "default" (0.0.0.0/0). */
+export function parsePrefix(s: string, what = 'prefix', defaultFamily: number = AF_INET): Prefix {
+  if (s === 'default' || s === 'all' || s === 'any') {
+    return defaultFamily === AF_INET6
+      ? { family: AF_INET6, bytes: Buffer.alloc(16), prefixLen: 0 }
+      : { family: AF_INET, bytes: Buffer.alloc(4), prefixLen: 0 };
+  }
+  if (typeof s !== 'string')
+    throw new TypeError(`invalid ${what} ${JSON.stringify(s)}: expected "a.b.c.d/len"`);
+  const slash = s.indexOf('/');
+  const ip = parseIp(slash < 0 ? s : s.slice(0, slash), what);
+  const max = ip.bytes.length * 8;
+  const lenText = slash < 0 ? String(max) : s.slice(slash + 1);
+  const prefixLen = /^\d{1,3}$/.test(lenText) ? Number(lenText) : Number.NaN;
+  if (!(prefixLen >= 0 && prefixLen <= max)) {
+    throw new TypeError(`invalid ${what} ${JSON.stringify(s)}: prefix length must be 0-${max}`);
+  }
+  return { ...ip, prefixLen };
+}
+
+export function formatIp(bytes: Buffer | undefined, family?: number): string | undefined {
+  if (!bytes) return undefined;
+  if (bytes.length === 4 && family !== AF_INET6) return [...bytes].join('.');
+  if (bytes.length !== 16) return bytes.toString('hex');
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i));
+  // Compress the longest run of zero groups (RFC 5952).
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best < 0) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}
+
+export function formatPrefix(bytes: Buffer | undefined, len: number, family: number): string {
+  if (!bytes) return len === 0 ? 'default' : `?/${len}`;
+  return `${formatIp(bytes, family)}/${len}`;
+}
+
+const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+
+export function parseMac(s: string): Buffer {
+  if (typeof s !== 'string' || !MAC_RE.test(s)) {
+    throw new TypeError(
+      `invalid MAC address ${JSON.stringify(s)}: expected six hex pairs like 0a:1b:2c:3d:4e:5f`,
+    );
+  }
+  return Buffer.from(s.replaceAll(':', ''), 'hex');
+}
+
+export function formatMac(b: Buffer | undefined): string | undefined {
+  if (!b) return undefined;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}

@@ -1,0 +1,154 @@
+/**
+ * Fixtures for the plugin's integration tests: uniquely named namespaces (a stand-in "node" and its
+ * pods), the built plugin exec'd the way a runtime does (env + stdin, inside the node namespace),
+ * and readers of the resulting kernel state through `ip -j`.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+export const REPO = resolve(import.meta.dirname, '../../..');
+export const PLUGIN = resolve(REPO, 'dist/aws-cni.mjs');
+
+export function runId(): string {
+  return process.pid.toString(36) + Math.random().toString(36).slice(2, 6);
+}
+
+export function requireBuilt(): void {
+  if (!existsSync(PLUGIN)) throw new Error(`${PLUGIN} is missing; run "npm run build" first`);
+}
+
+export function sh(cmd: string, args: string[], input?: string): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+export class Netns {
+  readonly path: string;
+  private constructor(readonly name: string) {
+    this.path = `/var/run/netns/${name}`;
+  }
+
+  static create(name: string): Netns {
+    if (!name.startsWith('vpccni-')) throw new Error(`namespace ${name} must start with vpccni-`);
+    sh('ip', ['netns', 'add', name]);
+    const ns = new Netns(name);
+    ns.ip('link', 'set', 'lo', 'up');
+    return ns;
+  }
+
+  ip(...args: string[]): string {
+    return sh('ip', ['-n', this.name, ...args]);
+  }
+
+  /** `ip -j` output parsed. */
+  json<T = Record<string, unknown>[]>(...args: string[]): T {
+    const out = sh('ip', ['-j', '-n', this.name, ...args]).trim();
+    return (out ? JSON.parse(out) : []) as T;
+  }
+
+  exec(cmd: string, args: string[], input?: string): string {
+    return sh('ip', ['netns', 'exec', this.name, cmd, ...args], input);
+  }
+
+  /** Exit status of a command in the namespace (0 = success). */
+  status(cmd: string, args: string[]): number {
+    try {
+      execFileSync('ip', ['netns', 'exec', this.name, cmd, ...args], { stdio: 'ignore', timeout: 10_000 });
+      return 0;
+    } catch (err) {
+      return (err as { status?: number }).status ?? -1;
+    }
+  }
+
+  delete(): void {
+    try {
+      sh('ip', ['netns', 'delete', this.name]);
+    } catch {
+      // already gone
+    }
+  }
+
+  linkNames(): string[] {
+    return this.json<{ ifname: string }[]>('link', 'show').map((l) => l.ifname);
+  }
+
+  rules(): {
+    priority: number;
+    src?: string;
+    dst?: string;
+    table: string;
+    srclen?: number;
+    dstlen?: number;
+  }[] {
+    return this.json('rule', 'show');
+  }
+}
+
+export interface CniCall {
+  command: string;
+  containerId?: string;
+  netns?: string;
+  ifName?: string;
+  args?: string;
+  path?: string;
+  /** Object (JSON-encoded) or raw stdin text. */
+  conf?: Record<string, unknown> | string;
+  /** Extra or overriding environment; `undefined` values remove a variable. */
+  env?: Record<string, string | undefined>;
+  /** The namespace the plugin runs in (the "node"). */
+  node: Netns;
+  /** Executable to run; default the built plugin through node. */
+  plugin?: string;
+}
+
+export interface CniOutcome {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  /** stdout parsed, when it is JSON. */
+  json: Record<string, unknown> | undefined;
+  ms: number;
+}
+
+/** Runs one plugin call as a runtime would: env, config on stdin, answer on stdout. */
+export function cni(call: CniCall): Promise<CniOutcome> {
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+  const base: Record<string, string | undefined> = {
+    CNI_COMMAND: call.command,
+    CNI_CONTAINERID: call.containerId,
+    CNI_NETNS: call.netns,
+    CNI_IFNAME: call.ifName,
+    CNI_ARGS: call.args,
+    CNI_PATH: call.path ?? '/usr/lib/cni',
+    ...call.env,
+  };
+  for (const [k, v] of Object.entries(base)) if (v !== undefined) env[k] = v;
+  const input = typeof call.conf === 'string' ? call.conf : JSON.stringify(call.conf ?? {});
+  const argv = call.plugin ? [call.plugin] : [process.execPath, PLUGIN];
+  const started = performance.now();
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn('ip', ['netns', 'exec', call.node.name, ...argv], {
+      env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      let json: Record<string, unknown> | undefined;
+      try {
+        json = stdout.trim() ? JSON.parse(stdout) : undefined;
+      } catch {
+        json = undefined;
+      }
+      resolvePromise({ exitCode: code ?? -1, stdout, stderr, json, ms: performance.now() - started });
+    });
+    child.stdin.end(input);
+  });
+}

@@ -1,0 +1,262 @@
+/**
+ * The local VPC's fabric, proved with real packets: routing between instances, the
+ * source/destination check, secondary ENIs and address moves, IMDS and EC2 from inside an
+ * instance, the internet host, and cleanup.
+ */
+import {
+  AssignPrivateIpAddressesCommand,
+  AttachNetworkInterfaceCommand,
+  CreateNetworkInterfaceCommand,
+  DetachNetworkInterfaceCommand,
+  EC2Client,
+  UnassignPrivateIpAddressesCommand,
+} from '@aws-sdk/client-ec2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listNetns } from '../../../infra/local-vpc/fabric/cleanup.js';
+import { createVpc, type Instance, type LocalVpc } from '../../../infra/local-vpc/index.js';
+
+let vpc: LocalVpc;
+let a: Instance; // subnet 0
+let b: Instance; // subnet 1
+let c: Instance; // subnet 0, same as a
+let ec2: EC2Client;
+
+/** A free address of subnet `subnetId` that EC2 has not given to anyone. */
+function unassignedAddress(subnetCidrPrefix: string): string {
+  for (let host = 200; host < 250; host++) {
+    const ip = `${subnetCidrPrefix}.${host}`;
+    if (!vpc.state.findEniByAddress(ip)) return ip;
+  }
+  throw new Error('no free address');
+}
+
+async function linkOf(
+  ns: string,
+  name: string,
+): Promise<{ address: string; operstate: string; mtu: number }> {
+  const r = await vpc.exec(ns, 'ip', ['-j', 'link', 'show', name]);
+  if (r.code !== 0) throw new Error(`no link ${name} in ${ns}: ${r.stderr}`);
+  return (JSON.parse(r.stdout) as Array<{ address: string; operstate: string; mtu: number }>)[0]!;
+}
+
+async function routerDevFor(address: string): Promise<string> {
+  const r = await vpc.exec(vpc.routerNetns, 'ip', ['-j', 'route', 'get', address]);
+  return (JSON.parse(r.stdout) as Array<{ dev: string }>)[0]!.dev;
+}
+
+async function sh(target: Instance | string, script: string): Promise<string> {
+  const r = await vpc.exec(target, 'sh', ['-ec', script]);
+  if (r.code !== 0) throw new Error(`sh -ec '${script}' failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+beforeAll(async () => {
+  vpc = await createVpc();
+  a = await vpc.launchInstance({ instanceType: 'm5.large', subnet: 0 });
+  b = await vpc.launchInstance({ instanceType: 'm5.large', subnet: 1 });
+  c = await vpc.launchInstance({ instanceType: 'm5.large', subnet: 0 });
+  ec2 = new EC2Client({
+    endpoint: vpc.ec2Url,
+    region: 'us-west-2',
+    credentials: { accessKeyId: 'AKIDFABRICTEST', secretAccessKey: 'x' },
+    maxAttempts: 1,
+  });
+});
+
+afterAll(async () => {
+  ec2?.destroy();
+  await vpc?.destroy();
+});
+
+describe('instances', () => {
+  it('boot with the primary ENI configured as DHCP would: MAC, address, MTU, default route', async () => {
+    const eth0 = await linkOf(a.netns, 'eth0');
+    expect(eth0.address).toBe(a.primaryMac);
+    expect(eth0.operstate).toBe('UP');
+    expect(eth0.mtu).toBe(9001);
+    const addrs = await sh(a, 'ip -4 -o addr show dev eth0');
+    expect(addrs).toContain(`${a.primaryIp}/24`);
+    expect(await sh(a, 'ip route show default')).toContain('via 10.0.1.1 dev eth0');
+  });
+
+  it('reach each other across subnets and within one (proxy ARP)', async () => {
+    expect(a.subnetId).not.toBe(b.subnetId);
+    expect(await vpc.ping(a, b.primaryIp)).toBe(true);
+    expect(await vpc.ping(b, a.primaryIp)).toBe(true);
+    expect(await vpc.ping(a, c.primaryIp)).toBe(true);
+  });
+});
+
+describe('source/destination check', () => {
+  it('drops a source the ENI does not own and delivers it once EC2 assigns it', async () => {
+    const spoofed = unassignedAddress('10.0.1');
+    await sh(a, `ip addr add ${spoofed}/32 dev eth0`);
+    expect(await vpc.ping(a, b.primaryIp, { source: spoofed })).toBe(false);
+
+    await ec2.send(
+      new AssignPrivateIpAddressesCommand({
+        NetworkInterfaceId: a.primaryEniId,
+        PrivateIpAddresses: [spoofed],
+      }),
+    );
+    await vpc.settled();
+    expect(await vpc.ping(a, b.primaryIp, { source: spoofed })).toBe(true);
+
+    // Owned by another instance's ENI is no better than owned by nobody.
+    const cs = unassignedAddress('10.0.1');
+    await ec2.send(
+      new AssignPrivateIpAddressesCommand({ NetworkInterfaceId: c.primaryEniId, PrivateIpAddresses: [cs] }),
+    );
+    await vpc.settled();
+    await sh(a, `ip addr add ${cs}/32 dev eth0`);
+    expect(await vpc.ping(a, b.primaryIp, { source: cs })).toBe(false);
+    await sh(a, `ip addr del ${cs}/32 dev eth0`);
+  });
+});
+
+describe('a second ENI', () => {
+  it('appears with its MAC, unconfigured; its address is delivered there and follows reassignment', async () => {
+    const created = await ec2.send(
+      new CreateNetworkInterfaceCommand({ SubnetId: a.subnetId, SecondaryPrivateIpAddressCount: 1 }),
+    );
+    const eni = created.NetworkInterface!;
+    const secondary = eni.PrivateIpAddresses!.find((p) => !p.Primary)!.PrivateIpAddress!;
+    const attached = await ec2.send(
+      new AttachNetworkInterfaceCommand({
+        NetworkInterfaceId: eni.NetworkInterfaceId,
+        InstanceId: a.id,
+        DeviceIndex: 1,
+      }),
+    );
+    await vpc.settled();
+
+    const eth1 = await linkOf(a.netns, 'eth1');
+    expect(eth1.address).toBe(eni.MacAddress);
+    expect(eth1.operstate).toBe('DOWN');
+    expect(eth1.mtu).toBe(9001);
+    expect(await sh(a, 'ip -4 -o addr show dev eth1')).toBe('');
+
+    // Configure it the way ipamd does for pods on a secondary ENI: replies leave through eth1.
+    await sh(
+      a,
+      [
+        'ip link set eth1 up',
+        `ip addr add ${secondary}/32 dev eth1`,
+        'ip route add 10.0.1.1 dev eth1 scope link table 101',
+        'ip route add default via 10.0.1.1 dev eth1 table 101',
+        `ip rule add from ${secondary} table 101 priority 100`,
+      ].join('; '),
+    );
+    expect(await routerDevFor(secondary)).toBe(vpc.routerLinkOf(eni.NetworkInterfaceId!));
+    expect(await vpc.ping(b, secondary)).toBe(true);
+
+    // Unassigned: the router no longer knows where it lives.
+    await ec2.send(
+      new UnassignPrivateIpAddressesCommand({
+        NetworkInterfaceId: eni.NetworkInterfaceId,
+        PrivateIpAddresses: [secondary],
+      }),
+    );
+    await vpc.settled();
+    expect(await vpc.ping(b, secondary)).toBe(false);
+
+    // Reassigned to the primary ENI: the route moves, and replies must now leave through eth0.
+    await ec2.send(
+      new AssignPrivateIpAddressesCommand({
+        NetworkInterfaceId: a.primaryEniId,
+        PrivateIpAddresses: [secondary],
+      }),
+    );
+    await vpc.settled();
+    expect(await routerDevFor(secondary)).toBe(vpc.routerLinkOf(a.primaryEniId));
+    expect(await vpc.ping(b, secondary)).toBe(false); // still answered through eth1: dropped
+    await sh(a, `ip rule del from ${secondary} table 101 priority 100`);
+    expect(await vpc.ping(b, secondary)).toBe(true);
+
+    await ec2.send(new DetachNetworkInterfaceCommand({ AttachmentId: attached.AttachmentId }));
+    await vpc.settled();
+    expect((await vpc.exec(a, 'ip', ['link', 'show', 'eth1'])).code).not.toBe(0);
+  });
+});
+
+describe('emulators from inside an instance', () => {
+  it('IMDS at 169.254.169.254 answers each instance with its own identity (IMDSv2)', async () => {
+    const script =
+      'T=$(curl -sf -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" http://169.254.169.254/latest/api/token); ' +
+      'curl -sf -H "X-aws-ec2-metadata-token: $T" http://169.254.169.254/latest/meta-data/';
+    expect(await sh(a, `${script}instance-id`)).toBe(a.id);
+    expect(await sh(b, `${script}instance-id`)).toBe(b.id);
+    expect(await sh(b, `${script}mac`)).toBe(b.primaryMac);
+  });
+
+  it('IMDS on loopback answers as the instance whose port was dialled', async () => {
+    const token = await fetch(`${b.imdsLoopbackUrl}/latest/api/token`, {
+      method: 'PUT',
+      headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' },
+    }).then((r) => r.text());
+    const id = await fetch(`${b.imdsLoopbackUrl}/latest/meta-data/instance-id`, {
+      headers: { 'x-aws-ec2-metadata-token': token },
+    }).then((r) => r.text());
+    expect(id).toBe(b.id);
+  });
+
+  it('the EC2 endpoint serves the real SDK at http://169.254.169.253', async () => {
+    const script = [
+      "import { EC2Client, DescribeInstancesCommand } from '@aws-sdk/client-ec2';",
+      `const ec2 = new EC2Client({ endpoint: '${a.ec2Endpoint}', region: 'us-west-2',`,
+      "  credentials: { accessKeyId: 'AKIDINSIDE', secretAccessKey: 'x' }, maxAttempts: 1 });",
+      `const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: ['${b.id}'] }));`,
+      'console.log(out.Reservations[0].Instances[0].PrivateIpAddress);',
+    ].join('\n');
+    const r = await vpc.exec(a, process.execPath, ['--input-type=module', '-e', script], {
+      timeoutMs: 20_000,
+    });
+    expect(r.stdout.trim(), r.stderr).toBe(b.primaryIp);
+    expect(vpc.callLog.summary().byCaller['AKIDINSIDE']).toBeDefined();
+  });
+});
+
+describe('the internet host', () => {
+  it('accepts instances’ primary addresses only', async () => {
+    expect(await vpc.ping(a, vpc.inetAddress)).toBe(true);
+    const secondary = unassignedAddress('10.0.2');
+    await ec2.send(
+      new AssignPrivateIpAddressesCommand({
+        NetworkInterfaceId: b.primaryEniId,
+        PrivateIpAddresses: [secondary],
+      }),
+    );
+    await vpc.settled();
+    await sh(b, `ip addr add ${secondary}/32 dev eth0`);
+    expect(await vpc.ping(b, a.primaryIp, { source: secondary })).toBe(true); // inside the VPC: fine
+    expect(await vpc.ping(b, vpc.inetAddress, { source: secondary })).toBe(false);
+  });
+
+  it('echoes the source address it sees over HTTP', async () => {
+    const body = await sh(a, `curl -sf --max-time 3 ${vpc.inetUrl}`);
+    expect(JSON.parse(body).sourceAddress).toBe(a.primaryIp);
+  });
+});
+
+describe('lifecycle', () => {
+  it('terminating an instance removes its namespace and its routes', async () => {
+    const d = await vpc.launchInstance({ instanceType: 't3.medium', subnet: 1 });
+    expect(await listNetns()).toContain(d.netns);
+    expect(await vpc.ping(a, d.primaryIp)).toBe(true);
+    await vpc.terminateInstance(d);
+    expect(await listNetns()).not.toContain(d.netns);
+    expect(await vpc.ping(a, d.primaryIp)).toBe(false);
+  });
+
+  it('destroy removes every namespace of the prefix and the processes started in them', async () => {
+    const other = await createVpc();
+    const n = await other.launchInstance({ instanceType: 'm5.large' });
+    const sleeper = other.runIn(n, 'sleep', ['300']);
+    const names = (await listNetns()).filter((ns) => ns.startsWith(`${other.prefix}-`));
+    expect(names.sort()).toEqual([`${other.prefix}-inet`, `${other.prefix}-vpc`, n.netns].sort());
+    await other.destroy();
+    await other.destroy(); // idempotent
+    expect((await listNetns()).filter((ns) => ns.startsWith(`${other.prefix}-`))).toEqual([]);
+    expect(sleeper.exitCode !== null || sleeper.signalCode !== null).toBe(true);
+  });
+});

@@ -1,0 +1,146 @@
+import {
+  AssignPrivateIpAddressesCommand,
+  CreateNetworkInterfaceCommand,
+  DescribeNetworkInterfacesCommand,
+  EC2Client,
+  EC2ServiceException,
+  type NetworkInterface,
+} from '@aws-sdk/client-ec2';
+import { mockClient } from 'aws-sdk-client-mock';
+import { pino } from 'pino';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { Ec2Api } from '../../../../ipamd/aws/ec2.js';
+import { Ec2Error } from '../../../../ipamd/aws/errors.js';
+import { ec2ApiErrors, ec2ApiRequests, ec2Throttled, registry } from '../../../../ipamd/metrics.js';
+
+const ec2Mock = mockClient(EC2Client);
+const log = pino({ level: 'silent' });
+
+function sdkError(name: string, status: number): EC2ServiceException {
+  return new EC2ServiceException({ name, $fault: status >= 500 ? 'server' : 'client', $metadata: { httpStatusCode: status }, message: `${name} happened` });
+}
+
+function api(opts: Partial<{ maxAttempts: number; mutatingRate: number }> = {}): Ec2Api {
+  return new Ec2Api(new EC2Client({ region: 'us-west-2' }), {
+    maxAttempts: opts.maxAttempts ?? 5,
+    mutatingRate: opts.mutatingRate ?? 1000,
+    describeRate: 1000,
+    log,
+    baseDelayMs: 0,
+  });
+}
+
+async function counter(metric: typeof ec2ApiRequests, fn: string): Promise<number> {
+  const m = await metric.get();
+  return m.values.find((v) => v.labels.fn === fn)?.value ?? 0;
+}
+
+const eniReply: NetworkInterface = {
+  NetworkInterfaceId: 'eni-0a1',
+  MacAddress: '0A:00:00:00:00:01',
+  Status: 'in-use' as const,
+  SubnetId: 'subnet-01',
+  VpcId: 'vpc-1',
+  PrivateIpAddress: '10.0.1.10',
+  PrivateIpAddresses: [
+    { PrivateIpAddress: '10.0.1.10', Primary: true },
+    { PrivateIpAddress: '10.0.1.11', Primary: false },
+  ],
+  Ipv4Prefixes: [{ Ipv4Prefix: '10.0.1.32/28' }],
+  Attachment: { AttachmentId: 'eni-attach-1', InstanceId: 'i-01', DeviceIndex: 1 },
+  TagSet: [{ Key: 'node.k8s.amazonaws.com/no_manage', Value: 'true' }],
+  Groups: [{ GroupId: 'sg-1' }],
+};
+
+describe('Ec2Api', () => {
+  beforeEach(() => {
+    ec2Mock.reset();
+    registry.resetMetrics();
+  });
+
+  it('retries RequestLimitExceeded and 5xx, then succeeds, counting every attempt', async () => {
+    ec2Mock
+      .on(AssignPrivateIpAddressesCommand)
+      .rejectsOnce(sdkError('RequestLimitExceeded', 503))
+      .rejectsOnce(sdkError('InternalError', 500))
+      .resolves({ AssignedPrivateIpAddresses: [{ PrivateIpAddress: '10.0.1.12' }] });
+    const got = await api().assignAddresses('eni-0a1', 'subnet-01', 'ip', 1);
+    expect(got).toEqual(['10.0.1.12']);
+    expect(ec2Mock.commandCalls(AssignPrivateIpAddressesCommand)).toHaveLength(3);
+    expect(await counter(ec2ApiRequests, 'AssignPrivateIpAddresses')).toBe(3);
+    expect(await counter(ec2ApiErrors, 'AssignPrivateIpAddresses')).toBe(2);
+    expect(await counter(ec2Throttled, 'AssignPrivateIpAddresses')).toBe(1);
+    const metrics = await registry.metrics();
+    expect(metrics).toMatch(/awscni_aws_api_latency_ms_count\{api="AssignPrivateIpAddresses",error="false",status="200"\} 1/);
+  });
+
+  it('gives up after maxAttempts with a throttling message', async () => {
+    ec2Mock.on(DescribeNetworkInterfacesCommand).rejects(sdkError('RequestLimitExceeded', 503));
+    const err = await api({ maxAttempts: 3 }).describeNetworkInterfaces(['eni-0a1']).catch((e) => e);
+    expect(err).toBeInstanceOf(Ec2Error);
+    expect(err.kind).toBe('throttled');
+    expect(err.message).toBe('EC2 throttled DescribeNetworkInterfaces (RequestLimitExceeded), retrying');
+    expect(ec2Mock.commandCalls(DescribeNetworkInterfacesCommand)).toHaveLength(3);
+  });
+
+  it('does not retry a full subnet and names the subnet', async () => {
+    ec2Mock.on(CreateNetworkInterfaceCommand).rejects(sdkError('InsufficientFreeAddressesInSubnet', 400));
+    const err = await api()
+      .createNetworkInterface({ subnetId: 'subnet-0ff', securityGroups: ['sg-1'], unit: 'ip', count: 9, description: 'd', tags: {} })
+      .catch((e) => e);
+    expect(err.kind).toBe('subnet_full');
+    expect(err.message).toBe('subnet subnet-0ff has no free addresses');
+    expect(ec2Mock.commandCalls(CreateNetworkInterfaceCommand)).toHaveLength(1);
+  });
+
+  it('maps InsufficientCidrBlocks and UnauthorizedOperation to actionable errors', async () => {
+    ec2Mock.on(AssignPrivateIpAddressesCommand).rejectsOnce(sdkError('InsufficientCidrBlocks', 400)).rejectsOnce(sdkError('UnauthorizedOperation', 403));
+    const a = await api().assignAddresses('eni-0a1', 'subnet-01', 'prefix', 1).catch((e) => e);
+    expect(a.kind).toBe('no_cidr_block');
+    expect(a.message).toMatch(/subnet subnet-01 has no free contiguous \/28 block/);
+    const b = await api().assignAddresses('eni-0a1', 'subnet-01', 'prefix', 1).catch((e) => e);
+    expect(b.kind).toBe('unauthorized');
+    expect(b.message).toMatch(/grant it to the node's IAM role/);
+  });
+
+  it('sends addresses with CreateNetworkInterface and tags in the same call', async () => {
+    ec2Mock.on(CreateNetworkInterfaceCommand).resolves({ NetworkInterface: eniReply });
+    const eni = await api().createNetworkInterface({
+      subnetId: 'subnet-01',
+      securityGroups: ['sg-1'],
+      unit: 'prefix',
+      count: 2,
+      description: 'aws-K8S-i-01',
+      tags: { 'node.k8s.amazonaws.com/instance_id': 'i-01' },
+    });
+    const input = ec2Mock.commandCalls(CreateNetworkInterfaceCommand)[0]!.args[0].input;
+    expect(input.Ipv4PrefixCount).toBe(2);
+    expect(input.SecondaryPrivateIpAddressCount).toBeUndefined();
+    expect(input.TagSpecifications).toEqual([
+      { ResourceType: 'network-interface', Tags: [{ Key: 'node.k8s.amazonaws.com/instance_id', Value: 'i-01' }] },
+    ]);
+    expect(eni).toMatchObject({
+      id: 'eni-0a1',
+      mac: '0a:00:00:00:00:01',
+      primaryIp: '10.0.1.10',
+      secondaryIps: ['10.0.1.11'],
+      prefixes: ['10.0.1.32/28'],
+      attachment: { id: 'eni-attach-1', instanceId: 'i-01', deviceIndex: 1 },
+      tags: { 'node.k8s.amazonaws.com/no_manage': 'true' },
+    });
+  });
+
+  it('rejects malformed replies with a message naming the field', async () => {
+    ec2Mock.on(DescribeNetworkInterfacesCommand).resolves({ NetworkInterfaces: [{ ...eniReply, MacAddress: 'zz' }] });
+    await expect(api().describeNetworkInterfaces(['eni-0a1'])).rejects.toThrow(/malformed eni-0a1 MAC: "zz"/);
+  });
+
+  it('rate-limits mutating calls client-side', async () => {
+    ec2Mock.on(AssignPrivateIpAddressesCommand).resolves({ AssignedPrivateIpAddresses: [{ PrivateIpAddress: '10.0.1.12' }] });
+    const a = api({ mutatingRate: 4 });
+    const started = Date.now();
+    await Promise.all(Array.from({ length: 6 }, () => a.assignAddresses('eni-0a1', 'subnet-01', 'ip', 1)));
+    // 4 per second: the 5th and 6th wait for the window to roll.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+  });
+});

@@ -1,0 +1,214 @@
+import { describe, expect, it } from 'vitest';
+import { type PlannerEni, type PlannerInput, plan } from '../../../../ipamd/pool/planner.js';
+import { defaultMaxPods, poolLimits, prefixModeProblem } from '../../../../ipamd/pool/limits.js';
+import { lookupInstanceType } from '../../../../lib/instance-types/index.js';
+
+/** An ENI with `total` addresses of which `assigned` are in use; for IP mode, slotsUsed = total. */
+function eni(dev: number, total: number, assigned = 0, over: Partial<PlannerEni> = {}): PlannerEni {
+  const cooling = over.cooling ?? 0;
+  const ready = total - assigned - cooling;
+  return {
+    id: `eni-${dev}`,
+    deviceNumber: dev,
+    isPrimary: dev === 0,
+    forPods: true,
+    slotsUsed: total,
+    total,
+    assigned,
+    cooling,
+    ready,
+    freeIps: Array.from({ length: ready }, (_, i) => `10.0.${dev}.${100 + i}`),
+    freePrefixes: [],
+    subnetBlocked: false,
+    ...over,
+  };
+}
+
+/** Prefix-mode ENI: `prefixes` /28s, `assigned` addresses in use packed into the first ones. */
+function peni(dev: number, prefixes: number, assigned = 0, over: Partial<PlannerEni> = {}): PlannerEni {
+  const usedPrefixes = Math.ceil(assigned / 16);
+  return eni(dev, prefixes * 16, assigned, {
+    slotsUsed: prefixes,
+    freeIps: [],
+    freePrefixes: Array.from({ length: prefixes - usedPrefixes }, (_, i) => `10.${dev}.${i}.0/28`),
+    ...over,
+  });
+}
+
+const m5large = { maxEnis: 3, slotsPerEni: 9, maxPods: 29 };
+
+function input(over: Partial<PlannerInput>): PlannerInput {
+  const enis = over.enis ?? [eni(0, 0)];
+  return {
+    mode: 'ip',
+    targets: { warmEni: 1, warmIp: 0, minIp: 0, warmPrefix: 0 },
+    limits: m5large,
+    enis,
+    usedDeviceNumbers: enis.map((e) => e.deviceNumber),
+    createBlockedReason: null,
+    now: 100_000,
+    lastShrinkAt: 0,
+    shrinkIntervalMs: 30_000,
+    ...over,
+  };
+}
+
+const t = (warmEni: number, warmIp = 0, minIp = 0, warmPrefix = 0) => ({ warmEni, warmIp, minIp, warmPrefix });
+
+describe('plan (grow)', () => {
+  it.each<[string, Partial<PlannerInput>, object]>([
+    ['cold start, WARM_ENI_TARGET=1 fills the primary ENI', {}, { kind: 'assign', eniId: 'eni-0', count: 9 }],
+    [
+      'primary full and one pod: a whole new ENI at device 1',
+      { enis: [eni(0, 9, 1)] },
+      { kind: 'create-eni', deviceNumber: 1, count: 9 },
+    ],
+    ['a warm ENI is already there', { enis: [eni(0, 9, 1), eni(1, 9)] }, { kind: 'none' }],
+    [
+      'fills an existing ENI with room before creating one',
+      { enis: [eni(0, 9, 9), eni(1, 3, 0)] },
+      { kind: 'assign', eniId: 'eni-1', count: 6 },
+    ],
+    [
+      'WARM_IP_TARGET=5 asks for exactly the shortfall',
+      { targets: t(1, 5), enis: [eni(0, 2, 0)] },
+      { kind: 'assign', eniId: 'eni-0', count: 3 },
+    ],
+    [
+      'MINIMUM_IP_TARGET=12 with WARM_IP_TARGET=2 grows to the minimum, spilling to a new ENI',
+      { targets: t(1, 2, 12), enis: [eni(0, 9, 0)] },
+      { kind: 'create-eni', deviceNumber: 1, count: 3 },
+    ],
+    [
+      'a free device number is chosen past unmanaged ENIs',
+      { enis: [eni(0, 9, 9)], usedDeviceNumbers: [0, 1] },
+      { kind: 'create-eni', deviceNumber: 2 },
+    ],
+    [
+      'unmanaged ENIs count toward the ENI limit',
+      { enis: [eni(0, 9, 9), eni(2, 9, 9)], usedDeviceNumbers: [0, 1, 2] },
+      { kind: 'blocked', permanent: true, reason: expect.stringMatching(/ENI limit reached: 3 of 3/) },
+    ],
+    [
+      'MAX_ENI=1 stops at the primary ENI',
+      { enis: [eni(0, 9, 9)], limits: { ...m5large, maxEnis: 1 } },
+      { kind: 'blocked', permanent: true },
+    ],
+    [
+      'max pods caps growth',
+      { enis: [eni(0, 9, 9), eni(1, 1, 1)], limits: { ...m5large, maxPods: 10 } },
+      { kind: 'blocked', permanent: true, reason: 'node at max pods (10)' },
+    ],
+    [
+      'max pods trims the last assignment',
+      { enis: [eni(0, 9, 8)], limits: { ...m5large, maxPods: 12 } },
+      { kind: 'create-eni', count: 3 },
+    ],
+    [
+      'a subnet in backoff is skipped; creation blocked gives the reason',
+      {
+        enis: [eni(0, 9, 9), eni(1, 2, 2, { subnetBlocked: true })],
+        createBlockedReason: 'subnet subnet-1 has no free addresses (backing off 4s)',
+      },
+      { kind: 'blocked', permanent: false, reason: 'subnet subnet-1 has no free addresses (backing off 4s)' },
+    ],
+    [
+      'cooling addresses do not count as ready',
+      { targets: t(1, 2), enis: [eni(0, 3, 1, { cooling: 2 })] },
+      { kind: 'assign', count: 2 },
+    ],
+    [
+      'custom networking: the primary ENI is not grown',
+      { enis: [eni(0, 0, 0, { forPods: false })] },
+      { kind: 'create-eni', deviceNumber: 1, count: 9 },
+    ],
+  ])('%s', (_name, over, expected) => {
+    expect(plan(input(over))).toMatchObject(expected);
+  });
+});
+
+describe('plan (prefix mode)', () => {
+  const pd = (over: Partial<PlannerInput>) =>
+    input({ mode: 'prefix', targets: t(1, 0, 0, 1), limits: { ...m5large, maxPods: 110 }, ...over });
+  it.each<[string, Partial<PlannerInput>, object]>([
+    ['cold start adds one prefix', { enis: [peni(0, 0)] }, { kind: 'assign', unit: 'prefix', count: 1 }],
+    ['one free prefix is enough', { enis: [peni(0, 2, 16)] }, { kind: 'none' }],
+    ['a used prefix triggers another', { enis: [peni(0, 1, 1)] }, { kind: 'assign', count: 1 }],
+    [
+      'WARM_PREFIX_TARGET=2 from empty',
+      { targets: t(1, 0, 0, 2), enis: [peni(0, 0)] },
+      { kind: 'assign', count: 2 },
+    ],
+    [
+      'WARM_IP_TARGET=20 rounds up to 2 prefixes',
+      { targets: t(1, 20), enis: [peni(0, 0)] },
+      { kind: 'assign', count: 2 },
+    ],
+    [
+      'releases surplus whole prefixes once the interval passed',
+      { enis: [peni(0, 4, 3)] },
+      { kind: 'release', unit: 'prefix', items: ['10.0.0.0/28', '10.0.1.0/28'] },
+    ],
+    ['but not within 30 s of the last shrink', { enis: [peni(0, 4, 3)], lastShrinkAt: 90_000 }, { kind: 'none' }],
+  ])('%s', (_name, over, expected) => {
+    expect(plan(pd(over))).toMatchObject(expected);
+  });
+});
+
+describe('plan (shrink)', () => {
+  it.each<[string, Partial<PlannerInput>, object]>([
+    [
+      'ENI mode deletes a second free ENI',
+      { enis: [eni(0, 9, 9), eni(1, 9), eni(2, 9)] },
+      { kind: 'delete-eni', eniId: 'eni-2' },
+    ],
+    ['ENI mode keeps the warm ENI', { enis: [eni(0, 9, 9), eni(1, 9, 0)] }, { kind: 'none' }],
+    ['never deletes the primary ENI', { enis: [eni(0, 9, 0), eni(1, 9, 0)] }, { kind: 'delete-eni', eniId: 'eni-1' }],
+    [
+      'never deletes an ENI with cooling addresses',
+      {
+        enis: [eni(0, 9, 9), eni(1, 9, 0), eni(2, 9, 0), eni(3, 9, 0, { cooling: 1 })],
+        limits: { ...m5large, maxEnis: 4 },
+      },
+      { kind: 'delete-eni', eniId: 'eni-2' },
+    ],
+    [
+      'WARM_IP_TARGET releases surplus IPs',
+      { targets: t(1, 2), enis: [eni(0, 9, 3)] },
+      { kind: 'release', unit: 'ip', eniId: 'eni-0', items: expect.arrayContaining([]) },
+    ],
+    [
+      'MINIMUM_IP_TARGET holds addresses even when WARM_IP_TARGET is exceeded',
+      { targets: t(1, 2, 9), enis: [eni(0, 9, 3)] },
+      { kind: 'none' },
+    ],
+    [
+      'no shrink within the interval',
+      { enis: [eni(0, 9, 9), eni(1, 9), eni(2, 9)], lastShrinkAt: 80_000 },
+      { kind: 'none' },
+    ],
+  ])('%s', (_name, over, expected) => {
+    expect(plan(input(over))).toMatchObject(expected);
+  });
+
+  it('releases exactly the surplus in WARM_IP_TARGET mode', () => {
+    const a = plan(input({ targets: t(1, 2), enis: [eni(0, 9, 3)] }));
+    expect(a.kind === 'release' && a.items.length).toBe(4);
+  });
+});
+
+describe('limits', () => {
+  it('computes the reference max pods and slots from the type table', () => {
+    const m5 = lookupInstanceType('m5.large')!;
+    expect(defaultMaxPods(m5, 'ip')).toBe(29);
+    expect(defaultMaxPods(m5, 'prefix')).toBe(110);
+    expect(defaultMaxPods(lookupInstanceType('m5.24xlarge')!, 'prefix')).toBe(250);
+    expect(poolLimits(m5, { mode: 'ip', maxEni: 2, maxPods: null })).toEqual({ maxEnis: 2, slotsPerEni: 9, maxPods: 29 });
+    expect(poolLimits(m5, { mode: 'ip', maxEni: null, maxPods: 17 }).maxPods).toBe(17);
+  });
+
+  it('refuses prefix mode off Nitro with a clear message', () => {
+    expect(prefixModeProblem(lookupInstanceType('m5.large')!)).toBeNull();
+    expect(prefixModeProblem(lookupInstanceType('t2.medium')!)).toMatch(/needs a Nitro instance type; t2.medium runs on xen/);
+  });
+});
