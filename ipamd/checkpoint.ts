@@ -45,7 +45,9 @@ function validate(path: string, obj: unknown): CheckpointData {
   const o = obj as Record<string, unknown>;
   if (typeof o.version !== 'number') throw bad('no version');
   if (o.version > CHECKPOINT_VERSION) {
-    throw bad(`version ${o.version} was written by a newer ipamd (this one reads up to ${CHECKPOINT_VERSION})`);
+    throw bad(
+      `version ${o.version} was written by a newer ipamd (this one reads up to ${CHECKPOINT_VERSION})`,
+    );
   }
   if (!Array.isArray(o.allocations)) throw bad('"allocations" is not an array');
   const allocations = o.allocations.map((a, i) => {

@@ -194,7 +194,8 @@ function parseCidrList(r: EnvReader, name: string): string[] {
     .map((s) => s.trim())
     .filter((s) => s !== '');
   for (const item of items) {
-    if (!isIpv4Cidr(item)) r.problems.push(`${name}: ${JSON.stringify(item)} is not an IPv4 CIDR (a.b.c.d/n)`);
+    if (!isIpv4Cidr(item))
+      r.problems.push(`${name}: ${JSON.stringify(item)} is not an IPv4 CIDR (a.b.c.d/n)`);
   }
   return items.filter(isIpv4Cidr);
 }
@@ -259,7 +260,9 @@ function parseEniConfig(r: EnvReader): EniConfig | null {
     }
     const spec = (doc as { spec?: Record<string, unknown> } | null)?.spec ?? (doc as Record<string, unknown>);
     if (typeof spec !== 'object' || spec === null) {
-      r.problems.push(`ENI_CONFIG_FILE=${file}: expected an ENIConfig with spec.subnet and spec.securityGroups`);
+      r.problems.push(
+        `ENI_CONFIG_FILE=${file}: expected an ENIConfig with spec.subnet and spec.securityGroups`,
+      );
       return null;
     }
     return validateEniConfig(r, `ENI_CONFIG_FILE=${file}`, spec.subnet, spec.securityGroups);
@@ -296,7 +299,9 @@ export function loadConfig(env: Env = process.env): Config {
   // Prefix mode keeps one free prefix unless told otherwise; IP targets take precedence (the reference's rule).
   const warmPrefixTarget = r.int('WARM_PREFIX_TARGET', prefixMode && !ipTargets ? 1 : 0, 0);
   if (!prefixMode && !ipTargets && warmEniTarget === 0) {
-    r.problems.push('WARM_ENI_TARGET=0 with no WARM_IP_TARGET or MINIMUM_IP_TARGET would keep the pool empty');
+    r.problems.push(
+      'WARM_ENI_TARGET=0 with no WARM_IP_TARGET or MINIMUM_IP_TARGET would keep the pool empty',
+    );
   }
   if (prefixMode && !ipTargets && warmPrefixTarget === 0) {
     r.problems.push(

@@ -32,9 +32,20 @@ export const assignedIpAddresses = new Gauge({
   registers: [registry],
 });
 export const totalPrefixes = new Gauge({
+  name: 'awscni_total_ipv4_prefixes',
+  help: 'The total number of IPv4 prefixes',
+  registers: [registry],
+});
+export const assignedIpPerCidr = new Gauge({
   name: 'awscni_assigned_ip_per_cidr',
-  help: 'The total number of IP addresses assigned per CIDR (prefix mode)',
+  help: 'The total number of IP addresses assigned per cidr',
   labelNames: ['cidr'],
+  registers: [registry],
+});
+export const assignedIpPerEni = new Gauge({
+  name: 'awscni_assigned_ip_per_eni',
+  help: 'The number of allocated ips partitioned by eni',
+  labelNames: ['eni'],
   registers: [registry],
 });
 export const ipamdErrors = new Counter({
@@ -43,9 +54,10 @@ export const ipamdErrors = new Counter({
   labelNames: ['fn'],
   registers: [registry],
 });
-export const ipamdActions = new Counter({
+/** A gauge, as in the reference: inc() when a pool action starts, dec() when it ends. */
+export const ipamdActions = new Gauge({
   name: 'awscni_ipamd_action_inprogress',
-  help: 'The number of ipamd actions started',
+  help: 'The number of ipamd actions in progress',
   labelNames: ['fn'],
   registers: [registry],
 });
@@ -71,6 +83,22 @@ export const awsApiLatency = new Histogram({
 export const noAvailableIpAddresses = new Counter({
   name: 'awscni_no_available_ip_addresses',
   help: 'The number of pod IP assignments that failed because no address was available',
+  registers: [registry],
+});
+export const forceRemovedEnis = new Counter({
+  name: 'awscni_force_removed_enis',
+  help: 'The number of ENIs force removed while they had assigned pods',
+  registers: [registry],
+});
+export const forceRemovedIps = new Counter({
+  name: 'awscni_force_removed_ips',
+  help: 'The number of IPs force removed while they had assigned pods',
+  registers: [registry],
+});
+export const awsApiErrors = new Counter({
+  name: 'awscni_aws_api_error_count',
+  help: 'The number of times AWS API returns an error',
+  labelNames: ['api', 'error'],
   registers: [registry],
 });
 export const addIpRequests = new Counter({

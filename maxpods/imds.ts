@@ -3,6 +3,8 @@
  * /latest/meta-data/instance-type with it. Runs at node boot, when IMDS can be briefly unreachable, so
  * connection failures and 5xx replies are retried a few times; 4xx replies are answers and are not.
  */
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { CalculatorError, UsageError } from './errors.js';
 
 const DEFAULT_IPV4 = 'http://169.254.169.254';
@@ -51,28 +53,59 @@ export function imdsEndpoint(opts: Pick<ImdsOptions, 'imdsHost' | 'env'>): strin
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+interface Reply {
+  status: number;
+  body: string;
+}
+
+/** One HTTP exchange with node:http (fetch would refuse "bad ports" and load undici at every boot). */
+function exchange(
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  timeoutMs: number,
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const send = url.startsWith('https:') ? httpsRequest : httpRequest;
+    const req = send(url, { method, headers, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        // IMDS answers are short; a long one is not IMDS.
+        if (body.length < 4096) body += chunk;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () =>
+      req.destroy(Object.assign(new Error(`no reply within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })),
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 async function request(
   url: string,
-  init: RequestInit,
+  method: string,
+  headers: Record<string, string>,
   what: string,
   opts: Required<Pick<ImdsOptions, 'timeoutMs' | 'attempts' | 'retryDelayMs'>>,
 ): Promise<string> {
   let last = '';
   for (let attempt = 1; attempt <= opts.attempts; attempt++) {
     if (attempt > 1) await sleep(opts.retryDelayMs * (attempt - 1));
-    let res: Response;
+    let reply: Reply;
     try {
-      res = await fetch(url, { ...init, signal: AbortSignal.timeout(opts.timeoutMs) });
+      reply = await exchange(url, method, headers, opts.timeoutMs);
     } catch (err) {
-      const e = err as Error & { cause?: { code?: string } };
-      last =
-        e.name === 'TimeoutError' ? `no reply within ${opts.timeoutMs} ms` : (e.cause?.code ?? e.message);
+      const e = err as NodeJS.ErrnoException;
+      last = e.code === 'ETIMEDOUT' ? e.message : (e.code ?? e.message);
       continue;
     }
-    const body = await res.text();
-    if (res.ok) return body;
-    last = `HTTP ${res.status}`;
-    if (res.status < 500) break;
+    if (reply.status >= 200 && reply.status < 300) return reply.body;
+    last = `HTTP ${reply.status}`;
+    if (reply.status < 500) break;
   }
   throw new CalculatorError(`IMDS ${what} failed at ${url}: ${last}`);
 }
@@ -91,7 +124,8 @@ export async function instanceTypeFromImds(opts: ImdsOptions): Promise<string> {
   };
   const token = await request(
     `${base}/latest/api/token`,
-    { method: 'PUT', headers: { 'X-aws-ec2-metadata-token-ttl-seconds': TOKEN_TTL_SECONDS } },
+    'PUT',
+    { 'X-aws-ec2-metadata-token-ttl-seconds': TOKEN_TTL_SECONDS },
     'token request (PUT /latest/api/token)',
     r,
   );
@@ -99,7 +133,8 @@ export async function instanceTypeFromImds(opts: ImdsOptions): Promise<string> {
   const type = (
     await request(
       `${base}/latest/meta-data/instance-type`,
-      { headers: { 'X-aws-ec2-metadata-token': token.trim() } },
+      'GET',
+      { 'X-aws-ec2-metadata-token': token.trim() },
       'instance-type request',
       r,
     )

@@ -190,7 +190,7 @@ class PipeParser {
       return { t: 'field', base: name === '$' ? '$' : name!, path };
     }
     if (/^[a-zA-Z][a-zA-Z0-9]*$/.test(tok)) {
-      if (!(tok in FUNCTIONS) && tok !== 'include') {
+      if (!Object.hasOwn(FUNCTIONS, tok) && tok !== 'include') {
         throw new TemplateError(this.file, `function "${tok}" is not supported by this renderer`);
       }
       return { t: 'func', name: tok };
@@ -331,7 +331,7 @@ function indentLines(n: number, s: string): string {
 const FUNCTIONS: Record<string, (...args: Value[]) => Value> = {
   quote: (...a) => a.map((v) => JSON.stringify(toText(v))).join(' '),
   squote: (...a) => a.map((v) => `'${toText(v)}'`).join(' '),
-  toString: (v) => toText(v),
+  toString: (v: Value) => toText(v),
   toYaml: (v) => toYaml(v),
   toJson: (v) => JSON.stringify(v ?? null),
   indent: (n, s) => indentLines(Number(n), toText(s)),

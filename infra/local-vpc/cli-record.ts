@@ -2,7 +2,7 @@
  * What `local-vpc up` records about a running VPC (`<state dir>/<name>/vpc.json`), so `status`,
  * `down` and people can find its process, namespaces and endpoints.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { validatePrefix } from './fabric/names.js';
 
 export interface VpcRecord {
@@ -73,6 +73,21 @@ export function readRecord(dir: string, name: string): VpcRecord | undefined {
   return parsed as VpcRecord;
 }
 
+/** Every readable record in the state directory (unreadable ones are skipped). */
+export function listRecords(dir: string): VpcRecord[] {
+  if (!existsSync(dir)) return [];
+  const records: VpcRecord[] = [];
+  for (const name of readdirSync(dir)) {
+    try {
+      const r = NAME_RE.test(name) ? readRecord(dir, name) : undefined;
+      if (r) records.push(r);
+    } catch {
+      // a corrupt record names no process we could stop
+    }
+  }
+  return records;
+}
+
 /** Writes atomically (rename), so a reader never sees half a record. */
 export function writeRecord(dir: string, record: VpcRecord): void {
   mkdirSync(recordDir(dir, record.name), { recursive: true });
@@ -81,11 +96,18 @@ export function writeRecord(dir: string, record: VpcRecord): void {
   renameSync(`${path}.tmp`, path);
 }
 
+/** True while `pid` runs; a zombie (dead, not yet reaped by whoever adopted it) counts as dead. */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) S ..."; comm may contain spaces or parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
   }
 }

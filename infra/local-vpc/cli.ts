@@ -15,6 +15,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from
 import { Command, InvalidArgumentError } from 'commander';
 import {
   isAlive,
+  listRecords,
   readRecord,
   recordDir,
   recordPath,
@@ -31,15 +32,15 @@ const program = new Command('local-vpc').description(
   'A local emulated AWS VPC (EC2 + IMDS emulators in a fabric of network namespaces)',
 );
 
-function positiveInt(max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || n < 1 || n > max) {
-      throw new InvalidArgumentError(`expected a whole number from 1 to ${max}`);
-    }
-    return n;
-  };
+function countOption(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > MAX_INSTANCES) {
+    throw new InvalidArgumentError(`expected a whole number from 0 to ${MAX_INSTANCES}`);
+  }
+  return n;
 }
+
+const MAX_INSTANCES = 32;
 
 function nameOption(value: string): string {
   try {
@@ -52,7 +53,7 @@ function nameOption(value: string): string {
 program
   .command('up')
   .description('start a VPC with N instances in the background and print how to reach it')
-  .option('--instances <n>', 'number of instances', positiveInt(32), 2)
+  .option('--instances <n>', 'number of instances', countOption, 2)
   .option('--instance-type <type>', 'EC2 instance type', 'm5.large')
   .option('--name <name>', 'name of this VPC (several can run side by side)', nameOption, 'default')
   .option('--imds-lag-ms <ms>', 'how far IMDS lags EC2', '0')
@@ -115,8 +116,14 @@ program
   .command('cleanup')
   .description('remove every namespace (and the processes in them) of a prefix, e.g. after a crash')
   .requiredOption('--prefix <prefix>', 'namespace prefix, vpccni-<runid>')
-  .action(async (opts: { prefix: string }) => {
-    const report = await cleanupPrefix(validatePrefix(opts.prefix));
+  .option('--state-dir <dir>', 'where running VPCs are recorded', stateDir())
+  .action(async (opts: { prefix: string; stateDir: string }) => {
+    const prefix = validatePrefix(opts.prefix);
+    // A VPC process still holding this prefix would keep serving into deleted namespaces.
+    for (const record of listRecords(opts.stateDir)) {
+      if (record.prefix === prefix) await stopServer(record.pid);
+    }
+    const report = await cleanupPrefix(prefix);
     process.stdout.write(
       `removed ${report.namespaces.length} namespaces, killed ${report.processesKilled} processes\n`,
     );
@@ -125,7 +132,7 @@ program
 program
   .command('serve', { hidden: true })
   .description('run a VPC in the foreground (what `up` starts in the background)')
-  .option('--instances <n>', 'number of instances', positiveInt(32), 2)
+  .option('--instances <n>', 'number of instances', countOption, 2)
   .option('--instance-type <type>', 'EC2 instance type', 'm5.large')
   .option('--name <name>', 'name of this VPC', nameOption, 'default')
   .option('--imds-lag-ms <ms>', 'how far IMDS lags EC2', '0')

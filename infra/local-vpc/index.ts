@@ -28,7 +28,6 @@ import {
 } from './fabric/addresses.js';
 import { fabricModelFromState } from './fabric/ec2-view.js';
 import { Fabric } from './fabric/fabric.js';
-import { createImdsHandler } from './fabric/imds-temp.js';
 import { startInternetEcho } from './fabric/inet-echo.js';
 import {
   type ConnectionSink,
@@ -40,6 +39,7 @@ import {
 } from './fabric/listeners.js';
 import { newPrefix, validatePrefix } from './fabric/names.js';
 import type { CommandResult } from './fabric/shell.js';
+import { createImds, type Imds } from './imds/server.js';
 
 export { EC2_ADDRESS, IMDS_ADDRESS, INET_HOST_ADDRESS } from './fabric/addresses.js';
 export { cleanupPrefix } from './fabric/cleanup.js';
@@ -116,6 +116,8 @@ export interface LocalVpc {
   readonly ec2Endpoint: string;
   readonly faults: Faults;
   readonly callLog: CallLog;
+  /** IMDS controls: how far it lags EC2, whether IMDSv1 (no token) is answered. */
+  readonly imds: Pick<Imds, 'setLagMs' | 'setAllowV1'>;
 
   launchInstance(opts: LaunchOptions): Promise<Instance>;
   terminateInstance(instance: Instance | string): Promise<void>;
@@ -163,8 +165,9 @@ class LocalVpcImpl implements LocalVpc {
   readonly faults = new Faults();
   readonly callLog = new CallLog();
   private ec2: Ec2Server | undefined;
+  private imdsControl!: Imds;
   /** IMDS: one server fed by the router listener and each instance's loopback listener. */
-  private imds!: http.Server;
+  private imdsServer!: http.Server;
   private readonly listeners: net.Server[] = [];
   /** root-namespace IMDS port -> instance id */
   private readonly imdsPorts = new Map<number, string>();
@@ -190,7 +193,12 @@ class LocalVpcImpl implements LocalVpc {
     subnetIds: string[],
     imdsLagMs: number,
   ): Promise<LocalVpcImpl> {
-    const fabric = await Fabric.create({ prefix, model: fabricModelFromState(state) });
+    const fabric = await Fabric.create({
+      prefix,
+      model: fabricModelFromState(state),
+      // Also printed as it happens: a test that never calls settled() still shows why packets vanish.
+      onError: (err) => process.stderr.write(`local VPC ${prefix}: ${err.message}\n`),
+    });
     const vpc = new LocalVpcImpl(prefix, state, vpcId, subnetIds, fabric);
     try {
       await vpc.startServices(imdsLagMs);
@@ -201,22 +209,25 @@ class LocalVpcImpl implements LocalVpc {
     return vpc;
   }
 
+  get imds(): Pick<Imds, 'setLagMs' | 'setAllowV1'> {
+    return this.imdsControl;
+  }
+
   private async startServices(imdsLagMs: number): Promise<void> {
     // One model, one set of faults, one call log, whichever way a request comes in.
     const ec2Controls = { state: this.state, faults: this.faults, calls: this.callLog };
     this.ec2 = await startEc2Server({ ...ec2Controls, port: 0, host: '127.0.0.1' });
     this.ec2Url = this.ec2.url;
     const routerEc2 = http.createServer(createEc2Handler(ec2Controls));
-    this.imds = http.createServer(
-      createImdsHandler({
-        state: this.state,
-        lagMs: imdsLagMs,
-        resolveInstance: (remoteAddress, req) => this.imdsCaller(remoteAddress, req),
-      }),
-    );
+    this.imdsControl = createImds({
+      state: this.state,
+      lagMs: imdsLagMs,
+      resolveInstance: (remoteAddress, req) => this.imdsCaller(remoteAddress, req),
+    });
+    this.imdsServer = http.createServer(this.imdsControl.handler);
     // The router namespace: both emulators on port 80, told apart by the address dialled.
     const sinks = new Map<string, ConnectionSink>([
-      [IMDS_ADDRESS, this.imds],
+      [IMDS_ADDRESS, this.imdsServer],
       [EC2_ADDRESS, routerEc2],
     ]);
     this.listeners.push(
@@ -246,7 +257,7 @@ class LocalVpcImpl implements LocalVpc {
       ...(opts.tags ? { tags: opts.tags } : {}),
     });
     const netns = await this.fabric.addInstance(record.id);
-    const imdsListener = await listenOnLoopback((socket) => this.imds.emit('connection', socket));
+    const imdsListener = await listenOnLoopback((socket) => this.imdsServer.emit('connection', socket));
     this.listeners.push(imdsListener);
     const imdsPort = listeningPort(imdsListener);
     this.imdsPorts.set(imdsPort, record.id);
@@ -356,6 +367,7 @@ class LocalVpcImpl implements LocalVpc {
     for (const child of this.children) child.kill('SIGKILL');
     await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 2000))]);
     for (const l of this.listeners) await closeServer(l).catch((e: Error) => errors.push(e.message));
+    this.imdsControl?.stop();
     if (this.ec2) await this.ec2.close().catch((e: Error) => errors.push(e.message));
     await this.fabric.destroy().catch((e: Error) => errors.push(e.message));
     if (errors.length > 0) throw new Error(`local VPC ${this.prefix} teardown: ${errors.join('; ')}`);

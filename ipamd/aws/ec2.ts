@@ -88,7 +88,11 @@ export class Ec2Api {
   ) {
     // EC2 refills its buckets continuously; a strict rolling window keeps us under the refill rate.
     this.mutating = new PQueue({ interval: 1000, intervalCap: Math.max(1, opts.mutatingRate), strict: true });
-    this.describing = new PQueue({ interval: 1000, intervalCap: Math.max(1, opts.describeRate), strict: true });
+    this.describing = new PQueue({
+      interval: 1000,
+      intervalCap: Math.max(1, opts.describeRate),
+      strict: true,
+    });
     this.baseDelayMs = opts.baseDelayMs ?? 200;
     this.maxDelayMs = opts.maxDelayMs ?? 10_000;
   }
@@ -106,7 +110,10 @@ export class Ec2Api {
       } catch (raw) {
         const err = classifyEc2Error(api, raw, ctx);
         const status = (raw as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-        awsApiLatency.observe({ api, error: 'true', status: String(status ?? 0) }, performance.now() - started);
+        awsApiLatency.observe(
+          { api, error: 'true', status: String(status ?? 0) },
+          performance.now() - started,
+        );
         ec2ApiErrors.inc({ fn: api });
         if (err.kind === 'throttled') ec2Throttled.inc({ fn: api });
         if (!err.retryable || attempt >= this.opts.maxAttempts) {
@@ -116,7 +123,8 @@ export class Ec2Api {
         // Throttling gets a longer base: the bucket refills slowly and hammering it delays everyone.
         const base = this.baseDelayMs * (err.kind === 'throttled' ? 4 : 1);
         const delay = Math.min(this.maxDelayMs, base * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
-        this.opts.log.info({ api, code: err.code, attempt, delayMs: Math.round(delay) }, err.message);
+        const detail = (raw as Error | undefined)?.message;
+        this.opts.log.info({ api, code: err.code, attempt, delayMs: Math.round(delay), detail }, err.message);
         if (delay > 0) await new Promise((r) => setTimeout(r, delay));
       }
     }
@@ -230,7 +238,12 @@ export class Ec2Api {
   }
 
   /** Adds `count` secondary IPs or /28 prefixes to an ENI; returns the new ones. */
-  async assignAddresses(eniId: string, subnetId: string, unit: AddressUnit, count: number): Promise<string[]> {
+  async assignAddresses(
+    eniId: string,
+    subnetId: string,
+    unit: AddressUnit,
+    count: number,
+  ): Promise<string[]> {
     const out = await this.call(
       'AssignPrivateIpAddresses',
       true,
@@ -245,7 +258,9 @@ export class Ec2Api {
     );
     const got =
       unit === 'ip'
-        ? (out.AssignedPrivateIpAddresses ?? []).map((a) => assertIpv4(a.PrivateIpAddress, 'assigned address'))
+        ? (out.AssignedPrivateIpAddresses ?? []).map((a) =>
+            assertIpv4(a.PrivateIpAddress, 'assigned address'),
+          )
         : (out.AssignedIpv4Prefixes ?? []).map((p) => assertCidr(p.Ipv4Prefix, 'assigned prefix'));
     if (got.length === 0) throw badReply('AssignPrivateIpAddresses', `no ${unit} assigned to ${eniId}`);
     return got;

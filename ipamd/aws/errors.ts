@@ -69,7 +69,9 @@ export function classifyEc2Error(api: string, err: unknown, ctx: CallContext = {
   if (code === 'RequestLimitExceeded' || code === 'Throttling' || code === 'ThrottlingException') {
     return make('throttled', `EC2 throttled ${api} (${code}), retrying`);
   }
-  if (code === 'InsufficientFreeAddressesInSubnet') {
+  // AssignPrivateIpAddresses on a full subnet answers InvalidParameterValue rather than a code of its own.
+  const fullOnAssign = code === 'InvalidParameterValue' && /sufficient free ipv4 addresses/i.test(detail);
+  if (code === 'InsufficientFreeAddressesInSubnet' || fullOnAssign) {
     return make('subnet_full', `subnet ${subnet} has no free addresses`);
   }
   if (code === 'InsufficientCidrBlocks') {

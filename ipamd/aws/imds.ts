@@ -3,7 +3,14 @@
  * One session token is fetched and reused until it nears expiry or IMDS answers 401. Every value is
  * validated, so a malformed MAC, a missing device-number or a bad CIDR stops with a message naming it.
  */
-import { MalformedReplyError, assertCidr, assertEniId, assertInt, assertIpv4, assertMac } from './validate.js';
+import {
+  assertCidr,
+  assertEniId,
+  assertInt,
+  assertIpv4,
+  assertMac,
+  MalformedReplyError,
+} from './validate.js';
 
 export interface InstanceIdentity {
   instanceId: string;

@@ -198,12 +198,15 @@ export class Datastore {
    * Assigns a free address to the key, or returns the one it already has. Packs pods onto the busiest
    * ENI and prefix so whole ENIs and prefixes stay free for shrinking. Null when nothing is ready.
    */
-  assign(meta: Omit<Assignment, 'assignedAt'>, address?: string): AssignOutcome | null {
+  assign(
+    meta: Omit<Assignment, 'assignedAt'> & { assignedAt?: string },
+    address?: string,
+  ): AssignOutcome | null {
     const existing = this.lookup(meta);
     if (existing) return { address: existing.address, eni: existing.eni, fresh: false };
     const slot = address !== undefined ? this.readySlot(address) : this.pickSlot();
     if (!slot) return null;
-    slot.assignment = { ...meta, assignedAt: new Date(this.now()).toISOString() };
+    slot.assignment = { ...meta, assignedAt: meta.assignedAt ?? new Date(this.now()).toISOString() };
     slot.cooldownUntil = 0;
     this.byKey.set(keyOf(meta), slot.address);
     return { address: slot.address, eni: this.enis.get(slot.eniId)!, fresh: true };

@@ -5,7 +5,8 @@ export function ipToInt(ip: string): number {
   if (parts.length !== 4) throw new Error(`${JSON.stringify(ip)} is not an IPv4 address`);
   let n = 0;
   for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) throw new Error(`${JSON.stringify(ip)} is not an IPv4 address`);
+    if (!/^\d{1,3}$/.test(p) || Number(p) > 255)
+      throw new Error(`${JSON.stringify(ip)} is not an IPv4 address`);
     n = n * 256 + Number(p);
   }
   return n;

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { hasCode } from '../../lib/net/errors.js';
 import type { Link } from '../../lib/net/links.js';
 import { openRtnl, type Rtnl } from '../../lib/net/rtnl.js';
-import type { Logger } from '../log.js';
+import { type Logger, withComponent } from '../log.js';
 import { cidrContains, ipv4ToInt, normalizeMac, parseIpv4Cidr, subnetGateway } from './ipv4.js';
 
 /** Priority of `from <ENI primary ip> lookup <table>` (the plugin's from-pod rules use the same). */
@@ -81,7 +81,7 @@ export async function setupEniNetwork(
   opts: EniNetworkOptions = {},
 ): Promise<{ ifName: string }> {
   const { mac, subnet } = validateEniSpec(eni);
-  const log = opts.log?.child({ component: 'hostnet', mac });
+  const log = opts.log && withComponent(opts.log, 'hostnet').child({ mac });
   const rtnl = openRtnl(opts.netns);
   try {
     const link = await waitForLink(rtnl, mac, opts.linkWaitMs ?? 15_000);

@@ -13,7 +13,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { hasCode } from '../../lib/net/errors.js';
 import { openRtnl, type Rtnl } from '../../lib/net/rtnl.js';
 import type { SnatConfig } from '../../lib/protocol/ipamd.js';
-import type { Logger } from '../log.js';
+import { type Logger, withComponent } from '../log.js';
 import { applyIptables, type IptablesRunner, NO_RULES, systemIptables } from './iptables.js';
 import { ipv4ToInt, normalizeMac, parseIpv4Cidr } from './ipv4.js';
 import { DEFAULT_CONNMARK, desiredNodeIptables, wantsMainTableMarkRule } from './node-rules.js';
@@ -87,9 +87,25 @@ export function validateNodeConfig(cfg: NodeNetworkConfig): NodeNetworkConfig {
   return { ...cfg, primaryMac, vpcCidrs, snat: { ...cfg.snat, excludeCidrs } };
 }
 
-export async function setupNodeNetwork(input: NodeNetworkConfig): Promise<NodeNetworkResult> {
-  const cfg = validateNodeConfig(input);
-  const log = cfg.log?.child({ component: 'hostnet' });
+// Read-plan-apply must not interleave (two plans from the same state would both delete a rule).
+let queue: Promise<unknown> = Promise.resolve();
+function serialized<T>(fn: () => Promise<T>): Promise<T> {
+  const run = queue.then(fn, fn);
+  queue = run.catch(() => {});
+  return run;
+}
+
+export function setupNodeNetwork(input: NodeNetworkConfig): Promise<NodeNetworkResult> {
+  try {
+    const cfg = validateNodeConfig(input);
+    return serialized(() => applyNodeNetwork(cfg));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+async function applyNodeNetwork(cfg: NodeNetworkConfig): Promise<NodeNetworkResult> {
+  const log = cfg.log && withComponent(cfg.log, 'hostnet');
   const mark = cfg.connmark ?? DEFAULT_CONNMARK;
   const rtnl = openRtnl();
   try {
@@ -132,16 +148,18 @@ export async function setupNodeNetwork(input: NodeNetworkConfig): Promise<NodeNe
 }
 
 /** Removes everything setupNodeNetwork added (rules, chains, the mark rule); sysctls are left as they are. */
-export async function teardownNodeNetwork(
+export function teardownNodeNetwork(
   opts: { connmark?: number; iptables?: IptablesRunner } = {},
 ): Promise<void> {
-  await applyIptables(opts.iptables ?? systemIptables(), NO_RULES);
-  const rtnl = openRtnl();
-  try {
-    await ensureMarkRule(rtnl, opts.connmark ?? DEFAULT_CONNMARK, false);
-  } finally {
-    rtnl.close();
-  }
+  return serialized(async () => {
+    await applyIptables(opts.iptables ?? systemIptables(), NO_RULES);
+    const rtnl = openRtnl();
+    try {
+      await ensureMarkRule(rtnl, opts.connmark ?? DEFAULT_CONNMARK, false);
+    } finally {
+      rtnl.close();
+    }
+  });
 }
 
 /** Converges the `fwmark mark/mark lookup main` rule at priority 1024 to present or absent. */

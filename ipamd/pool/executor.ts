@@ -76,12 +76,17 @@ export class PoolExecutor {
     subnets.markOk(eni.subnetId);
     if (unit === 'ip') ds.addIps(eniId, got);
     else ds.addPrefixes(eniId, got);
-    this.d.log.info({ eniId, unit, added: got }, `added ${got.length} ${unit === 'ip' ? 'IP(s)' : 'prefix(es)'}`);
+    this.d.log.info(
+      { eniId, unit, added: got },
+      `added ${got.length} ${unit === 'ip' ? 'IP(s)' : 'prefix(es)'}`,
+    );
   }
 
   private async createEni(deviceNumber: number, unit: 'ip' | 'prefix', count: number): Promise<void> {
     const { ec2, subnets, identity, log } = this.d;
-    await subnets.refresh().catch((err) => log.warn({ err: (err as Error).message }, 'subnet discovery failed'));
+    await subnets
+      .refresh()
+      .catch((err) => log.warn({ err: (err as Error).message }, 'subnet discovery failed'));
     const subnet = subnets.pick();
     if (!subnet) throw new Error(subnets.blockedReason() ?? 'no subnet available for a new ENI');
     let created: Awaited<ReturnType<Ec2Api['createNetworkInterface']>>;
@@ -140,7 +145,12 @@ export class PoolExecutor {
     this.d.ds.addIps(created.id, created.secondaryIps);
     this.d.ds.addPrefixes(created.id, created.prefixes);
     log.info(
-      { eniId: created.id, deviceNumber, ips: created.secondaryIps.length, prefixes: created.prefixes.length },
+      {
+        eniId: created.id,
+        deviceNumber,
+        ips: created.secondaryIps.length,
+        prefixes: created.prefixes.length,
+      },
       'ENI attached and ready',
     );
   }
@@ -152,7 +162,9 @@ export class PoolExecutor {
       const macs = await this.d.imds.macs();
       if (macs.includes(mac)) return this.d.imds.eni(mac);
       if (Date.now() > deadline) {
-        throw new Error(`ENI ${mac} attached but not visible in IMDS after ${this.d.imdsWaitMs ?? 30_000} ms`);
+        throw new Error(
+          `ENI ${mac} attached but not visible in IMDS after ${this.d.imdsWaitMs ?? 30_000} ms`,
+        );
       }
       await new Promise((r) => setTimeout(r, this.d.pollMs ?? 200));
     }
@@ -169,7 +181,10 @@ export class PoolExecutor {
       else ds.addPrefixes(eniId, removed);
       throw err;
     }
-    log.info({ eniId, unit, released: removed }, `released ${removed.length} ${unit === 'ip' ? 'IP(s)' : 'prefix(es)'}`);
+    log.info(
+      { eniId, unit, released: removed },
+      `released ${removed.length} ${unit === 'ip' ? 'IP(s)' : 'prefix(es)'}`,
+    );
   }
 
   private async deleteEni(eniId: string): Promise<void> {
@@ -197,7 +212,10 @@ export class PoolExecutor {
     await ec2
       .deleteNetworkInterface(eniId)
       .catch((err) =>
-        log.warn({ eniId, err: (err as Error).message }, 'delete after detach failed; leaked-ENI cleanup will retry'),
+        log.warn(
+          { eniId, err: (err as Error).message },
+          'delete after detach failed; leaked-ENI cleanup will retry',
+        ),
       );
     log.info({ eniId }, 'ENI detached and deleted');
   }

@@ -5,7 +5,7 @@
  */
 import type { Datastore } from '../datastore/datastore.js';
 import type { Logger } from '../log.js';
-import { eniAllocated, ipamdErrors, totalIpAddresses, assignedIpAddresses } from '../metrics.js';
+import { assignedIpAddresses, eniAllocated, ipamdErrors, totalIpAddresses } from '../metrics.js';
 import type { PoolExecutor } from './executor.js';
 import { type PlannerInput, type PoolAction, type PoolLimits, type PoolTargets, plan } from './planner.js';
 import type { SubnetPicker } from './subnets.js';
@@ -88,6 +88,9 @@ export class PoolManager {
   /** Plans and executes until the pool is at target, blocked, or a step fails. */
   tick(): Promise<void> {
     return this.exclusive(async () => {
+      await this.o.subnets
+        .refreshIfStale()
+        .catch((err) => this.o.log.warn({ err: (err as Error).message }, 'subnet discovery failed'));
       const max = this.o.maxStepsPerTick ?? 20;
       for (let step = 0; step < max && !this.stopped; step++) {
         const action = plan(this.snapshot());
@@ -123,7 +126,8 @@ export class PoolManager {
   }
 
   private setBlocked(b: PoolStatus['blocked']): void {
-    if (b && b.reason !== this.status.blocked?.reason) this.o.log.warn({ reason: b.reason }, 'pool cannot grow');
+    if (b && b.reason !== this.status.blocked?.reason)
+      this.o.log.warn({ reason: b.reason }, 'pool cannot grow');
     this.status.blocked = b;
   }
 

@@ -40,6 +40,8 @@ export class SubnetPicker {
   private candidates: Candidate[];
   private readonly backoff = new Map<string, Backoff>();
   private refreshedAt = Number.NEGATIVE_INFINITY;
+  /** Set when a subnet ran full: the tagged set may have changed, look again before the next attempt. */
+  private stale = true;
   private readonly now: () => number;
 
   constructor(private readonly opts: SubnetPickerOptions) {
@@ -52,7 +54,7 @@ export class SubnetPicker {
   async refresh(force = false): Promise<void> {
     const d = this.opts.discovery;
     if (!d || this.opts.customSubnet) return;
-    if (!force && this.now() - this.refreshedAt < (this.opts.refreshMs ?? 60_000)) return;
+    if (!force && !this.stale && this.now() - this.refreshedAt < (this.opts.refreshMs ?? 60_000)) return;
     const tagged = await this.opts.ec2.describeSubnets([
       { Name: 'vpc-id', Values: [d.vpcId] },
       { Name: 'availability-zone', Values: [d.availabilityZone] },
@@ -61,13 +63,23 @@ export class SubnetPicker {
     const primary = this.opts.primary;
     const known = new Map(tagged.map((s) => [s.id, s.availableAddresses]));
     this.candidates = [
-      { id: primary.subnetId, securityGroups: primary.securityGroups, available: known.get(primary.subnetId) ?? -1 },
+      {
+        id: primary.subnetId,
+        securityGroups: primary.securityGroups,
+        available: known.get(primary.subnetId) ?? -1,
+      },
       ...tagged
         .filter((s) => s.id !== primary.subnetId)
         .map((s) => ({ id: s.id, securityGroups: primary.securityGroups, available: s.availableAddresses })),
     ];
     this.refreshedAt = this.now();
+    this.stale = false;
     this.opts.log.debug({ subnets: this.candidates }, 'subnet candidates refreshed');
+  }
+
+  /** Refreshes only after a subnet ran full (cheap to call on every pool tick). */
+  async refreshIfStale(): Promise<void> {
+    if (this.stale && this.opts.discovery && !this.opts.customSubnet) await this.refresh();
   }
 
   isBlocked(subnetId: string): boolean {
@@ -101,6 +113,7 @@ export class SubnetPicker {
     const base = this.opts.backoffBaseMs ?? 2_000;
     const delay = Math.min(this.opts.backoffMaxMs ?? 300_000, base * 2 ** (failures - 1));
     this.backoff.set(subnetId, { failures, until: this.now() + delay, reason });
+    this.stale = true;
     const c = this.candidates.find((x) => x.id === subnetId);
     if (c) c.available = 0;
     this.opts.log.warn({ subnetId, failures, backoffMs: delay }, `${reason}; backing off`);

@@ -2,7 +2,7 @@
  * Introspection HTTP server (default 127.0.0.1:61679): read-only JSON views of the daemon's state,
  * at the AWS VPC CNI's paths so existing debugging habits keep working.
  */
-import type { Logger } from '../log.js';
+import { type Logger, withComponent } from '../log.js';
 import { type HttpServer, jsonReply, type Route, startHttpServer } from './http.js';
 
 export interface IntrospectionViews {
@@ -33,6 +33,6 @@ export async function startIntrospectionServer(opts: {
     bind: opts.bind,
     bindName: 'INTROSPECTION_BIND_ADDRESS',
     routes,
-    log: opts.log.child({ component: 'introspection' }),
+    log: withComponent(opts.log, 'introspection'),
   });
 }

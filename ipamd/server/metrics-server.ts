@@ -1,6 +1,6 @@
 /** Prometheus metrics HTTP server (default :61678), serving ipamd/metrics.ts's registry at /metrics. */
 import type { Registry } from 'prom-client';
-import type { Logger } from '../log.js';
+import { type Logger, withComponent } from '../log.js';
 import { collectProcessMetrics, registry as defaultRegistry } from '../metrics.js';
 import { type HttpServer, jsonReply, startHttpServer } from './http.js';
 
@@ -19,6 +19,6 @@ export async function startMetricsServer(opts: {
       '/': () => jsonReply({ paths: ['/metrics'] }),
       '/metrics': async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
     },
-    log: opts.log.child({ component: 'metrics' }),
+    log: withComponent(opts.log, 'metrics'),
   });
 }

@@ -21,7 +21,7 @@ import {
   parseRequest,
   type Request,
 } from '../../lib/protocol/ipamd.js';
-import type { Logger } from '../log.js';
+import { type Logger, withComponent } from '../log.js';
 import type { IpamHandler } from './handler.js';
 
 export interface SocketServerOptions {
@@ -61,7 +61,7 @@ export async function startSocketServer(opts: SocketServerOptions): Promise<Sock
     throw new Error(`socket path "${opts.path}" is longer than ${MAX_SOCKET_PATH_BYTES} bytes`);
   }
   const readTimeoutMs = opts.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
-  const log = opts.log.child({ component: 'socket' });
+  const log = withComponent(opts.log, 'socket');
 
   await mkdir(dirname(opts.path), { recursive: true, mode: 0o755 });
   await removeStaleSocket(opts.path);

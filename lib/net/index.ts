@@ -13,7 +13,8 @@
  *              mac, name, netns}), setLinkUp/Down, setMtu, setMac, moveLink, deleteLink
  *   addresses  addAddress(dev, "10.0.0.5/32", {scope}), replaceAddress, deleteAddress, listAddresses
  *   routes     addRoute / replaceRoute / deleteRoute({dst | "default", gateway, dev, table, scope,
- *              src, protocol, metric, type, onlink}), listRoutes({table, dev, family})
+ *              src, protocol, metric, type, onlink}), listRoutes({table, dev, family}),
+ *              lookupRoute(dst, {src, oif, mark}) (`ip route get`, reports the matching table)
  *   rules      addRule / deleteRule({priority, src, dst, table, fwmark, fwmask, iif, oif, invert}),
  *              listRules
  *   neighbours addNeighbor / replaceNeighbor({ip, mac, dev}) (permanent), deleteNeighbor, listNeighbors
@@ -36,7 +37,7 @@ export type { Link, LinkChanges, LinkRef, VethOptions } from './links.js';
 export { validateLinkName } from './links.js';
 export type { Neighbor, NeighborSpec } from './neigh.js';
 export { CLONE_NEWNET, inNetns, NETNS_RUN_DIR, netnsInode, netnsPath, setns } from './netns.js';
-export type { Route, RouteFilter, RouteSpec } from './routes.js';
+export type { Route, RouteFilter, RouteLookup, RouteSpec } from './routes.js';
 export type { RouteProtocol, RouteType, Scope, Table } from './rtnames.js';
 export { openRtnl, Rtnl, type RtnlOptions } from './rtnl.js';
 export type { Rule, RuleSpec } from './rules.js';

@@ -289,8 +289,7 @@ export async function setLink(sock: NlSocket, ref: LinkRef, c: LinkChanges): Pro
   await withNsFds([c.netns], async ([fd]) => {
     const flags = c.up ? IFF_UP : 0;
     const change = c.up === undefined ? 0 : IFF_UP;
-    const body =
-      typeof target === 'number' ? [ifinfomsg(target, flags, change)] : linkHeader(target, flags, change);
+    const body = linkHeader(target, flags, change);
     if (c.name !== undefined) body.push(attrStr(IFLA_IFNAME, c.name));
     if (c.mtu !== undefined) body.push(attrU32(IFLA_MTU, c.mtu));
     if (mac) body.push(attr(IFLA_ADDRESS, mac));

@@ -11,6 +11,8 @@
  *
  * libuv's thread pool (fs.readFile, dns.lookup, ...) never switches; only synchronous calls made by
  * `fn` itself (fs.*Sync, socket creation, /proc/sys opened by this thread) see the target namespace.
+ * Use /proc/thread-self/net rather than /proc/self/net (= /proc/net) inside: /proc/self is the
+ * thread-group leader, which differs from the calling thread in a worker_thread.
  */
 import { closeSync, openSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -75,7 +77,7 @@ const NAME_RE = /^[A-Za-z0-9_.-]{1,255}$/;
 /** Path of a named namespace (`ip netns add <name>`), validating the name. */
 export function netnsPath(name: string): string {
   if (typeof name !== 'string' || !NAME_RE.test(name) || name === '.' || name === '..') {
-    throw new Error(
+    throw new TypeError(
       `invalid network namespace name ${JSON.stringify(name)}: use 1-255 letters, digits, '.', '_' or '-'`,
     );
   }
@@ -158,6 +160,8 @@ export function inNetns<T>(nsPath: string, fn: () => T): T {
       }
     }
     if (isThenable(result)) {
+      // Its outcome is lost either way; keep a later rejection from crashing the process.
+      (result as PromiseLike<unknown>).then(undefined, () => {});
       throw new TypeError(
         'inNetns: fn returned a Promise; it must be synchronous (continuations would run in the wrong netns)',
       );

@@ -1,5 +1,6 @@
 // rtnetlink routes: add / replace / delete / list, any table (ids > 255 via RTA_TABLE).
 import { formatIp, formatPrefix, parseIp, parsePrefix } from './addr.js';
+import { NetlinkError } from './errors.js';
 import { type LinkRef, resolveDev } from './links.js';
 import {
   AF_INET,
@@ -211,4 +212,41 @@ export async function listRoutes(sock: NlSocket, f: RouteFilter = {}): Promise<R
         (oif === undefined || r.oif === oif) &&
         (!f.family || r.family === f.family),
     );
+}
+
+const RTA_SRC = 2;
+const RTA_MARK = 16;
+const RTM_F_LOOKUP_TABLE = 0x1000;
+
+export interface RouteLookup {
+  /** Source address of the packet (selects `from` rules). */
+  src?: string;
+  /** Force the output interface. */
+  oif?: LinkRef;
+  /** Packet mark (selects `fwmark` rules). */
+  mark?: number;
+}
+
+/**
+ * `ip route get`: the route the kernel would use for `dst`, through the policy rules; `table` in the
+ * result is the table that matched. Rejects with ENETUNREACH when nothing matches.
+ */
+export async function lookupRoute(sock: NlSocket, dst: string, o: RouteLookup = {}): Promise<Route> {
+  const to = parseIp(dst, 'destination');
+  const from = o.src === undefined ? undefined : parseIp(o.src, 'source');
+  const op = `get route ${dst}${o.src ? ` from ${o.src}` : ''}${o.mark !== undefined ? ` mark ${o.mark}` : ''}`;
+  if (from && from.family !== to.family) throw new TypeError(`${op}: source and destination families differ`);
+  if (o.mark !== undefined && (!Number.isInteger(o.mark) || o.mark < 0 || o.mark > 0xffffffff)) {
+    throw new TypeError(`${op}: invalid mark ${o.mark}`);
+  }
+  const hdr = rtmsg(to.family, to.bytes.length * 8, 0, 0, 0, 0, RTM_F_LOOKUP_TABLE);
+  if (from) hdr.writeUInt8(from.bytes.length * 8, 2);
+  const body = [hdr, attr(RTA_DST, to.bytes)];
+  if (from) body.push(attr(RTA_SRC, from.bytes));
+  if (o.oif !== undefined) body.push(attrU32(RTA_OIF, await resolveDev(sock, o.oif, op)));
+  if (o.mark !== undefined) body.push(attrU32(RTA_MARK, o.mark));
+  const replies = await sock.request(RTM.GETROUTE, 0, body, op);
+  const reply = replies.find((r) => r.type === RTM.NEWROUTE);
+  if (!reply) throw new NetlinkError(op, 'ENETUNREACH', 101);
+  return parseRoute(reply.payload);
 }

@@ -58,6 +58,8 @@ export class Rtnl {
   replaceRoute = (r: routes.RouteSpec) => routes.replaceRoute(this.sock, r);
   deleteRoute = (r: routes.RouteSpec) => routes.deleteRoute(this.sock, r);
   listRoutes = (f?: routes.RouteFilter) => routes.listRoutes(this.sock, f);
+  /** `ip route get`: the route (and table, via policy rules) the kernel picks for `dst`. */
+  lookupRoute = (dst: string, o?: routes.RouteLookup) => routes.lookupRoute(this.sock, dst, o);
 
   // rules
   addRule = (r: rules.RuleSpec) => rules.addRule(this.sock, r);

@@ -57,7 +57,7 @@ const ENI_FILTERS: FilterSpec<Readonly<Eni>> = {
     'attachment.attachment-id': (e) => [e.attachment?.attachmentId],
     'attachment.device-index': (e) => [str(e.attachment?.deviceIndex)],
     'attachment.network-card-index': (e) => [str(e.attachment?.networkCardIndex)],
-    'attachment.status': (e) => [e.attachment ? 'attached' : undefined],
+    'attachment.status': (e) => [e.attachment?.status],
     'attachment.delete-on-termination': (e) => [str(e.attachment?.deleteOnTermination)],
     'attachment.instance-owner-id': (e) => [e.attachment ? e.ownerId : undefined],
   },

@@ -18,6 +18,7 @@
  *   PUT    /_localvpc/faults/throttling   {enabled: bool, buckets?: {name: {capacity, refillPerSecond}}}
  *   POST   /_localvpc/faults/errors       {action | "*", httpStatus?=500, code?, message?, count? | probability?}
  *   PUT    /_localvpc/faults/consistency  {windowMs}
+ *   PUT    /_localvpc/faults/detach-delay {ms}   DetachNetworkInterface completes after ms ('detaching' meanwhile)
  *   GET    /_localvpc/state               the model as JSON (VPCs, subnets, instances, ENIs)
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -163,6 +164,7 @@ async function handleControl(
 ): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost');
   const route = `${req.method} ${url.pathname.slice(CONTROL_PREFIX.length).replace(/\/$/, '')}`;
+  const faultsJson = () => ({ ...opts.faults.snapshot(), detachDelayMs: opts.state.detachDelay });
   try {
     const text = req.method === 'GET' || req.method === 'DELETE' ? '' : await readBody(req);
     let body: Record<string, unknown> = {};
@@ -188,10 +190,14 @@ async function handleControl(
         opts.calls.reset();
         return json(res, 200, { ok: true });
       case 'GET faults':
-        return json(res, 200, opts.faults.snapshot());
+        return json(res, 200, faultsJson());
       case 'DELETE faults':
         opts.faults.reset();
+        opts.state.setDetachDelay(0);
         return json(res, 200, { ok: true });
+      case 'PUT faults/detach-delay':
+        opts.state.setDetachDelay(requireNumber(body, 'ms'));
+        return json(res, 200, faultsJson());
       case 'PUT faults/latency': {
         const action = requireString(body, 'action');
         const ms = body.ms;
@@ -201,7 +207,7 @@ async function handleControl(
             ms: requireNumber(body, 'ms'),
             jitterMs: optionalNumber(body, 'jitterMs'),
           });
-        return json(res, 200, opts.faults.snapshot());
+        return json(res, 200, faultsJson());
       }
       case 'PUT faults/throttling': {
         if (typeof body.enabled !== 'boolean') throw new Error("'enabled' must be true or false");
@@ -209,7 +215,7 @@ async function handleControl(
           body.enabled,
           body.buckets as Record<string, { capacity: number; refillPerSecond: number }>,
         );
-        return json(res, 200, opts.faults.snapshot());
+        return json(res, 200, faultsJson());
       }
       case 'POST faults/errors':
         opts.faults.injectError({
@@ -220,10 +226,10 @@ async function handleControl(
           count: optionalNumber(body, 'count'),
           probability: optionalNumber(body, 'probability'),
         });
-        return json(res, 200, opts.faults.snapshot());
+        return json(res, 200, faultsJson());
       case 'PUT faults/consistency':
         opts.faults.setConsistencyWindow(requireNumber(body, 'windowMs'));
-        return json(res, 200, opts.faults.snapshot());
+        return json(res, 200, faultsJson());
       case 'GET state':
         return json(res, 200, stateToJson(opts.state));
       default:

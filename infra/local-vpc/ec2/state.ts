@@ -66,6 +66,8 @@ export interface EniAttachment {
   networkCardIndex: number;
   deleteOnTermination: boolean;
   attachTime: Date;
+  /** 'detaching' between DetachNetworkInterface and its completion (see setDetachDelay). */
+  status: 'attached' | 'detaching';
 }
 
 export interface PrivateIp {
@@ -184,6 +186,8 @@ export class Ec2State extends EventEmitter {
   /** Every held address (single or prefix member) -> owning ENI id. Prefix members are indexed by base. */
   private readonly addressOwner = new Map<number, string>();
   private readonly prefixOwner = new Map<number, string>(); // /28 base -> eniId
+  private detachDelayMs = 0;
+  private readonly pendingDetaches = new Map<string, NodeJS.Timeout>(); // eniId -> timer
 
   constructor(opts: Ec2StateOptions = {}) {
     super();
@@ -295,6 +299,7 @@ export class Ec2State extends EventEmitter {
       networkCardIndex: limits.defaultNetworkCardIndex,
       deleteOnTermination: true,
       attachTime: instance.launchTime,
+      status: 'attached',
     };
     eni.status = 'in-use';
     this.attachmentIndex.set(eni.attachment.attachmentId, eni.id);
@@ -311,6 +316,7 @@ export class Ec2State extends EventEmitter {
     const instance = this.requireInstance(instanceId);
     if (instance.state === 'terminated') return instance;
     for (const eni of this.enisOfInstance(instanceId)) {
+      this.cancelPendingDetach(eni.id);
       const deleteIt = eni.attachment!.deleteOnTermination;
       this.detach(eni as Eni);
       if (deleteIt) this.destroyEni(eni as Eni);
@@ -399,6 +405,7 @@ export class Ec2State extends EventEmitter {
       networkCardIndex: card,
       deleteOnTermination: false,
       attachTime: new Date(),
+      status: 'attached',
     };
     eni.status = 'in-use';
     this.attachmentIndex.set(eni.attachment.attachmentId, eni.id);
@@ -427,8 +434,39 @@ export class Ec2State extends EventEmitter {
         `The network interface at device index 0 and networkCard index ${eni.attachment.networkCardIndex} cannot be detached.`,
       );
     }
-    this.detach(eni);
+    if (eni.attachment.status === 'detaching') return eni;
+    if (this.detachDelayMs === 0) {
+      this.detach(eni);
+      return eni;
+    }
+    eni.attachment.status = 'detaching';
+    const pendingAttachmentId = eni.attachment.attachmentId;
+    const timer = setTimeout(() => {
+      this.pendingDetaches.delete(eni.id);
+      if (eni.attachment?.attachmentId === pendingAttachmentId) this.detach(eni);
+    }, this.detachDelayMs);
+    timer.unref();
+    this.pendingDetaches.set(eni.id, timer);
     return eni;
+  }
+
+  /**
+   * Makes DetachNetworkInterface take `ms` to complete, as EC2's does: meanwhile the attachment is
+   * 'detaching', the ENI stays in-use (DeleteNetworkInterface fails) and still holds its slot.
+   */
+  setDetachDelay(ms: number): void {
+    if (!(ms >= 0 && Number.isFinite(ms))) throw new Error(`detach delay must be a finite number of ms >= 0, got ${ms}`);
+    this.detachDelayMs = ms;
+  }
+
+  get detachDelay(): number {
+    return this.detachDelayMs;
+  }
+
+  /** Cancels timers (pending detaches); call when the local VPC shuts down. */
+  dispose(): void {
+    for (const t of this.pendingDetaches.values()) clearTimeout(t);
+    this.pendingDetaches.clear();
   }
 
   deleteNetworkInterface(eniId: string): void {
@@ -694,6 +732,12 @@ export class Ec2State extends EventEmitter {
         'Addresses and prefixes cannot be assigned in the same request.',
       );
     }
+    if (explicitSecondaries.length > 0 && secondaryCount > 0) {
+      throw new Ec2Error(
+        'InvalidParameterCombination',
+        'A count of secondary addresses cannot be given together with specific secondary addresses.',
+      );
+    }
     if (input.prefixes?.length && input.prefixCount) {
       throw new Ec2Error(
         'InvalidParameterCombination',
@@ -902,6 +946,12 @@ export class Ec2State extends EventEmitter {
     subnet.pool.releasePrefix(base);
     this.prefixOwner.delete(base);
     eni.prefixes = eni.prefixes.filter((p) => p !== text);
+  }
+
+  private cancelPendingDetach(eniId: string): void {
+    const t = this.pendingDetaches.get(eniId);
+    if (t) clearTimeout(t);
+    this.pendingDetaches.delete(eniId);
   }
 
   private detach(eni: Eni): void {

@@ -5,7 +5,7 @@
  * events makes it indifferent to event order and bursts (an address moved between two ENIs is one
  * pass), and tests wait for it with `idle()`.
  */
-import { cleanupPrefix, deleteNetns, killProcessesIn } from './cleanup.js';
+import { cleanupPrefix, deleteNetns, killProcessesIn, netnsWithPrefix } from './cleanup.js';
 import { configurePrimaryLines, createEniLinkLines, type EniLink, isPrimaryEni } from './eni-links.js';
 import type { AttachedEniView, FabricModel, InstanceView } from './model.js';
 import {
@@ -29,6 +29,8 @@ export interface FabricOptions {
    * configures nodes (pods are routed through the node).
    */
   instanceSysctls?: Readonly<Record<string, string | number>>;
+  /** Told about each reconcile failure as it happens (idle() also reports them). */
+  onError?: (err: Error) => void;
 }
 
 interface InstanceRecord {
@@ -46,6 +48,7 @@ export class Fabric {
 
   private readonly model: FabricModel;
   private readonly instanceSysctls: Readonly<Record<string, string | number>>;
+  private readonly onError: ((err: Error) => void) | undefined;
   private readonly watched = new Set<string>();
   private readonly instances = new Map<string, InstanceRecord>();
   private routes = new Map<string, string>();
@@ -63,11 +66,19 @@ export class Fabric {
     this.inetNs = inetNetnsName(this.prefix);
     this.model = opts.model;
     this.instanceSysctls = opts.instanceSysctls ?? DEFAULT_INSTANCE_SYSCTLS;
+    this.onError = opts.onError;
   }
 
   /** Creates the router and internet namespaces and starts following the model. */
   static async create(opts: FabricOptions): Promise<Fabric> {
     const fabric = new Fabric(opts);
+    const existing = await netnsWithPrefix(fabric.prefix);
+    if (existing.length > 0) {
+      // Refuse before creating anything, so the clean-up on failure below never touches them.
+      throw new Error(
+        `prefix ${fabric.prefix} is in use (${existing.join(', ')}); pick another or run local-vpc cleanup --prefix ${fabric.prefix}`,
+      );
+    }
     try {
       await setUpRouter(fabric.routerNs);
       await setUpInternetHost(fabric.routerNs, fabric.inetNs);
@@ -159,6 +170,7 @@ export class Fabric {
         await this.reconcile();
       } catch (err) {
         this.errors.push(err as Error);
+        this.onError?.(err as Error);
       }
     }
   }

@@ -108,7 +108,8 @@ export function createImds(opts: ImdsOptions): Imds {
   state.on('instance-changed', onChanged);
 
   function answer(req: IncomingMessage): Reply {
-    const path = new URL(req.url ?? '/', 'http://169.254.169.254').pathname;
+    // Collapse repeated slashes: the SDK's MetadataService asks for `//latest/...`, which IMDS accepts.
+    const path = (req.url ?? '/').split('?')[0]!.replace(/\/{2,}/g, '/');
     const instanceId = resolve(req.socket.remoteAddress ?? '', req);
     if (!instanceId) return reply(404, `No instance owns the caller's address ${req.socket.remoteAddress}\n`);
     if (req.method === 'PUT') {

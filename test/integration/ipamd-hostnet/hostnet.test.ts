@@ -125,8 +125,8 @@ describe('ENI host networking (setupEniNetwork)', () => {
 });
 
 describe('node host networking (setupNodeNetwork, run inside the node namespace)', () => {
-  it('programs the reference model: SNAT chain, connmark, mark rule, sysctls', () => {
-    const res = topo.hostnet([{ do: 'setupNode', cfg: nodeCfg }]);
+  it('programs the reference model: SNAT chain, connmark, mark rule, sysctls', async () => {
+    const res = await topo.hostnet([{ do: 'setupNode', cfg: nodeCfg }]);
     expect(res.error).toBeUndefined();
     expect(res.results[0]).toMatchObject({ primaryIf: 'eth0' });
 
@@ -154,17 +154,17 @@ describe('node host networking (setupNodeNetwork, run inside the node namespace)
     expect(topo.exec(topo.ns.node, 'sysctl', '-n', 'net.ipv4.ip_forward').trim()).toBe('1');
   });
 
-  it('a second run changes nothing (no iptables-restore at all)', () => {
+  it('a second run changes nothing (no iptables-restore at all)', async () => {
     const before = kernelState();
-    const res = topo.hostnet([{ do: 'setupNode', cfg: nodeCfg }]);
+    const res = await topo.hostnet([{ do: 'setupNode', cfg: nodeCfg }]);
     expect(res.results[0]).toMatchObject({ iptablesScript: null });
     expect(kernelState()).toEqual(before);
   });
 
-  it('keeps foreign rules (kube-proxy) in shared chains untouched', () => {
+  it('keeps foreign rules (kube-proxy) in shared chains untouched', async () => {
     topo.exec(topo.ns.node, 'iptables', '-t', 'nat', '-N', 'KUBE-POSTROUTING');
     topo.exec(topo.ns.node, 'iptables', '-t', 'nat', '-I', 'POSTROUTING', '1', '-j', 'KUBE-POSTROUTING');
-    const res = topo.hostnet([
+    const res = await topo.hostnet([
       { do: 'setupNode', cfg: { ...nodeCfg, snat: { ...nodeCfg.snat, randomize: 'hashrandom' } } },
     ]);
     expect(res.error).toBeUndefined();
@@ -179,31 +179,81 @@ describe('node host networking (setupNodeNetwork, run inside the node namespace)
     expect(topo.iptablesSave()).toContain('-j SNAT --to-source 10.0.0.10 --random\n');
   });
 
-  it('randomize none has no flag', () => {
-    topo.hostnet([{ do: 'setupNode', cfg: { ...nodeCfg, snat: { ...nodeCfg.snat, randomize: 'none' } } }]);
+  it('concurrent setups (startup racing a reconcile) both succeed and converge', async () => {
+    const none = { ...nodeCfg, snat: { ...nodeCfg.snat, randomize: 'none' } };
+    const res = await topo.hostnet([
+      {
+        do: 'parallel',
+        actions: [
+          { do: 'setupNode', cfg: none },
+          { do: 'setupNode', cfg: nodeCfg },
+        ],
+      },
+    ]);
+    expect(res.error).toBeUndefined();
+    const save = topo.iptablesSave();
+    expect(save.match(/-j SNAT/g)).toHaveLength(1);
+    expect(save.match(/-A POSTROUTING -m comment --comment "AWS SNAT CHAIN"/g)).toHaveLength(1);
+    expect(save).toContain('-j SNAT --to-source 10.0.0.10 --random-fully\n');
+  });
+
+  it('randomize none has no flag', async () => {
+    await topo.hostnet([
+      { do: 'setupNode', cfg: { ...nodeCfg, snat: { ...nodeCfg.snat, randomize: 'none' } } },
+    ]);
     expect(topo.iptablesSave()).toContain('-j SNAT --to-source 10.0.0.10\n');
-    topo.hostnet([{ do: 'setupNode', cfg: nodeCfg }]);
+    await topo.hostnet([{ do: 'setupNode', cfg: nodeCfg }]);
     expect(topo.iptablesSave()).toContain('-j SNAT --to-source 10.0.0.10 --random-fully\n');
   });
 });
 
 describe('packets (pods behind the node, a remote host outside the VPC)', () => {
-  it('pod on the primary ENI reaches the internet SNATed to the node primary address', () => {
+  it('pod on the primary ENI reaches the internet SNATed to the node primary address', async () => {
     expect(topo.sourceSeenBy(topo.ns.pod1, INTERNET)).toBe(NODE_IP);
   });
 
-  it('pod on a secondary ENI is SNATed too, and leaves through the primary ENI (connmark path)', () => {
+  it('pod on a secondary ENI is SNATed too, and leaves through the primary ENI (connmark path)', async () => {
     // The VPC's source check would drop 10.0.0.10 coming out of eth1.
     expect(topo.sourceSeenBy(topo.ns.pod2, INTERNET)).toBe(NODE_IP);
   });
 
-  it('traffic to an excluded CIDR keeps the pod address, out of the ENI that owns it', () => {
+  it('traffic to an excluded CIDR keeps the pod address, out of the ENI that owns it', async () => {
     expect(topo.sourceSeenBy(topo.ns.pod1, EXCLUDED)).toBe(POD1);
     expect(topo.sourceSeenBy(topo.ns.pod2, EXCLUDED)).toBe(POD2);
   });
 
-  it('with external SNAT nothing is SNATed: no chain, no SNAT rule, the pod address is seen', () => {
-    const res = topo.hostnet([
+  it('node port to a pod on a secondary ENI: replies leave through the primary ENI only with node-port support', async () => {
+    // kube-proxy's part, emulated: a node port DNATed to the pod.
+    await topo.startEcho(topo.ns.pod2);
+    topo.exec(
+      topo.ns.node,
+      'iptables',
+      '-t',
+      'nat',
+      '-A',
+      'PREROUTING',
+      '-i',
+      'eth0',
+      '-p',
+      'udp',
+      '--dport',
+      '30007',
+      '-j',
+      'DNAT',
+      '--to-destination',
+      `${POD2}:7777`,
+    );
+    expect(topo.sourceSeenBy(topo.ns.rem, NODE_IP, 30007)).toBe(INTERNET);
+
+    // Without the primary-ENI connmark the reply follows the pod's table out of eth1 and the VPC drops it.
+    await topo.hostnet([{ do: 'setupNode', cfg: { ...nodeCfg, nodePortSupport: false } }]);
+    expect(topo.sourceSeenBy(topo.ns.rem, NODE_IP, 30007)).toBeNull();
+    await topo.hostnet([{ do: 'setupNode', cfg: nodeCfg }]);
+    expect(topo.sourceSeenBy(topo.ns.rem, NODE_IP, 30007)).toBe(INTERNET);
+  });
+
+  it('with external SNAT nothing is SNATed: no chain, no SNAT rule, the pod address is seen', async () => {
+    const res = await topo.hostnet([
       {
         do: 'setupNode',
         cfg: { ...nodeCfg, snat: { ...nodeCfg.snat, enabled: false }, nodePortSupport: false },
@@ -220,11 +270,11 @@ describe('packets (pods behind the node, a remote host outside the VPC)', () => 
     expect(topo.sourceSeenBy(topo.ns.pod1, INTERNET)).toBe(POD1);
   });
 
-  it('switching back to SNAT restores it; teardown removes everything it added', () => {
-    topo.hostnet([{ do: 'setupNode', cfg: nodeCfg }]);
+  it('switching back to SNAT restores it; teardown removes everything it added', async () => {
+    await topo.hostnet([{ do: 'setupNode', cfg: nodeCfg }]);
     expect(topo.sourceSeenBy(topo.ns.pod1, INTERNET)).toBe(NODE_IP);
 
-    const res = topo.hostnet([{ do: 'teardownNode' }]);
+    const res = await topo.hostnet([{ do: 'teardownNode' }]);
     expect(res.error).toBeUndefined();
     const save = topo.iptablesSave();
     expect(save).not.toMatch(/AWS/);

@@ -15,6 +15,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 
 export const MAC = { eth0: '02:0a:00:00:00:10', eth1: '02:0a:00:00:01:10' };
 export const NODE_IP = '10.0.0.10';
@@ -133,25 +134,34 @@ export class Topology {
       this.ip(node, 'rule', 'add', 'from', ip, 'lookup', String(table), 'priority', '1536');
   }
 
-  /** Runs hostnet actions inside the node namespace, as ipamd would (see driver.ts). */
-  hostnet(actions: unknown[]): { ok: boolean; error?: string; results: unknown[] } {
-    const out = sh('ip', [
-      'netns',
-      'exec',
-      this.ns.node,
-      process.execPath,
-      '--import',
-      'tsx',
-      DRIVER,
-      JSON.stringify(actions),
-    ]);
-    return JSON.parse(out.trim().split('\n').at(-1)!);
+  private driver?: { child: ChildProcess; lines: AsyncIterator<string> };
+
+  /** Runs hostnet actions inside the node namespace, as ipamd would (see driver.ts; started once). */
+  async hostnet(actions: unknown[]): Promise<{ ok: boolean; error?: string; results: unknown[] }> {
+    if (!this.driver) {
+      const child = spawn(
+        'ip',
+        ['netns', 'exec', this.ns.node, process.execPath, '--import', 'tsx', DRIVER],
+        {
+          stdio: ['pipe', 'pipe', 'inherit'],
+        },
+      );
+      this.children.push(child);
+      const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+      this.driver = { child, lines };
+      const first = await lines.next();
+      if (first.done) throw new Error('hostnet driver exited before it was ready');
+    }
+    this.driver.child.stdin!.write(`${JSON.stringify(actions)}\n`);
+    const reply = await this.driver.lines.next();
+    if (reply.done) throw new Error('hostnet driver exited');
+    return JSON.parse(reply.value);
   }
 
-  /** A UDP server in `rem` that answers each datagram with the source address it saw. */
-  async startEcho(): Promise<void> {
+  /** A UDP server (default in `rem`) that answers each datagram with the source address it saw. */
+  async startEcho(ns = this.ns.rem): Promise<void> {
     const script = `const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>s.send(r.address,r.port,r.address));s.bind(${ECHO_PORT},()=>console.log('ready'));`;
-    const child = spawn('ip', ['netns', 'exec', this.ns.rem, process.execPath, '-e', script], {
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     this.children.push(child);
@@ -162,8 +172,8 @@ export class Topology {
   }
 
   /** Sends one UDP datagram from a pod; resolves with the source address the far side saw, or null. */
-  sourceSeenBy(fromNs: string, dst: string, timeoutMs = 1500): string | null {
-    const script = `const s=require('dgram').createSocket('udp4');const t=setTimeout(()=>{console.log('TIMEOUT');process.exit(0)},${timeoutMs});s.on('message',m=>{console.log(String(m));clearTimeout(t);process.exit(0)});s.send('hi',${ECHO_PORT},'${dst}');`;
+  sourceSeenBy(fromNs: string, dst: string, port = ECHO_PORT, timeoutMs = 1500): string | null {
+    const script = `const s=require('dgram').createSocket('udp4');const t=setTimeout(()=>{console.log('TIMEOUT');process.exit(0)},${timeoutMs});s.on('message',m=>{console.log(String(m));clearTimeout(t);process.exit(0)});s.send('hi',${port},'${dst}');`;
     const out = this.exec(fromNs, process.execPath, '-e', script).trim();
     return out === 'TIMEOUT' ? null : out;
   }

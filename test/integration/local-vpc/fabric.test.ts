@@ -50,6 +50,23 @@ async function sh(target: Instance | string, script: string): Promise<string> {
   return r.stdout;
 }
 
+/** IMDSv2 GET from inside the instance, as ipamd does it. */
+function imdsGet(target: Instance, path: string): Promise<string> {
+  return sh(
+    target,
+    'T=$(curl -sf -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" http://169.254.169.254/latest/api/token); ' +
+      `curl -sf -H "X-aws-ec2-metadata-token: $T" http://169.254.169.254/latest/meta-data/${path}`,
+  );
+}
+
+/** The router's count of packets dropped by reverse-path filtering (TcpExt IPReversePathFilter). */
+async function rpFilterDrops(): Promise<number> {
+  const lines = (await sh(vpc.routerNetns, 'cat /proc/net/netstat')).split('\n');
+  const names = lines.find((l) => l.startsWith('TcpExt:'))!.split(/\s+/);
+  const values = lines.filter((l) => l.startsWith('TcpExt:'))[1]!.split(/\s+/);
+  return Number(values[names.indexOf('IPReversePathFilter')]);
+}
+
 beforeAll(async () => {
   vpc = await createVpc();
   a = await vpc.launchInstance({ instanceType: 'm5.large', subnet: 0 });
@@ -91,7 +108,9 @@ describe('source/destination check', () => {
   it('drops a source the ENI does not own and delivers it once EC2 assigns it', async () => {
     const spoofed = unassignedAddress('10.0.1');
     await sh(a, `ip addr add ${spoofed}/32 dev eth0`);
+    const dropsBefore = await rpFilterDrops();
     expect(await vpc.ping(a, b.primaryIp, { source: spoofed })).toBe(false);
+    expect(await rpFilterDrops()).toBeGreaterThan(dropsBefore); // dropped by the router's check
 
     await ec2.send(
       new AssignPrivateIpAddressesCommand({
@@ -111,6 +130,23 @@ describe('source/destination check', () => {
     await sh(a, `ip addr add ${cs}/32 dev eth0`);
     expect(await vpc.ping(a, b.primaryIp, { source: cs })).toBe(false);
     await sh(a, `ip addr del ${cs}/32 dev eth0`);
+  });
+});
+
+describe('delegated prefixes', () => {
+  it('delivers every address of an assigned /28 to the ENI that owns it', async () => {
+    const out = await ec2.send(
+      new AssignPrivateIpAddressesCommand({ NetworkInterfaceId: c.primaryEniId, Ipv4PrefixCount: 1 }),
+    );
+    const prefix = out.AssignedIpv4Prefixes![0]!.Ipv4Prefix!;
+    await vpc.settled();
+    const base = prefix.split('/')[0]!.split('.').map(Number);
+    const first = `${base.slice(0, 3).join('.')}.${base[3]!}`;
+    const last = `${base.slice(0, 3).join('.')}.${base[3]! + 15}`;
+    await sh(c, `ip addr add ${first}/32 dev eth0; ip addr add ${last}/32 dev eth0`);
+    expect(await vpc.ping(b, first)).toBe(true);
+    expect(await vpc.ping(b, last)).toBe(true);
+    expect(await vpc.ping(c, b.primaryIp, { source: last })).toBe(true);
   });
 });
 
@@ -135,6 +171,10 @@ describe('a second ENI', () => {
     expect(eth1.operstate).toBe('DOWN');
     expect(eth1.mtu).toBe(9001);
     expect(await sh(a, 'ip -4 -o addr show dev eth1')).toBe('');
+    // IMDS lists the same MACs the kernel shows, which is how ipamd pairs ENIs with links.
+    const macs = (await imdsGet(a, 'network/interfaces/macs/')).split('\n').map((m) => m.replace(/\/$/, ''));
+    expect(macs.sort()).toEqual([a.primaryMac, eni.MacAddress].sort());
+    expect(await imdsGet(a, `network/interfaces/macs/${eni.MacAddress}/device-number`)).toBe('1');
 
     // Configure it the way ipamd does for pods on a secondary ENI: replies leave through eth1.
     await sh(
@@ -181,12 +221,10 @@ describe('a second ENI', () => {
 
 describe('emulators from inside an instance', () => {
   it('IMDS at 169.254.169.254 answers each instance with its own identity (IMDSv2)', async () => {
-    const script =
-      'T=$(curl -sf -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" http://169.254.169.254/latest/api/token); ' +
-      'curl -sf -H "X-aws-ec2-metadata-token: $T" http://169.254.169.254/latest/meta-data/';
-    expect(await sh(a, `${script}instance-id`)).toBe(a.id);
-    expect(await sh(b, `${script}instance-id`)).toBe(b.id);
-    expect(await sh(b, `${script}mac`)).toBe(b.primaryMac);
+    expect(await imdsGet(a, 'instance-id')).toBe(a.id);
+    expect(await imdsGet(b, 'instance-id')).toBe(b.id);
+    expect(await imdsGet(b, 'local-ipv4')).toBe(b.primaryIp);
+    expect(await imdsGet(b, 'mac')).toBe(b.primaryMac);
   });
 
   it('IMDS on loopback answers as the instance whose port was dialled', async () => {
@@ -239,6 +277,12 @@ describe('the internet host', () => {
 });
 
 describe('lifecycle', () => {
+  it('refuses a prefix that is already in use, without touching its namespaces', async () => {
+    await expect(createVpc({ prefix: vpc.prefix })).rejects.toThrow(/is in use/);
+    expect(await listNetns()).toContain(vpc.routerNetns);
+    expect(await vpc.ping(a, b.primaryIp)).toBe(true);
+  });
+
   it('terminating an instance removes its namespace and its routes', async () => {
     const d = await vpc.launchInstance({ instanceType: 't3.medium', subnet: 1 });
     expect(await listNetns()).toContain(d.netns);

@@ -66,6 +66,10 @@ describe('inNetns', () => {
   it('refuses a function that returns a Promise, after switching back', () => {
     const home = netnsInode();
     expect(() => inNetns(netnsPath(nsA), () => Promise.resolve(1))).toThrow(/returned a Promise/);
+    // A rejection of the refused promise must not surface as an unhandled rejection.
+    expect(() => inNetns(netnsPath(nsA), () => Promise.reject(new Error('late')))).toThrow(
+      /returned a Promise/,
+    );
     expect(netnsInode()).toBe(home);
   });
 

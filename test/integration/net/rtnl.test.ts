@@ -107,6 +107,19 @@ describe('links', () => {
     expect(err).toMatchObject({ code: 'ENODEV', message: 'delete link moved0: No such device (ENODEV)' });
   });
 
+  it('can place both ends in other namespaces, never creating them in its own', async () => {
+    await podNl.createVeth({
+      name: 'far0',
+      peerName: 'far1',
+      netns: netnsPath(host),
+      peerNetns: netnsPath(host),
+    });
+    expect(linkNames(host)).toEqual(expect.arrayContaining(['far0', 'far1']));
+    expect(linkNames(pod)).not.toContain('far0');
+    await hostNl.deleteLink('far0');
+    expect(linkNames(host)).not.toContain('far1');
+  });
+
   it('rejects bad names and values before sending anything', async () => {
     await expect(hostNl.createVeth({ name: 'a-name-too-long0', peerName: 'x' })).rejects.toThrow(
       /invalid veth name "a-name-too-long0"/,
@@ -221,6 +234,38 @@ describe('routes', () => {
   });
 });
 
+describe('IPv6', () => {
+  it('adds and lists IPv6 addresses and routes', async () => {
+    await podNl.addAddress('eth0', 'fd00:10::7/128');
+    await podNl.addRoute({ dst: 'fd00:20::/64', dev: 'eth0', metric: 10 });
+    expect(ip(pod, '-6', 'addr', 'show', 'dev', 'eth0')).toContain('inet6 fd00:10::7/128');
+    expect(ipJson(pod, '-6', 'route', 'show', 'fd00:20::/64')).toEqual([
+      expect.objectContaining({ dst: 'fd00:20::/64', dev: 'eth0', metric: 10 }),
+    ]);
+    expect(await podNl.listAddresses({ dev: 'eth0', family: 'inet6' })).toContainEqual(
+      expect.objectContaining({ cidr: 'fd00:10::7/128' }),
+    );
+    expect(await podNl.listRoutes({ family: 'inet6' })).toContainEqual(
+      expect.objectContaining({ dst: 'fd00:20::/64', metric: 10 }),
+    );
+    await podNl.deleteRoute({ dst: 'fd00:20::/64', dev: 'eth0', metric: 10 });
+    await podNl.deleteAddress('eth0', 'fd00:10::7/128');
+    expect(ip(pod, '-6', 'addr', 'show', 'dev', 'eth0')).not.toContain('fd00:10::7');
+  });
+});
+
+describe('many requests at once', () => {
+  it('pipelines 500 route adds on one socket and dumps them back across several datagrams', async () => {
+    const dsts = Array.from({ length: 500 }, (_, i) => `10.${100 + (i >> 8)}.${i & 255}.0/24`);
+    await Promise.all(dsts.map((dst) => hostNl.addRoute({ dst, dev: 'eni0a1b2c', table: 2000 })));
+    expect(ipJson(host, 'route', 'show', 'table', '2000')).toHaveLength(500);
+    const listed = await hostNl.listRoutes({ table: 2000 });
+    expect(listed.map((r) => r.dst).sort()).toEqual([...dsts].sort());
+    await Promise.all(dsts.map((dst) => hostNl.deleteRoute({ dst, table: 2000 })));
+    expect(ipJson(host, 'route', 'show', 'table', '2000')).toHaveLength(0);
+  });
+});
+
 describe('rules', () => {
   it('adds to/from/fwmark/not rules with priorities and tables > 255', async () => {
     await hostNl.addRule({ priority: 512, dst: '10.0.1.7/32', table: 'main' });
@@ -241,6 +286,18 @@ describe('rules', () => {
     expect(listed).toContainEqual(
       expect.objectContaining({ priority: 1536, src: '10.0.1.7/32', table: 1000 }),
     );
+  });
+
+  it('steers lookups: lookupRoute reports the table the rules selected', async () => {
+    // from 10.0.1.7 -> table 1000 (priority 1536); table 1000 has a default via 10.0.0.1.
+    // An output lookup "from" an address needs that address to be local.
+    await hostNl.addAddress('eni0a1b2c', '10.0.1.7/32');
+    const viaRule = await hostNl.lookupRoute('192.0.2.50', { src: '10.0.1.7' });
+    expect(viaRule).toMatchObject({ table: 1000, gateway: '10.0.0.1', dst: '192.0.2.50/32' });
+    expect(viaRule.oif).toBe(await hostNl.linkIndex('eni0a1b2c'));
+    await expect(hostNl.lookupRoute('192.0.2.50')).rejects.toMatchObject({ code: 'ENETUNREACH' });
+    expect(await hostNl.lookupRoute('10.0.0.99')).toMatchObject({ table: 254, src: '10.0.0.10' });
+    await hostNl.deleteAddress('eni0a1b2c', '10.0.1.7/32');
   });
 
   it('refuses an identical rule with EEXIST and deletes with ENOENT on repeat', async () => {

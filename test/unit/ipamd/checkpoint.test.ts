@@ -55,7 +55,9 @@ describe('Checkpoint', () => {
     const path = join(dir, 'ipam.json');
     const cp = new Checkpoint(path, () => data(0));
     writeFileSync(path, '{"version":1,"allocations":[{"network":"x"}]}');
-    await expect(cp.load()).rejects.toThrow(/allocations\[0\]\.containerId is missing.*remove it only after every pod/);
+    await expect(cp.load()).rejects.toThrow(
+      /allocations\[0\]\.containerId is missing.*remove it only after every pod/,
+    );
     writeFileSync(path, '{"version":7,"allocations":[]}');
     await expect(cp.load()).rejects.toThrow(/written by a newer ipamd/);
     writeFileSync(path, '{trunc');

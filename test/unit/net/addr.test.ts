@@ -58,3 +58,25 @@ describe('names and errors', () => {
     expect(sysctlPath('net.ipv4.conf.eth0/100.rp_filter')).toBe('net/ipv4/conf/eth0.100/rp_filter');
   });
 });
+
+describe('address validation', () => {
+  it.each([
+    '1.2.3',
+    '1.2.3.256',
+    '01.2.3.4',
+    '1.2.3.4 ',
+    'fd00:::1',
+    '1:2:3:4:5:6:7:8:9',
+    '1::2::3',
+    'g::1',
+    '::1.2.3',
+  ])('rejects %j', (s) => {
+    expect(() => parseIp(s)).toThrow(/invalid IP address/);
+  });
+  it('accepts the IPv6 forms', () => {
+    expect(formatIp(parseIp('::ffff:1.2.3.4').bytes)).toBe('::ffff:102:304');
+    expect(formatIp(parseIp('1:2:3:4:5:6:1.2.3.4').bytes)).toBe('1:2:3:4:5:6:102:304');
+    expect(formatIp(parseIp('fd00::').bytes)).toBe('fd00::');
+    expect(formatIp(parseIp('1:2:3:4:5:6:7::').bytes)).toBe('1:2:3:4:5:6:7:0');
+  });
+});

@@ -17,7 +17,12 @@ const ec2Mock = mockClient(EC2Client);
 const log = pino({ level: 'silent' });
 
 function sdkError(name: string, status: number): EC2ServiceException {
-  return new EC2ServiceException({ name, $fault: status >= 500 ? 'server' : 'client', $metadata: { httpStatusCode: status }, message: `${name} happened` });
+  return new EC2ServiceException({
+    name,
+    $fault: status >= 500 ? 'server' : 'client',
+    $metadata: { httpStatusCode: status },
+    message: `${name} happened`,
+  });
 }
 
 function api(opts: Partial<{ maxAttempts: number; mutatingRate: number }> = {}): Ec2Api {
@@ -71,12 +76,16 @@ describe('Ec2Api', () => {
     expect(await counter(ec2ApiErrors, 'AssignPrivateIpAddresses')).toBe(2);
     expect(await counter(ec2Throttled, 'AssignPrivateIpAddresses')).toBe(1);
     const metrics = await registry.metrics();
-    expect(metrics).toMatch(/awscni_aws_api_latency_ms_count\{api="AssignPrivateIpAddresses",error="false",status="200"\} 1/);
+    expect(metrics).toMatch(
+      /awscni_aws_api_latency_ms_count\{api="AssignPrivateIpAddresses",error="false",status="200"\} 1/,
+    );
   });
 
   it('gives up after maxAttempts with a throttling message', async () => {
     ec2Mock.on(DescribeNetworkInterfacesCommand).rejects(sdkError('RequestLimitExceeded', 503));
-    const err = await api({ maxAttempts: 3 }).describeNetworkInterfaces(['eni-0a1']).catch((e) => e);
+    const err = await api({ maxAttempts: 3 })
+      .describeNetworkInterfaces(['eni-0a1'])
+      .catch((e) => e);
     expect(err).toBeInstanceOf(Ec2Error);
     expect(err.kind).toBe('throttled');
     expect(err.message).toBe('EC2 throttled DescribeNetworkInterfaces (RequestLimitExceeded), retrying');
@@ -86,7 +95,14 @@ describe('Ec2Api', () => {
   it('does not retry a full subnet and names the subnet', async () => {
     ec2Mock.on(CreateNetworkInterfaceCommand).rejects(sdkError('InsufficientFreeAddressesInSubnet', 400));
     const err = await api()
-      .createNetworkInterface({ subnetId: 'subnet-0ff', securityGroups: ['sg-1'], unit: 'ip', count: 9, description: 'd', tags: {} })
+      .createNetworkInterface({
+        subnetId: 'subnet-0ff',
+        securityGroups: ['sg-1'],
+        unit: 'ip',
+        count: 9,
+        description: 'd',
+        tags: {},
+      })
       .catch((e) => e);
     expect(err.kind).toBe('subnet_full');
     expect(err.message).toBe('subnet subnet-0ff has no free addresses');
@@ -94,11 +110,18 @@ describe('Ec2Api', () => {
   });
 
   it('maps InsufficientCidrBlocks and UnauthorizedOperation to actionable errors', async () => {
-    ec2Mock.on(AssignPrivateIpAddressesCommand).rejectsOnce(sdkError('InsufficientCidrBlocks', 400)).rejectsOnce(sdkError('UnauthorizedOperation', 403));
-    const a = await api().assignAddresses('eni-0a1', 'subnet-01', 'prefix', 1).catch((e) => e);
+    ec2Mock
+      .on(AssignPrivateIpAddressesCommand)
+      .rejectsOnce(sdkError('InsufficientCidrBlocks', 400))
+      .rejectsOnce(sdkError('UnauthorizedOperation', 403));
+    const a = await api()
+      .assignAddresses('eni-0a1', 'subnet-01', 'prefix', 1)
+      .catch((e) => e);
     expect(a.kind).toBe('no_cidr_block');
     expect(a.message).toMatch(/subnet subnet-01 has no free contiguous \/28 block/);
-    const b = await api().assignAddresses('eni-0a1', 'subnet-01', 'prefix', 1).catch((e) => e);
+    const b = await api()
+      .assignAddresses('eni-0a1', 'subnet-01', 'prefix', 1)
+      .catch((e) => e);
     expect(b.kind).toBe('unauthorized');
     expect(b.message).toMatch(/grant it to the node's IAM role/);
   });
@@ -117,7 +140,10 @@ describe('Ec2Api', () => {
     expect(input.Ipv4PrefixCount).toBe(2);
     expect(input.SecondaryPrivateIpAddressCount).toBeUndefined();
     expect(input.TagSpecifications).toEqual([
-      { ResourceType: 'network-interface', Tags: [{ Key: 'node.k8s.amazonaws.com/instance_id', Value: 'i-01' }] },
+      {
+        ResourceType: 'network-interface',
+        Tags: [{ Key: 'node.k8s.amazonaws.com/instance_id', Value: 'i-01' }],
+      },
     ]);
     expect(eni).toMatchObject({
       id: 'eni-0a1',
@@ -131,16 +157,39 @@ describe('Ec2Api', () => {
   });
 
   it('rejects malformed replies with a message naming the field', async () => {
-    ec2Mock.on(DescribeNetworkInterfacesCommand).resolves({ NetworkInterfaces: [{ ...eniReply, MacAddress: 'zz' }] });
+    ec2Mock
+      .on(DescribeNetworkInterfacesCommand)
+      .resolves({ NetworkInterfaces: [{ ...eniReply, MacAddress: 'zz' }] });
     await expect(api().describeNetworkInterfaces(['eni-0a1'])).rejects.toThrow(/malformed eni-0a1 MAC: "zz"/);
   });
 
   it('rate-limits mutating calls client-side', async () => {
-    ec2Mock.on(AssignPrivateIpAddressesCommand).resolves({ AssignedPrivateIpAddresses: [{ PrivateIpAddress: '10.0.1.12' }] });
+    ec2Mock
+      .on(AssignPrivateIpAddressesCommand)
+      .resolves({ AssignedPrivateIpAddresses: [{ PrivateIpAddress: '10.0.1.12' }] });
     const a = api({ mutatingRate: 4 });
     const started = Date.now();
     await Promise.all(Array.from({ length: 6 }, () => a.assignAddresses('eni-0a1', 'subnet-01', 'ip', 1)));
     // 4 per second: the 5th and 6th wait for the window to roll.
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+  });
+});
+
+describe('classifyEc2Error', () => {
+  it('treats InvalidParameterValue "no sufficient free addresses" on assign as a full subnet', async () => {
+    const { classifyEc2Error } = await import('../../../../ipamd/aws/errors.js');
+    const err = new EC2ServiceException({
+      name: 'InvalidParameterValue',
+      $fault: 'client',
+      $metadata: { httpStatusCode: 400 },
+      message: "There aren't sufficient free Ipv4 addresses or prefixes",
+    });
+    const c = classifyEc2Error('AssignPrivateIpAddresses', err, { subnetId: 'subnet-9' });
+    expect(c.kind).toBe('subnet_full');
+    expect(c.message).toBe('subnet subnet-9 has no free addresses');
+    expect(c.retryable).toBe(false);
+    const other = classifyEc2Error('X', { name: 'ECONNREFUSED', message: 'connect' });
+    expect(other.kind).toBe('network');
+    expect(other.retryable).toBe(true);
   });
 });

@@ -14,7 +14,7 @@ function baseline(): void {
   values.clear();
   const m = '0a:00:00:00:00:01';
   const s = '0a:00:00:00:00:02';
-  Object.entries({
+  const entries = Object.entries({
     'instance-id': 'i-0abc',
     'instance-type': 'm5.large',
     'placement/availability-zone': 'us-west-2a',
@@ -34,7 +34,8 @@ function baseline(): void {
     [`network/interfaces/macs/${s}/vpc-ipv4-cidr-blocks`]: '10.0.0.0/16',
     [`network/interfaces/macs/${s}/local-ipv4s`]: '10.0.1.20',
     [`network/interfaces/macs/${s}/ipv4-prefix`]: '10.0.1.48/28',
-  }).forEach(([k, v]) => values.set(k, v));
+  });
+  for (const [k, v] of entries) values.set(k, v);
 }
 
 beforeAll(async () => {
@@ -97,9 +98,24 @@ describe('Imds', () => {
   });
 
   it.each([
-    ['a malformed MAC', 'network/interfaces/macs/', '0a:00:zz:00:00:01/', /malformed MAC in network\/interfaces\/macs\/: "0a:00:zz:00:00:01"/],
-    ['a bad subnet CIDR', 'network/interfaces/macs/0a:00:00:00:00:02/subnet-ipv4-cidr-block', '10.0.1.0/33', /malformed subnet-ipv4-cidr-block of 0a:00:00:00:00:02/],
-    ['a bad device number', 'network/interfaces/macs/0a:00:00:00:00:02/device-number', 'one', /malformed device-number of 0a:00:00:00:00:02/],
+    [
+      'a malformed MAC',
+      'network/interfaces/macs/',
+      '0a:00:zz:00:00:01/',
+      /malformed MAC in network\/interfaces\/macs\/: "0a:00:zz:00:00:01"/,
+    ],
+    [
+      'a bad subnet CIDR',
+      'network/interfaces/macs/0a:00:00:00:00:02/subnet-ipv4-cidr-block',
+      '10.0.1.0/33',
+      /malformed subnet-ipv4-cidr-block of 0a:00:00:00:00:02/,
+    ],
+    [
+      'a bad device number',
+      'network/interfaces/macs/0a:00:00:00:00:02/device-number',
+      'one',
+      /malformed device-number of 0a:00:00:00:00:02/,
+    ],
   ])('rejects %s with a clear error', async (_name, key, value, message) => {
     baseline();
     values.set(key, value);
@@ -109,7 +125,9 @@ describe('Imds', () => {
   it('rejects an ENI without a device-number', async () => {
     baseline();
     values.delete('network/interfaces/macs/0a:00:00:00:00:02/device-number');
-    await expect(new Imds(endpoint).enis()).rejects.toThrow('IMDS has no device-number for ENI 0a:00:00:00:00:02');
+    await expect(new Imds(endpoint).enis()).rejects.toThrow(
+      'IMDS has no device-number for ENI 0a:00:00:00:00:02',
+    );
   });
 
   it('reports an unreachable IMDS with the endpoint', async () => {

@@ -16,7 +16,12 @@ function eni(id: string, deviceNumber: number, over: Partial<EniInfo> = {}): Eni
   };
 }
 
-const pod = (c: string, extra: object = {}) => ({ network: 'aws-cni', containerId: c, ifName: 'eth0', ...extra });
+const pod = (c: string, extra: object = {}) => ({
+  network: 'aws-cni',
+  containerId: c,
+  ifName: 'eth0',
+  ...extra,
+});
 
 function store(now = { t: 1_000_000 }) {
   const ds = new Datastore(30_000, () => now.t);

@@ -333,3 +333,23 @@ describe('ENI spec and IPv4 helpers', () => {
     ).toThrow("outside a VPC subnet's /16-/28");
   });
 });
+
+describe('systemIptables (process handling only; never touches this namespace)', () => {
+  it('names a missing binary', async () => {
+    const { systemIptables } = await import('../../../../ipamd/hostnet/iptables.js');
+    const r = systemIptables({
+      save: '/nonexistent/iptables-save',
+      restore: '/nonexistent/iptables-restore',
+    });
+    await expect(r.save('nat')).rejects.toThrow('cannot run /nonexistent/iptables-save: not installed');
+  });
+
+  it('reports a failing restore with its exit code and the script', async () => {
+    const { systemIptables } = await import('../../../../ipamd/hostnet/iptables.js');
+    const r = systemIptables({ save: 'true', restore: 'false' });
+    expect(await r.save('nat')).toBe('');
+    await expect(r.restore('*nat\nCOMMIT\n')).rejects.toThrow(
+      /false --noflush --wait=10 exited with 1:.*\n--- input ---\n\*nat/s,
+    );
+  });
+});

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type PlannerEni, type PlannerInput, plan } from '../../../../ipamd/pool/planner.js';
 import { defaultMaxPods, poolLimits, prefixModeProblem } from '../../../../ipamd/pool/limits.js';
+import { type PlannerEni, type PlannerInput, plan } from '../../../../ipamd/pool/planner.js';
 import { lookupInstanceType } from '../../../../lib/instance-types/index.js';
 
 /** An ENI with `total` addresses of which `assigned` are in use; for IP mode, slotsUsed = total. */
@@ -53,7 +53,12 @@ function input(over: Partial<PlannerInput>): PlannerInput {
   };
 }
 
-const t = (warmEni: number, warmIp = 0, minIp = 0, warmPrefix = 0) => ({ warmEni, warmIp, minIp, warmPrefix });
+const t = (warmEni: number, warmIp = 0, minIp = 0, warmPrefix = 0) => ({
+  warmEni,
+  warmIp,
+  minIp,
+  warmPrefix,
+});
 
 describe('plan (grow)', () => {
   it.each<[string, Partial<PlannerInput>, object]>([
@@ -149,7 +154,11 @@ describe('plan (prefix mode)', () => {
       { enis: [peni(0, 4, 3)] },
       { kind: 'release', unit: 'prefix', items: ['10.0.0.0/28', '10.0.1.0/28'] },
     ],
-    ['but not within 30 s of the last shrink', { enis: [peni(0, 4, 3)], lastShrinkAt: 90_000 }, { kind: 'none' }],
+    [
+      'but not within 30 s of the last shrink',
+      { enis: [peni(0, 4, 3)], lastShrinkAt: 90_000 },
+      { kind: 'none' },
+    ],
   ])('%s', (_name, over, expected) => {
     expect(plan(pd(over))).toMatchObject(expected);
   });
@@ -163,7 +172,11 @@ describe('plan (shrink)', () => {
       { kind: 'delete-eni', eniId: 'eni-2' },
     ],
     ['ENI mode keeps the warm ENI', { enis: [eni(0, 9, 9), eni(1, 9, 0)] }, { kind: 'none' }],
-    ['never deletes the primary ENI', { enis: [eni(0, 9, 0), eni(1, 9, 0)] }, { kind: 'delete-eni', eniId: 'eni-1' }],
+    [
+      'never deletes the primary ENI',
+      { enis: [eni(0, 9, 0), eni(1, 9, 0)] },
+      { kind: 'delete-eni', eniId: 'eni-1' },
+    ],
     [
       'never deletes an ENI with cooling addresses',
       {
@@ -203,12 +216,18 @@ describe('limits', () => {
     expect(defaultMaxPods(m5, 'ip')).toBe(29);
     expect(defaultMaxPods(m5, 'prefix')).toBe(110);
     expect(defaultMaxPods(lookupInstanceType('m5.24xlarge')!, 'prefix')).toBe(250);
-    expect(poolLimits(m5, { mode: 'ip', maxEni: 2, maxPods: null })).toEqual({ maxEnis: 2, slotsPerEni: 9, maxPods: 29 });
+    expect(poolLimits(m5, { mode: 'ip', maxEni: 2, maxPods: null })).toEqual({
+      maxEnis: 2,
+      slotsPerEni: 9,
+      maxPods: 29,
+    });
     expect(poolLimits(m5, { mode: 'ip', maxEni: null, maxPods: 17 }).maxPods).toBe(17);
   });
 
   it('refuses prefix mode off Nitro with a clear message', () => {
     expect(prefixModeProblem(lookupInstanceType('m5.large')!)).toBeNull();
-    expect(prefixModeProblem(lookupInstanceType('t2.medium')!)).toMatch(/needs a Nitro instance type; t2.medium runs on xen/);
+    expect(prefixModeProblem(lookupInstanceType('t2.medium')!)).toMatch(
+      /needs a Nitro instance type; t2.medium runs on xen/,
+    );
   });
 });

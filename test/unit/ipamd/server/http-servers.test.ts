@@ -166,6 +166,19 @@ describe('metrics server', () => {
       expect(res.body).toContain(`# HELP ${name} `);
     }
     expect(res.body).toMatch(/^process_resident_memory_bytes \d+/m);
+    // Types as the reference declares them, so dashboards and the metrics helper read them alike.
+    for (const [name, type] of [
+      ['awscni_ipamd_action_inprogress', 'gauge'],
+      ['awscni_total_ipv4_prefixes', 'gauge'],
+      ['awscni_assigned_ip_per_cidr', 'gauge'],
+      ['awscni_assigned_ip_per_eni', 'gauge'],
+      ['awscni_add_ip_req_count', 'counter'],
+      ['awscni_del_ip_req_count', 'counter'],
+      ['awscni_force_removed_ips', 'counter'],
+      ['awscni_aws_api_error_count', 'counter'],
+    ]) {
+      expect(res.body).toContain(`# TYPE ${name} ${type}`);
+    }
   });
 
   it('can be started twice on the shared registry (restart in-process) without duplicate registration', async () => {
@@ -185,5 +198,16 @@ describe('metrics server', () => {
     c.inc(5);
     expect((await get(srv.port, '/metrics')).body).toMatch(/^test_things_total 5$/m);
     expect((await get(srv.port, '/nope')).status).toBe(404);
+  });
+});
+
+describe('withComponent', () => {
+  it('tags once, never twice with the same value', async () => {
+    const { withComponent } = await import('../../../../ipamd/log.js');
+    const root = pino({ level: 'silent' });
+    const tagged = withComponent(root, 'socket');
+    expect(tagged.bindings()).toEqual({ component: 'socket' });
+    expect(withComponent(tagged, 'socket')).toBe(tagged);
+    expect(withComponent(tagged, 'metrics').bindings().component).toBe('metrics');
   });
 });

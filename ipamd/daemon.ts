@@ -1,0 +1,406 @@
+/**
+ * ipamd's wiring and lifecycle. Startup, in this order:
+ *   1. IMDSv2: the instance, its type and every attached ENI;
+ *   2. one DescribeNetworkInterfaces for those ENIs (tags: unmanaged ones are left alone);
+ *   3. tag managed secondary ENIs that lack this node's tags;
+ *   4. host networking for the node and each secondary ENI;
+ *   5. rebuild the datastore from EC2, replay the checkpoint;
+ *   6. fill the pool until an address can be handed out (or nothing more can be had);
+ *   7. only then serve the socket, write the CNI conflist, start introspection and metrics;
+ *   8. loops: pool upkeep, reconciliation against IMDS, leaked-ENI cleanup.
+ * SIGTERM (stop()): stop growing, let in-flight work finish, close the socket, flush the checkpoint.
+ */
+import { mkdir, open, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { lookupInstanceType } from '../lib/instance-types/index.js';
+import { createEc2Client, Ec2Api } from './aws/ec2.js';
+import { Imds, type ImdsEni } from './aws/imds.js';
+import { Checkpoint, type CheckpointData } from './checkpoint.js';
+import type { Config } from './config.js';
+import { usesIpTargets } from './config.js';
+import { Datastore, type EniInfo } from './datastore/datastore.js';
+import { restoreCheckpoint } from './datastore/restore.js';
+import { setupEniNetwork, teardownEniNetwork } from './hostnet/eni.js';
+import { setupNodeNetwork } from './hostnet/node.js';
+import { IpamService } from './ipam-handler.js';
+import type { Logger } from './log.js';
+import { eniMax, ipMax } from './metrics.js';
+import {
+  type HostNetwork,
+  PoolExecutor,
+  TAG_CLUSTER,
+  TAG_INSTANCE_ID,
+  TAG_NO_MANAGE,
+} from './pool/executor.js';
+import { cleanLeakedEnis } from './pool/leaked.js';
+import { poolLimits, prefixModeProblem, type TypeLimits } from './pool/limits.js';
+import { PoolManager } from './pool/manager.js';
+import { reconcile } from './pool/reconcile.js';
+import { SubnetPicker } from './pool/subnets.js';
+import { startIntrospectionServer } from './server/introspection.js';
+import { startMetricsServer } from './server/metrics-server.js';
+import { startSocketServer } from './server/socket.js';
+
+export interface DaemonOptions {
+  /** Replaces host networking (unit tests, or a host where another agent owns it). */
+  host?: HostNetwork & { setupNode(): Promise<void> };
+}
+
+export interface Daemon {
+  readonly ds: Datastore;
+  readonly pool: PoolManager;
+  readonly handler: IpamService;
+  stop(): Promise<void>;
+}
+
+function hostNetwork(
+  cfg: Config,
+  log: Logger,
+  primary: ImdsEni,
+): HostNetwork & { setupNode(): Promise<void> } {
+  const spec = (e: EniInfo) => ({
+    mac: e.mac,
+    deviceNumber: e.deviceNumber,
+    primaryIp: e.primaryIp,
+    subnetCidr: e.subnetCidr,
+    mtu: cfg.eniMtu,
+  });
+  return {
+    setupNode: async () => {
+      await setupNodeNetwork({
+        primaryMac: primary.mac,
+        primaryIp: primary.primaryIp,
+        vpcCidrs: primary.vpcCidrs,
+        snat: cfg.snat,
+        vethPrefix: cfg.vethPrefix,
+        mtu: cfg.eniMtu,
+        nodePortSupport: cfg.nodePortSupport,
+        setSysctls: cfg.setSysctls,
+        log,
+      });
+    },
+    setupEni: async (e) => {
+      if (!e.isPrimary) await setupEniNetwork(spec(e), { log });
+    },
+    teardownEni: async (e) => {
+      if (!e.isPrimary) await teardownEniNetwork(spec(e), { log });
+    },
+  };
+}
+
+async function resolveType(name: string, ec2: Ec2Api): Promise<TypeLimits> {
+  const known = lookupInstanceType(name);
+  if (known) return known;
+  const described = await ec2.describeInstanceType(name);
+  if (!described) {
+    throw new Error(`instance type ${name} is unknown to ipamd's table and to DescribeInstanceTypes`);
+  }
+  return described;
+}
+
+/** Writes `${dir}/10-aws.conflist` atomically so the runtime never reads half a file. */
+export async function writeConflist(dir: string, socketPath: string): Promise<string> {
+  const conf = {
+    cniVersion: '1.0.0',
+    name: 'aws-cni',
+    plugins: [
+      { type: 'aws-cni', name: 'aws-cni', cniVersion: '1.0.0', ipamdSocket: socketPath },
+      { type: 'portmap', capabilities: { portMappings: true }, snat: true },
+    ],
+  };
+  await mkdir(dir, { recursive: true });
+  const path = join(dir, '10-aws.conflist');
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fh = await open(tmp, 'w', 0o644);
+  try {
+    await fh.writeFile(`${JSON.stringify(conf, null, 2)}\n`);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+  return path;
+}
+
+export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions = {}): Promise<Daemon> {
+  const started = Date.now();
+  // 1. Who we are.
+  const imds = new Imds(cfg.imdsEndpoint);
+  const identity = await imds.identity();
+  const seen = await imds.enis();
+  const primary = seen.find((e) => e.mac === identity.primaryMac);
+  if (!primary) throw new Error(`IMDS lists no ENI with the primary MAC ${identity.primaryMac}`);
+  log.info({ ...identity, enis: seen.length }, 'instance discovered');
+
+  const ec2 = new Ec2Api(createEc2Client(cfg.region ?? identity.region, cfg.ec2Endpoint), {
+    maxAttempts: cfg.ec2MaxAttempts,
+    mutatingRate: cfg.ec2MutatingRate,
+    describeRate: cfg.ec2DescribeRate,
+    log: log.child({ component: 'ec2' }),
+  });
+  const type = await resolveType(identity.instanceType, ec2);
+  if (cfg.mode === 'prefix') {
+    const problem = prefixModeProblem(type);
+    if (problem) throw new Error(problem);
+  }
+  const limits = poolLimits(type, cfg);
+
+  // 2. One describe for every attached ENI.
+  const described = new Map(
+    (await ec2.describeNetworkInterfaces(seen.map((e) => e.id))).map((e) => [e.id, e]),
+  );
+  const unmanaged = new Map<string, number>();
+  const ds = new Datastore(cfg.ipCooldownSeconds * 1000);
+  const nodeTags: Record<string, string> = {
+    [TAG_INSTANCE_ID]: identity.instanceId,
+    ...(cfg.clusterName ? { [TAG_CLUSTER]: cfg.clusterName } : {}),
+  };
+  const toTag: string[] = [];
+  const managed: { info: EniInfo; ips: string[]; prefixes: string[] }[] = [];
+  for (const e of seen) {
+    const d = described.get(e.id);
+    if (!d) {
+      log.warn({ eniId: e.id }, 'ENI in IMDS but not in EC2 yet; reconciliation will pick it up');
+      continue;
+    }
+    const isPrimary = e.deviceNumber === 0;
+    if (!isPrimary && d.tags[TAG_NO_MANAGE] === 'true') {
+      unmanaged.set(e.id, e.deviceNumber);
+      log.info({ eniId: e.id, deviceNumber: e.deviceNumber }, 'ENI tagged no_manage: leaving it alone');
+      continue;
+    }
+    if (!isPrimary && d.tags[TAG_INSTANCE_ID] !== identity.instanceId) toTag.push(e.id);
+    managed.push({
+      info: {
+        id: e.id,
+        mac: e.mac,
+        deviceNumber: e.deviceNumber,
+        subnetId: e.subnetId,
+        subnetCidr: e.subnetCidr,
+        primaryIp: d.primaryIp,
+        attachmentId: d.attachment?.id ?? null,
+        isPrimary,
+        forPods: !isPrimary || !cfg.customNetworking,
+      },
+      ips: d.secondaryIps,
+      prefixes: d.prefixes,
+    });
+  }
+  // 3. Tag managed ENIs so leaked-ENI cleanup can attribute them.
+  if (toTag.length > 0) await ec2.createTags(toTag, nodeTags);
+
+  // 4. Host networking.
+  const host = opts.host ?? hostNetwork(cfg, log.child({ component: 'hostnet' }), primary);
+  await host.setupNode();
+  for (const m of managed) await host.setupEni(m.info);
+
+  // 5. Datastore from EC2, then the checkpoint.
+  for (const m of managed) {
+    ds.addEni(m.info);
+    ds.addIps(m.info.id, m.ips);
+    ds.addPrefixes(m.info.id, m.prefixes);
+  }
+  const snapshot = (): CheckpointData => ({
+    version: 1,
+    allocations: ds.assignments().map((a) => ({ ...a.assignment, address: a.address, eniId: a.eniId })),
+    cooldowns: ds.cooldowns(),
+  });
+  const checkpoint = new Checkpoint(cfg.checkpointPath, snapshot);
+  const saved = await checkpoint.load();
+  if (saved) {
+    const r = restoreCheckpoint(ds, saved, log.child({ component: 'restore' }));
+    log.info({ restored: r.restored, dropped: r.dropped.length }, 'checkpoint replayed');
+    if (r.dropped.length > 0) await checkpoint.persist();
+  } else {
+    await checkpoint.persist();
+  }
+
+  // 6. The pool.
+  const subnets = new SubnetPicker({
+    primary: { subnetId: primary.subnetId, securityGroups: primary.securityGroups },
+    customSubnet: cfg.eniConfig
+      ? { subnetId: cfg.eniConfig.subnet, securityGroups: cfg.eniConfig.securityGroups }
+      : null,
+    discovery:
+      cfg.subnetDiscovery && primary.vpcId
+        ? { vpcId: primary.vpcId, availabilityZone: identity.availabilityZone }
+        : null,
+    ec2,
+    log: log.child({ component: 'subnets' }),
+  });
+  const executor = new PoolExecutor({
+    ec2,
+    imds,
+    ds,
+    identity,
+    subnets,
+    host,
+    log: log.child({ component: 'pool' }),
+    eniTags: { ...cfg.additionalEniTags, ...nodeTags },
+  });
+  const pool = new PoolManager({
+    ds,
+    executor,
+    subnets,
+    log: log.child({ component: 'pool' }),
+    mode: cfg.mode,
+    targets: {
+      warmEni: cfg.warmEniTarget,
+      warmIp: cfg.warmIpTarget,
+      minIp: cfg.minimumIpTarget,
+      warmPrefix: cfg.warmPrefixTarget,
+    },
+    limits,
+    shrinkIntervalMs: cfg.shrinkIntervalSeconds * 1000,
+    disableProvisioning: cfg.disableProvisioning,
+    unmanagedDeviceNumbers: () => [...unmanaged.values()],
+  });
+  eniMax.set(limits.maxEnis - unmanaged.size);
+  ipMax.set(
+    Math.min(
+      limits.maxPods,
+      (limits.maxEnis - unmanaged.size) * limits.slotsPerEni * (cfg.mode === 'prefix' ? 16 : 1),
+    ),
+  );
+  log.info(
+    {
+      instanceType: type.name,
+      mode: cfg.mode,
+      limits,
+      targets: usesIpTargets(cfg)
+        ? { warmIp: cfg.warmIpTarget, minIp: cfg.minimumIpTarget }
+        : cfg.mode === 'prefix'
+          ? { warmPrefix: cfg.warmPrefixTarget }
+          : { warmEni: cfg.warmEniTarget },
+      unmanagedEnis: [...unmanaged.keys()],
+    },
+    'pool configured',
+  );
+
+  let stopping = false;
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  for (;;) {
+    await pool.tick();
+    if (ds.stats().ready > 0 || pool.status.blocked?.permanent || stopping) break;
+    log.info(
+      { reason: pool.status.blocked?.reason ?? pool.status.lastError ?? 'growing' },
+      'waiting for a first free address before serving',
+    );
+    await sleep(Math.min(1000, cfg.poolCheckIntervalSeconds * 1000));
+  }
+  pool.updateGauges();
+
+  // 7. Serve.
+  const vpcCidrs = primary.vpcCidrs.length > 0 ? primary.vpcCidrs : [primary.subnetCidr];
+  const handler = new IpamService({
+    ds,
+    checkpoint,
+    pool,
+    log: log.child({ component: 'ipam' }),
+    vpcCidrs,
+    snat: cfg.snat,
+    podMtu: cfg.podMtu,
+    vethPrefix: cfg.vethPrefix,
+    maxPods: limits.maxPods,
+  });
+  handler.setReady(null);
+  const socket = await startSocketServer({
+    path: cfg.socketPath,
+    mode: cfg.socketMode,
+    handler,
+    log: log.child({ component: 'socket' }),
+  });
+  if (cfg.writeCniConflist) {
+    const path = await writeConflist(cfg.cniConfDir, cfg.socketPath);
+    log.info({ path }, 'CNI conflist written');
+  }
+  const servers: { close(): Promise<void> }[] = [];
+  if (cfg.introspectionBind) {
+    servers.push(
+      await startIntrospectionServer({
+        bind: cfg.introspectionBind,
+        log,
+        views: {
+          enis: () =>
+            ds.eniStats().map((s) => ({
+              ...s.eni,
+              secondaryIps: [...s.eni.secondaryIps],
+              prefixes: [...s.eni.prefixes],
+              total: s.total,
+              assigned: s.assigned,
+              cooling: s.cooling,
+              ready: s.ready,
+            })),
+          pods: () => ds.assignments(),
+          config: () => ({ ...cfg, limits, instanceType: type.name, unmanagedEnis: [...unmanaged.keys()] }),
+          health: () => ({ ...ds.stats(), pool: pool.status }),
+        },
+      }),
+    );
+  }
+  if (cfg.metricsBind) servers.push(await startMetricsServer({ bind: cfg.metricsBind, log }));
+  log.info({ socket: cfg.socketPath, startupMs: Date.now() - started, ...ds.stats() }, 'ipamd serving');
+
+  // 8. Loops.
+  const timers: NodeJS.Timeout[] = [];
+  const every = (seconds: number, fn: () => Promise<unknown>) => {
+    const t = setInterval(() => void fn(), seconds * 1000);
+    t.unref();
+    timers.push(t);
+  };
+  every(cfg.poolCheckIntervalSeconds, () => pool.tick());
+  every(cfg.reconcileIntervalSeconds, () =>
+    pool
+      .exclusive(() =>
+        reconcile({
+          imds,
+          ec2,
+          ds,
+          host,
+          log: log.child({ component: 'reconcile' }),
+          instanceId: identity.instanceId,
+          unmanaged,
+          primaryForPods: !cfg.customNetworking,
+        }),
+      )
+      .then(() => checkpoint.persist())
+      .catch((err) => log.warn({ err: (err as Error).message }, 'reconcile failed; will retry')),
+  );
+  if (!cfg.disableLeakedEniCleanup && !cfg.disableProvisioning) {
+    const clean = () =>
+      pool
+        .exclusive(() =>
+          cleanLeakedEnis({
+            ec2,
+            instanceId: identity.instanceId,
+            clusterName: cfg.clusterName,
+            maxAgeMs: cfg.leakedEniAgeSeconds * 1000,
+            log: log.child({ component: 'leaked-eni' }),
+          }),
+        )
+        .catch((err) => log.warn({ err: (err as Error).message }, 'leaked-ENI cleanup failed; will retry'));
+    every(cfg.leakedEniIntervalSeconds, clean);
+  }
+
+  let stopped: Promise<void> | null = null;
+  return {
+    ds,
+    pool,
+    handler,
+    stop: () => {
+      stopped ??= (async () => {
+        stopping = true;
+        log.info('shutting down: no more growth, finishing in-flight work');
+        for (const t of timers) clearInterval(t);
+        handler.setReady('ipamd is shutting down');
+        await pool.stop();
+        await socket.close();
+        await checkpoint.persist();
+        await Promise.allSettled(servers.map((s) => s.close()));
+        await ec2.drain();
+        log.info(ds.stats(), 'ipamd stopped; checkpoint flushed');
+      })();
+      return stopped;
+    },
+  };
+}

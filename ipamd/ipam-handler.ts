@@ -1,0 +1,184 @@
+/**
+ * The daemon's answers to the plugin: add, del, gc, health. Addresses come from the datastore only;
+ * a pod never waits on EC2. Every change is in the checkpoint before it is acknowledged.
+ */
+import {
+  type AddRequest,
+  type AddResult,
+  type DelRequest,
+  type DelResult,
+  type GcRequest,
+  type GcResult,
+  type HealthResult,
+  ProtocolError,
+  type SnatConfig,
+} from '../lib/protocol/ipamd.js';
+import type { Checkpoint } from './checkpoint.js';
+import type { Datastore, EniRecord } from './datastore/datastore.js';
+import type { Logger } from './log.js';
+import { addIpRequests, assignedIpAddresses, delIpRequests, noAvailableIpAddresses } from './metrics.js';
+import type { PoolManager } from './pool/manager.js';
+import type { IpamHandler } from './server/handler.js';
+
+export interface IpamHandlerOptions {
+  ds: Datastore;
+  checkpoint: Checkpoint;
+  pool: PoolManager;
+  log: Logger;
+  vpcCidrs: string[];
+  snat: SnatConfig;
+  podMtu: number;
+  vethPrefix: string;
+  maxPods: number;
+}
+
+/** Main routing table for the primary ENI; others use deviceNumber + 1 (the reference's layout). */
+export function routeTableFor(deviceNumber: number): number {
+  return deviceNumber === 0 ? 254 : deviceNumber + 1;
+}
+
+export class IpamService implements IpamHandler {
+  private notReadyReason: string | null = 'ipamd is starting';
+
+  constructor(private readonly o: IpamHandlerOptions) {}
+
+  setReady(reason: string | null): void {
+    this.notReadyReason = reason;
+  }
+
+  private ensureReady(): void {
+    if (this.notReadyReason !== null) throw new ProtocolError('not_ready', this.notReadyReason);
+  }
+
+  private async persist(what: string): Promise<void> {
+    try {
+      await this.o.checkpoint.persist();
+    } catch (err) {
+      throw new ProtocolError(
+        'internal',
+        `cannot persist the checkpoint (${what}): ${(err as Error).message}`,
+      );
+    }
+  }
+
+  async add(req: AddRequest): Promise<AddResult> {
+    this.ensureReady();
+    addIpRequests.inc();
+    const { ds, log } = this.o;
+    const key = { network: req.network, containerId: req.containerId, ifName: req.ifName };
+    const out = ds.assign({ ...key, podNamespace: req.podNamespace, podName: req.podName, netns: req.netns });
+    if (!out) {
+      noAvailableIpAddresses.inc();
+      this.o.pool.kick();
+      throw this.noAddressError();
+    }
+    try {
+      await this.persist(`assign ${out.address}`);
+    } catch (err) {
+      if (out.fresh) ds.unassign(key);
+      throw err;
+    }
+    if (out.fresh) {
+      log.info(
+        {
+          ...key,
+          pod: `${req.podNamespace ?? ''}/${req.podName ?? ''}`,
+          address: out.address,
+          eniId: out.eni.id,
+        },
+        'address assigned',
+      );
+    }
+    assignedIpAddresses.set(ds.stats().assigned);
+    this.o.pool.kick();
+    return this.result(out.address, out.eni);
+  }
+
+  private result(address: string, eni: EniRecord): AddResult {
+    return {
+      address,
+      eniId: eni.id,
+      deviceNumber: eni.deviceNumber,
+      routeTable: routeTableFor(eni.deviceNumber),
+      subnetCidr: eni.subnetCidr,
+      vpcCidrs: this.o.vpcCidrs,
+      snat: this.o.snat,
+      mtu: this.o.podMtu,
+      vethPrefix: this.o.vethPrefix,
+    };
+  }
+
+  /** The precise reason no address could be handed out right now. */
+  private noAddressError(): ProtocolError {
+    const { ds, pool } = this.o;
+    const stats = ds.stats();
+    if (stats.assigned >= this.o.maxPods) {
+      return new ProtocolError('exhausted', `no free address: node at max pods (${this.o.maxPods})`);
+    }
+    const blocked = pool.status.blocked;
+    if (stats.cooling > 0 && blocked) {
+      const next = ds.nextCooldownEnd();
+      const secs = next === null ? 0 : Math.max(1, Math.ceil((next - Date.now()) / 1000));
+      return new ProtocolError(
+        'pool_empty',
+        `no free address: ${stats.cooling} released address(es) are cooling down (IP_COOLDOWN_PERIOD); retry in ${secs}s`,
+      );
+    }
+    if (blocked) return new ProtocolError('exhausted', `no free address: ${blocked.reason}`);
+    const last = pool.status.lastError;
+    return new ProtocolError(
+      'pool_empty',
+      `no free address yet: the pool is growing${last ? ` (last attempt: ${last})` : ''}; retry shortly`,
+    );
+  }
+
+  async del(req: DelRequest): Promise<DelResult> {
+    this.ensureReady();
+    const { ds, log } = this.o;
+    const key = { network: req.network, containerId: req.containerId, ifName: req.ifName };
+    const r = ds.release(key);
+    if (!r) return { address: null, deviceNumber: null, routeTable: null };
+    try {
+      await this.persist(`release ${r.address}`);
+    } catch (err) {
+      ds.assign(r.assignment, r.address);
+      throw err;
+    }
+    delIpRequests.inc({ reason: 'PodDeleted' });
+    log.info({ ...key, address: r.address, eniId: r.eni.id }, 'address released');
+    assignedIpAddresses.set(ds.stats().assigned);
+    this.o.pool.kick();
+    return {
+      address: r.address,
+      deviceNumber: r.eni.deviceNumber,
+      routeTable: routeTableFor(r.eni.deviceNumber),
+    };
+  }
+
+  async gc(req: GcRequest): Promise<GcResult> {
+    this.ensureReady();
+    const released = this.o.ds.gc(req.network, req.valid);
+    if (released.length > 0) {
+      await this.persist(`gc of ${released.length} address(es)`);
+      for (const r of released) {
+        delIpRequests.inc({ reason: 'GC' });
+        this.o.log.info({ ...r.assignment, address: r.address }, 'address released by gc');
+      }
+      this.o.pool.kick();
+    }
+    return {
+      released: released.map((r) => ({
+        containerId: r.assignment.containerId,
+        ifName: r.assignment.ifName,
+        address: r.address,
+      })),
+    };
+  }
+
+  async health(): Promise<HealthResult> {
+    const free = this.o.ds.stats().ready;
+    if (this.notReadyReason !== null)
+      return { ready: false, reason: this.notReadyReason, freeAddresses: free };
+    return { ready: true, freeAddresses: free };
+  }
+}

@@ -1,0 +1,32 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleMissing, eventually, Scenario } from './fixture.js';
+
+describe.skipIf(bundleMissing())('ipamd cold start', () => {
+  let s: Scenario;
+  beforeAll(async () => {
+    s = await Scenario.create();
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it('launch an m5.large, start ipamd: the primary ENI fills, a warm ENI follows the first pod', async () => {
+    const node = await s.launch('m5.large');
+    const ipamd = s.startIpamd(node);
+    await ipamd.waitServing();
+    // WARM_ENI_TARGET=1: the primary ENI's 9 secondary IPs are the warm pool.
+    expect(s.enisOf(node)).toHaveLength(1);
+    expect(s.secondaryIpCount(node)).toBe(9);
+
+    const first = await ipamd.add('pod-1');
+    expect(first.ok).toBe(true);
+    expect(first.result).toMatchObject({ deviceNumber: 0, routeTable: 254, mtu: 9001, vethPrefix: 'eni' });
+    // One pod used: fewer than 9 ready, so a whole second ENI is attached.
+    await eventually(() => s.enisOf(node).length === 2 && s.secondaryIpCount(node) === 18, 20_000, 'second ENI');
+    const eni1 = s.enisOf(node)[1]!;
+    expect(eni1.attachment).toMatchObject({ deviceIndex: 1, deleteOnTermination: true });
+    expect(eni1.tags.get('node.k8s.amazonaws.com/instance_id')).toBe(node.id);
+    expect(eni1.tags.get('node.k8s.amazonaws.com/createdAt')).toMatch(/^\d{4}-/);
+    expect(ipamd.checkpoint().allocations.map((a) => a.containerId)).toEqual(['pod-1']);
+  });
+});

@@ -1,0 +1,201 @@
+/**
+ * Fixtures for ipamd scenarios: a local VPC, an instance, the real dist/ipamd.mjs inside it, and a tiny
+ * NDJSON client for its socket (Unix sockets live in the filesystem, so the test reaches it from the
+ * root namespace). Every process is killed by PID and every VPC destroyed in `close()`.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createVpc, type CreateVpcOptions, type Instance, type LocalVpc } from '../../../infra/local-vpc/index.js';
+
+export const IPAMD_BUNDLE = resolve('dist/ipamd.mjs');
+
+export function bundleMissing(): string | null {
+  return existsSync(IPAMD_BUNDLE) ? null : `${IPAMD_BUNDLE} missing: run npm run build`;
+}
+
+export interface Reply {
+  v: number;
+  ok: boolean;
+  result?: Record<string, unknown>;
+  error?: { code: string; message: string };
+}
+
+/** Sends one raw line, reads one reply line. */
+export function rawRequest(socketPath: string, line: string, timeoutMs = 10_000): Promise<Reply> {
+  return new Promise((resolvePromise, reject) => {
+    const sock = connect(socketPath);
+    let buf = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no reply from ${socketPath} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    sock.on('connect', () => sock.write(line.endsWith('\n') ? line : `${line}\n`));
+    sock.on('data', (d) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(timer);
+        sock.destroy();
+        resolvePromise(JSON.parse(buf.slice(0, nl)) as Reply);
+      }
+    });
+    sock.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+export class Ipamd {
+  readonly logs: string[] = [];
+  private exited: Promise<number | null>;
+  private exitCode: number | null | undefined;
+
+  constructor(
+    readonly proc: ChildProcess,
+    readonly dir: string,
+    readonly socketPath: string,
+    readonly checkpointPath: string,
+  ) {
+    proc.stderr?.on('data', (d: Buffer) => this.logs.push(...d.toString().split('\n').filter(Boolean)));
+    proc.stdout?.on('data', (d: Buffer) => this.logs.push(...d.toString().split('\n').filter(Boolean)));
+    this.exited = new Promise((r) =>
+      proc.on('exit', (code) => {
+        this.exitCode = code;
+        r(code);
+      }),
+    );
+  }
+
+  get running(): boolean {
+    return this.exitCode === undefined;
+  }
+
+  /** Parsed JSON log lines. */
+  events(): Record<string, unknown>[] {
+    return this.logs.flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  async waitServing(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (!this.running) throw new Error(`ipamd exited (${this.exitCode}):\n${this.logs.slice(-20).join('\n')}`);
+      if (this.events().some((e) => e.msg === 'ipamd serving')) return;
+      await sleep(100);
+    }
+    throw new Error(`ipamd not serving after ${timeoutMs} ms:\n${this.logs.slice(-20).join('\n')}`);
+  }
+
+  request(req: Record<string, unknown>): Promise<Reply> {
+    return rawRequest(this.socketPath, JSON.stringify({ v: 1, ...req }));
+  }
+
+  add(containerId: string, extra: Record<string, unknown> = {}): Promise<Reply> {
+    return this.request({
+      op: 'add',
+      network: 'aws-cni',
+      containerId,
+      ifName: 'eth0',
+      netns: '/proc/self/ns/net',
+      podNamespace: 'default',
+      podName: containerId,
+      ...extra,
+    });
+  }
+
+  del(containerId: string): Promise<Reply> {
+    return this.request({ op: 'del', network: 'aws-cni', containerId, ifName: 'eth0' });
+  }
+
+  checkpoint(): { allocations: { containerId: string; address: string }[] } {
+    return JSON.parse(readFileSync(this.checkpointPath, 'utf8'));
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.running && this.proc.pid) process.kill(this.proc.pid, signal);
+    return this.exited;
+  }
+}
+
+export class Scenario {
+  readonly dirs: string[] = [];
+  readonly daemons: Ipamd[] = [];
+  constructor(readonly vpc: LocalVpc) {}
+
+  static async create(opts: CreateVpcOptions = {}): Promise<Scenario> {
+    return new Scenario(await createVpc(opts));
+  }
+
+  launch(instanceType: string, opts: { subnet?: string | number } = {}): Promise<Instance> {
+    return this.vpc.launchInstance({ instanceType, ...opts });
+  }
+
+  /** Starts dist/ipamd.mjs inside the instance; `dir` reuses a previous run's state (restart). */
+  startIpamd(node: Instance, env: Record<string, string> = {}, dir?: string): Ipamd {
+    const d = dir ?? mkdtempSync(join(tmpdir(), 'ipamd-it-'));
+    if (!dir) this.dirs.push(d);
+    const socketPath = join(d, 'ipamd.sock');
+    const checkpointPath = join(d, 'ipam.json');
+    const proc = this.vpc.runIn(node, process.execPath, [IPAMD_BUNDLE], {
+      env: {
+        PATH: process.env.PATH,
+        AWS_ACCESS_KEY_ID: `AKID${node.id}`,
+        AWS_SECRET_ACCESS_KEY: 'local',
+        AWS_REGION: 'us-west-2',
+        AWS_EC2_ENDPOINT: node.ec2Endpoint,
+        AWS_EC2_METADATA_SERVICE_ENDPOINT: node.imdsEndpoint,
+        IPAMD_SOCKET_PATH: socketPath,
+        IPAMD_CHECKPOINT_PATH: checkpointPath,
+        CNI_CONF_DIR: join(d, 'net.d'),
+        IPAMD_POOL_CHECK_INTERVAL_SECONDS: '0.5',
+        AWS_VPC_K8S_CNI_LOGLEVEL: 'debug',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const daemon = new Ipamd(proc, d, socketPath, checkpointPath);
+    this.daemons.push(daemon);
+    return daemon;
+  }
+
+  /** ENIs EC2 has attached to the instance, with their addresses. */
+  enisOf(node: Instance) {
+    return this.vpc.state.enisOfInstance(node.id);
+  }
+
+  /** Secondary addresses (IP mode) of every ENI of the instance. */
+  secondaryIpCount(node: Instance): number {
+    return this.enisOf(node).reduce((n, e) => n + e.privateIps.filter((p) => !p.primary).length, 0);
+  }
+
+  async close(): Promise<void> {
+    for (const d of this.daemons) await d.kill('SIGKILL').catch(() => undefined);
+    await this.vpc.destroy();
+    for (const d of this.dirs) rmSync(d, { recursive: true, force: true });
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls until fn returns a truthy value. */
+export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last) return last;
+    await sleep(100);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+}

@@ -1,0 +1,230 @@
+// Fault injection and the call log of the EC2 emulator, driven through the HTTP control API and the
+// library API, observed through the real SDK.
+import {
+  CreateNetworkInterfaceCommand,
+  DescribeNetworkInterfacesCommand,
+  DescribeSubnetsCommand,
+  type EC2Client,
+} from '@aws-sdk/client-ec2';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { bucketFor, TokenBuckets } from '../../../infra/local-vpc/ec2/throttle.js';
+import { type Ec2Fixture, errorOf, startFixture } from './helpers.js';
+
+let f: Ec2Fixture;
+let ec2: EC2Client;
+
+beforeAll(async () => {
+  f = await startFixture();
+  ec2 = f.client();
+});
+afterAll(async () => {
+  await f.close();
+});
+afterEach(async () => {
+  await control('DELETE', 'faults');
+  await control('DELETE', 'calls');
+});
+
+async function control(
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const r = await fetch(`${f.server.url}/_localvpc/${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: r.status, json: (await r.json()) as Record<string, unknown> };
+}
+
+const describeEnis = () => ec2.send(new DescribeNetworkInterfacesCommand({}));
+
+describe('throttling', () => {
+  it('is off by default', async () => {
+    for (let k = 0; k < 60; k++) await describeEnis();
+  });
+
+  it('drains a 50-token DescribeNetworkInterfaces bucket and answers 503 RequestLimitExceeded, other buckets unaffected', async () => {
+    // Capacity as EC2's; a near-zero refill keeps the count exact however slow this machine is.
+    const r = await control('PUT', 'faults/throttling', {
+      enabled: true,
+      buckets: { DescribeNetworkInterfaces: { capacity: 50, refillPerSecond: 0.001 } },
+    });
+    expect(r.status).toBe(200);
+    const results = await Promise.allSettled(Array.from({ length: 53 }, () => describeEnis()));
+    const failed = results.filter((x) => x.status === 'rejected') as PromiseRejectedResult[];
+    expect(failed).toHaveLength(3);
+    expect(failed[0]!.reason).toMatchObject({
+      name: 'RequestLimitExceeded',
+      $metadata: { httpStatusCode: 503 },
+    });
+    await ec2.send(new DescribeSubnetsCommand({})); // the shared non-mutating bucket still has tokens
+    const calls = await control('GET', 'calls');
+    const dni = (calls.json.byAction as Record<string, { calls: number; throttled: number }>)
+      .DescribeNetworkInterfaces!;
+    expect(dni).toMatchObject({ calls: 53, throttled: 3 });
+  });
+
+  it('refills at the configured rate', async () => {
+    f.server.faults.setThrottling(true, { DescribeNetworkInterfaces: { capacity: 2, refillPerSecond: 10 } });
+    await describeEnis();
+    await describeEnis();
+    expect((await errorOf(describeEnis)).name).toBe('RequestLimitExceeded');
+    await new Promise((r) => setTimeout(r, 150));
+    await describeEnis();
+  });
+
+  it('lets the SDK retry a throttled call to success', async () => {
+    f.server.faults.setThrottling(true, { DescribeNetworkInterfaces: { capacity: 1, refillPerSecond: 4 } });
+    await describeEnis();
+    const retrying = f.client({ maxAttempts: 5 });
+    const r = await retrying.send(new DescribeNetworkInterfacesCommand({}));
+    expect(r.NetworkInterfaces).toBeDefined();
+    expect(f.server.calls.summary().byAction.DescribeNetworkInterfaces!.throttled).toBeGreaterThanOrEqual(1);
+  });
+
+  it("maps actions to the issue's buckets", () => {
+    expect(bucketFor('DescribeNetworkInterfaces')).toBe('DescribeNetworkInterfaces');
+    expect(bucketFor('DescribeInstances')).toBe('non-mutating');
+    expect(bucketFor('AssignPrivateIpAddresses')).toBe('AssignPrivateIpAddresses');
+    expect(bucketFor('CreateTags')).toBe('CreateTags');
+    expect(bucketFor('AttachNetworkInterface')).toBe('mutating');
+    let now = 0;
+    const buckets = new TokenBuckets(() => now);
+    const drain = (action: string) => {
+      let n = 0;
+      while (buckets.take(action)) n++;
+      return n;
+    };
+    expect(drain('DescribeNetworkInterfaces')).toBe(50);
+    expect(drain('DescribeInstances')).toBe(100);
+    now += 1000;
+    expect(drain('DescribeNetworkInterfaces')).toBe(10);
+    expect(drain('DescribeSubnets')).toBe(20); // shares DescribeInstances' bucket
+    let ok = 0;
+    while (buckets.take('AttachNetworkInterface')) ok++;
+    expect(ok).toBe(50);
+    now += 1000; // 5 per second
+    ok = 0;
+    while (buckets.take('AttachNetworkInterface')) ok++;
+    expect(ok).toBe(5);
+    for (let k = 0; k < 100; k++) expect(buckets.take('CreateTags')).toBe(true);
+    expect(buckets.take('CreateTags')).toBe(false);
+  });
+
+  it('rejects unknown bucket names', async () => {
+    const r = await control('PUT', 'faults/throttling', {
+      enabled: true,
+      buckets: { Describe: { capacity: 1, refillPerSecond: 1 } },
+    });
+    expect(r.status).toBe(400);
+    expect(String(r.json.error)).toContain("unknown bucket 'Describe'");
+  });
+});
+
+describe('injected errors', () => {
+  it('fails the next N calls of an action with the given 5xx, then recovers', async () => {
+    const r = await control('POST', 'faults/errors', {
+      action: 'CreateNetworkInterface',
+      httpStatus: 500,
+      count: 2,
+    });
+    expect(r.status).toBe(200);
+    const create = () => ec2.send(new CreateNetworkInterfaceCommand({ SubnetId: f.subnetId }));
+    for (let k = 0; k < 2; k++) {
+      expect(await errorOf(create)).toMatchObject({
+        name: 'InternalError',
+        $metadata: { httpStatusCode: 500 },
+      });
+    }
+    const ok = await create();
+    expect(ok.NetworkInterface!.NetworkInterfaceId).toMatch(/^eni-/);
+    await describeEnis(); // other actions were never affected
+  });
+
+  it('fails by probability and for every action with "*"', async () => {
+    f.server.faults.injectError({ action: '*', httpStatus: 503, code: 'Unavailable', probability: 1 });
+    expect(await errorOf(() => ec2.send(new DescribeSubnetsCommand({})))).toMatchObject({
+      name: 'Unavailable',
+      $metadata: { httpStatusCode: 503 },
+    });
+    f.server.faults.reset();
+    f.server.faults.injectError({ action: 'DescribeSubnets', probability: 0 });
+    for (let k = 0; k < 10; k++) await ec2.send(new DescribeSubnetsCommand({}));
+  });
+
+  it('validates injections', async () => {
+    expect((await control('POST', 'faults/errors', { action: 'X', count: 1, probability: 0.5 })).status).toBe(
+      400,
+    );
+    expect((await control('POST', 'faults/errors', { action: 'X', httpStatus: 200, count: 1 })).status).toBe(
+      400,
+    );
+    expect((await control('POST', 'faults/errors', '{nope')).json.error).toContain('not valid JSON');
+  });
+});
+
+describe('latency', () => {
+  it('delays only the chosen action', async () => {
+    await control('PUT', 'faults/latency', { action: 'DescribeSubnets', ms: 200 });
+    let t = Date.now();
+    await ec2.send(new DescribeSubnetsCommand({}));
+    expect(Date.now() - t).toBeGreaterThanOrEqual(195);
+    t = Date.now();
+    await describeEnis();
+    expect(Date.now() - t).toBeLessThan(150);
+    await control('PUT', 'faults/latency', { action: 'DescribeSubnets', ms: null });
+    t = Date.now();
+    await ec2.send(new DescribeSubnetsCommand({}));
+    expect(Date.now() - t).toBeLessThan(150);
+  });
+});
+
+describe('eventual consistency', () => {
+  it('hides a new ENI from Describe for the window, then shows it', async () => {
+    await control('PUT', 'faults/consistency', { windowMs: 400 });
+    const created = await ec2.send(new CreateNetworkInterfaceCommand({ SubnetId: f.subnetId }));
+    const id = created.NetworkInterface!.NetworkInterfaceId!;
+    const byId = () => ec2.send(new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: [id] }));
+    expect((await errorOf(byId)).name).toBe('InvalidNetworkInterfaceID.NotFound');
+    const listed = (await describeEnis()).NetworkInterfaces!.map((e) => e.NetworkInterfaceId);
+    expect(listed).not.toContain(id);
+    await new Promise((r) => setTimeout(r, 450));
+    expect((await byId()).NetworkInterfaces![0]!.NetworkInterfaceId).toBe(id);
+  });
+});
+
+describe('call log', () => {
+  it('counts calls per action and per caller (access key id), with errors, and resets', async () => {
+    const alice = f.client({ accessKeyId: 'AKIDALICE' });
+    const bob = f.client({ accessKeyId: 'AKIDBOB' });
+    await alice.send(new DescribeNetworkInterfacesCommand({}));
+    await alice.send(new DescribeNetworkInterfacesCommand({}));
+    await bob.send(new DescribeSubnetsCommand({}));
+    await errorOf(() => bob.send(new DescribeSubnetsCommand({ SubnetIds: ['subnet-0123456789abcdef0'] })));
+    expect(f.server.calls.count('DescribeNetworkInterfaces')).toBe(2);
+    expect(f.server.calls.count('DescribeSubnets', 'AKIDBOB')).toBe(2);
+    const { json } = await control('GET', 'calls?entries=1');
+    expect(json.total).toBe(4);
+    expect(json.byCaller).toEqual({
+      AKIDALICE: { DescribeNetworkInterfaces: 2 },
+      AKIDBOB: { DescribeSubnets: 2 },
+    });
+    expect(json.byAction).toMatchObject({ DescribeSubnets: { calls: 2, errors: 1, throttled: 0 } });
+    const entries = json.entries as { action: string; errorCode?: string; httpStatus: number }[];
+    expect(entries.at(-1)).toMatchObject({
+      action: 'DescribeSubnets',
+      errorCode: 'InvalidSubnetID.NotFound',
+      httpStatus: 400,
+    });
+    await control('DELETE', 'calls');
+    expect((await control('GET', 'calls')).json.total).toBe(0);
+  });
+
+  it('serves the model as JSON and 404s unknown control paths', async () => {
+    const state = await control('GET', 'state');
+    expect((state.json.subnets as { id: string }[]).map((s) => s.id)).toContain(f.subnetId);
+    expect((await control('GET', 'nothing-here')).status).toBe(404);
+  });
+});
