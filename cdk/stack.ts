@@ -26,9 +26,9 @@ const REPO_ROOT = new URL('..', import.meta.url).pathname;
 /** The ENIConfig a node uses under custom networking: named after its zone. */
 export const ENI_CONFIG_LABEL = 'k8s.amazonaws.com/eniConfig';
 
-/** Graviton families (m6g, c7gn, t4g, a1, ...) need the arm64 AMI and image. */
+/** Graviton types (m6g, c7gn, t4g, a1, ...) need the arm64 AMI and image. */
 export function isArm64(instanceType: string): boolean {
-  return /^(a1|[a-z-]+\d+[a-z]*g[a-z]*)\./.test(instanceType);
+  return new ec2.InstanceType(instanceType).architecture === ec2.InstanceArchitecture.ARM_64;
 }
 
 export interface VpcCniTestClusterProps extends StackProps {

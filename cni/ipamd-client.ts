@@ -2,7 +2,6 @@
  * One request/response round trip to ipamd over its Unix socket, with errors mapped to CNI codes:
  * a daemon that is absent, starting, or waiting for its pool to grow is "try again later" (11).
  */
-import { createConnection } from 'node:net';
 import {
   type AddRequest,
   type AddResult,
@@ -58,93 +57,100 @@ export function roundTrip(opts: ClientOptions, request: Request): Promise<unknow
   const connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
   const responseTimeoutMs = opts.responseTimeoutMs ?? DEFAULTS.responseTimeoutMs;
   const where = `socket ${opts.socketPath}`;
-  return new Promise((resolve, reject) => {
-    const socket = createConnection({ path: opts.socketPath });
-    let buffer = '';
-    let settled = false;
-    const finish = (err: Error | null, value?: unknown) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.destroy();
-      if (err) reject(err);
-      else resolve(value);
-    };
-    let timer = setTimeout(
-      () =>
-        finish(
-          new IpamdUnreachable(
-            Code.tryAgainLater,
-            'ipamd did not accept the connection',
-            `${where}: no answer within ${connectTimeoutMs} ms; is the aws-node pod healthy?`,
-          ),
-        ),
-      connectTimeoutMs,
-    );
-    socket.setEncoding('utf8');
-    socket.on('connect', () => {
-      clearTimeout(timer);
-      timer = setTimeout(
-        () =>
-          finish(
-            new CniError(
-              Code.tryAgainLater,
-              `ipamd did not answer the ${request.op} request`,
-              `${where}: no answer within ${responseTimeoutMs} ms`,
-            ),
-          ),
-        responseTimeoutMs,
-      );
-      socket.write(`${JSON.stringify(request)}\n`);
-    });
-    socket.on('data', (chunk: string) => {
-      buffer += chunk;
-      if (buffer.length > MAX_RESPONSE_BYTES) {
-        finish(
-          new CniError(
-            Code.ipamdError,
-            'ipamd answer too large',
-            `${where}: more than ${MAX_RESPONSE_BYTES} bytes`,
-          ),
-        );
-        return;
-      }
-      const nl = buffer.indexOf('\n');
-      if (nl >= 0) finish(null, buffer.slice(0, nl));
-    });
-    socket.on('end', () => {
-      if (buffer.trim() !== '') finish(null, buffer);
-      else
-        finish(
-          new CniError(
-            Code.tryAgainLater,
-            `ipamd closed the connection without answering the ${request.op} request`,
-            `${where}; ipamd may be restarting`,
-          ),
-        );
-    });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
-        finish(
-          new IpamdUnreachable(
-            Code.tryAgainLater,
-            'ipamd is not running on this node',
-            `${where}: ${err.code}; start the aws-node daemon set or check ipamdSocket in the CNI config`,
-          ),
-        );
-      } else if (err.code === 'EACCES') {
-        finish(
-          new IpamdUnreachable(
-            Code.ipamdError,
-            'cannot open the ipamd socket',
-            `${where}: EACCES; run as root`,
-          ),
-        );
-      } else {
-        finish(new CniError(Code.tryAgainLater, `talking to ipamd failed`, `${where}: ${err.message}`));
-      }
-    });
-  }).then((line) => decode(line as string, request.op));
+  // node:net is imported here, not at the top: a static import would be hoisted into the bundle's
+  // start-up and cost VERSION (and every other command) its load time before it is needed.
+  return import('node:net')
+    .then(
+      ({ createConnection }) =>
+        new Promise((resolve, reject) => {
+          const socket = createConnection({ path: opts.socketPath });
+          let buffer = '';
+          let settled = false;
+          const finish = (err: Error | null, value?: unknown) => {
+            if (settled) return;
+            settled = true;
+            clearTimeout(timer);
+            socket.destroy();
+            if (err) reject(err);
+            else resolve(value);
+          };
+          let timer = setTimeout(
+            () =>
+              finish(
+                new IpamdUnreachable(
+                  Code.tryAgainLater,
+                  'ipamd did not accept the connection',
+                  `${where}: no answer within ${connectTimeoutMs} ms; is the aws-node pod healthy?`,
+                ),
+              ),
+            connectTimeoutMs,
+          );
+          socket.setEncoding('utf8');
+          socket.on('connect', () => {
+            clearTimeout(timer);
+            timer = setTimeout(
+              () =>
+                finish(
+                  new CniError(
+                    Code.tryAgainLater,
+                    `ipamd did not answer the ${request.op} request`,
+                    `${where}: no answer within ${responseTimeoutMs} ms`,
+                  ),
+                ),
+              responseTimeoutMs,
+            );
+            socket.write(`${JSON.stringify(request)}\n`);
+          });
+          socket.on('data', (chunk: string) => {
+            buffer += chunk;
+            if (buffer.length > MAX_RESPONSE_BYTES) {
+              finish(
+                new CniError(
+                  Code.ipamdError,
+                  'ipamd answer too large',
+                  `${where}: more than ${MAX_RESPONSE_BYTES} bytes`,
+                ),
+              );
+              return;
+            }
+            const nl = buffer.indexOf('\n');
+            if (nl >= 0) finish(null, buffer.slice(0, nl));
+          });
+          socket.on('end', () => {
+            if (buffer.trim() !== '') finish(null, buffer);
+            else
+              finish(
+                new CniError(
+                  Code.tryAgainLater,
+                  `ipamd closed the connection without answering the ${request.op} request`,
+                  `${where}; ipamd may be restarting`,
+                ),
+              );
+          });
+          socket.on('error', (err: NodeJS.ErrnoException) => {
+            if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
+              finish(
+                new IpamdUnreachable(
+                  Code.tryAgainLater,
+                  'ipamd is not running on this node',
+                  `${where}: ${err.code}; start the aws-node daemon set or check ipamdSocket in the CNI config`,
+                ),
+              );
+            } else if (err.code === 'EACCES') {
+              finish(
+                new IpamdUnreachable(
+                  Code.ipamdError,
+                  'cannot open the ipamd socket',
+                  `${where}: EACCES; run as root`,
+                ),
+              );
+            } else {
+              finish(new CniError(Code.tryAgainLater, `talking to ipamd failed`, `${where}: ${err.message}`));
+            }
+          });
+        }),
+    )
+    .then((line) => decode(line as string, request.op));
 }
 
 function decode(line: string, op: string): unknown {

@@ -7,7 +7,7 @@
  * Everything here is idempotent in the direction it goes: wiring replaces stale leftovers of an
  * earlier holder of the same name or address, unwiring treats "already gone" as done.
  */
-import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { hasCode } from '../lib/net/errors.js';
 import type { Link } from '../lib/net/links.js';
 import { openRtnl, type Rtnl } from '../lib/net/rtnl.js';
@@ -60,7 +60,14 @@ export function closeAll(): void {
 
 /** A random unicast, locally administered MAC (so it never clashes with a vendor address). */
 export function randomMac(): string {
-  const b = randomBytes(6);
+  // /dev/urandom rather than node:crypto, whose loading would cost every ADD start-up time.
+  const b = Buffer.alloc(6);
+  const fd = openSync('/dev/urandom', 'r');
+  try {
+    readSync(fd, b, 0, 6, null);
+  } finally {
+    closeSync(fd);
+  }
   b[0] = (b[0]! & 0xfe) | 0x02;
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha1Hex } from './sha1.js';
 
 /**
  * The host-side veth name the reference uses: prefix + first 11 hex digits of
@@ -13,5 +13,5 @@ export function hostVethName(
     pod.podNamespace && pod.podName
       ? `${pod.podNamespace}.${pod.podName}`
       : `${pod.containerId}.${pod.ifName}`;
-  return prefix + createHash('sha1').update(key).digest('hex').slice(0, 11);
+  return prefix + sha1Hex(key).slice(0, 11);
 }

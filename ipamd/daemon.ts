@@ -280,13 +280,15 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   let stopping = false;
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   for (;;) {
-    await pool.tick();
-    if (ds.stats().ready > 0 || pool.status.blocked?.permanent || stopping) break;
-    log.info(
-      { reason: pool.status.blocked?.reason ?? pool.status.lastError ?? 'growing' },
-      'waiting for a first free address before serving',
-    );
-    await sleep(Math.min(1000, cfg.poolCheckIntervalSeconds * 1000));
+    // One step at a time: serve as soon as an address exists, and let the pool finish growing after.
+    await pool.tick(1);
+    const atTarget = pool.status.lastAction?.kind === 'none';
+    if (ds.stats().ready > 0 || atTarget || pool.status.blocked?.permanent || stopping) break;
+    const why = pool.status.blocked?.reason ?? pool.status.lastError;
+    if (why) {
+      log.info({ reason: why }, 'waiting for a first free address before serving');
+      await sleep(Math.min(1000, cfg.poolCheckIntervalSeconds * 1000));
+    }
   }
   pool.updateGauges();
 
@@ -340,6 +342,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   }
   if (cfg.metricsBind) servers.push(await startMetricsServer({ bind: cfg.metricsBind, log }));
   log.info({ socket: cfg.socketPath, startupMs: Date.now() - started, ...ds.stats() }, 'ipamd serving');
+  pool.kick();
 
   // 8. Loops.
   const timers: NodeJS.Timeout[] = [];

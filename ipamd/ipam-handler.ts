@@ -23,7 +23,7 @@ import type { IpamHandler } from './server/handler.js';
 export interface IpamHandlerOptions {
   ds: Datastore;
   checkpoint: Checkpoint;
-  pool: PoolManager;
+  pool: Pick<PoolManager, 'kick' | 'status'>;
   log: Logger;
   vpcCidrs: string[];
   snat: SnatConfig;

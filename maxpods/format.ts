@@ -79,6 +79,7 @@ export function renderOne(
   return `${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\n`;
 }
 
+const COLUMNS = 9;
 const TABLE_HEAD = [
   'INSTANCE TYPE',
   'VCPUS',
@@ -112,23 +113,31 @@ export function renderMany(
     // The eni-max-pods.txt shape: type, tab, value.
     return results.map((r) => `${r.instanceType}\t${chosenValue(r, showMaxAllowed) ?? '-'}\n`).join('');
   }
-  const rows = results.map((r) => [
-    r.instanceType,
-    r.limits.vcpus === null ? '-' : String(r.limits.vcpus),
-    r.limits.bareMetal ? `${r.limits.hypervisor}/metal` : r.limits.hypervisor,
-    String(r.limits.enis),
-    String(r.limits.ipv4PerEni),
-    String(r.enisForPods),
-    r.mode === 'prefix-delegation' ? 'prefix' : 'secondary-ip',
-    String(r.maxAllowed),
-    r.recommended === null ? '-' : String(r.recommended),
-  ]);
-  const widths = TABLE_HEAD.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  // Names left-aligned, numbers right-aligned.
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === 0 || i === 2 || i === 6 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return `${[line(TABLE_HEAD), ...rows.map(line)].join('\n')}\n`;
+  // Straight-line code, no per-cell arrays: this runs once per process, cold, for 1391 rows.
+  const cells: string[] = new Array(results.length * COLUMNS);
+  const widths = TABLE_HEAD.map((h) => h.length);
+  results.forEach((r, i) => {
+    const l = r.limits;
+    const row = i * COLUMNS;
+    cells[row] = r.instanceType;
+    cells[row + 1] = l.vcpus === null ? '-' : String(l.vcpus);
+    cells[row + 2] = l.bareMetal ? `${l.hypervisor}/metal` : l.hypervisor;
+    cells[row + 3] = String(l.enis);
+    cells[row + 4] = String(l.ipv4PerEni);
+    cells[row + 5] = String(r.enisForPods);
+    cells[row + 6] = r.mode === 'prefix-delegation' ? 'prefix' : 'secondary-ip';
+    cells[row + 7] = String(r.maxAllowed);
+    cells[row + 8] = r.recommended === null ? '-' : String(r.recommended);
+    for (let c = 0; c < COLUMNS; c++)
+      if (cells[row + c]!.length > widths[c]!) widths[c] = cells[row + c]!.length;
+  });
+  // Names left-aligned, numbers right-aligned; the last column needs no padding after it.
+  const w = widths as [number, number, number, number, number, number, number, number, number];
+  const line = (get: (c: number) => string) =>
+    `${get(0).padEnd(w[0])}  ${get(1).padStart(w[1])}  ${get(2).padEnd(w[2])}  ${get(3).padStart(w[3])}  ` +
+    `${get(4).padStart(w[4])}  ${get(5).padStart(w[5])}  ${get(6).padEnd(w[6])}  ${get(7).padStart(w[7])}  ` +
+    `${get(8).padStart(w[8])}\n`;
+  let out = line((c) => TABLE_HEAD[c]!);
+  for (let i = 0; i < results.length; i++) out += line((c) => cells[i * COLUMNS + c]!);
+  return out;
 }

@@ -9,6 +9,7 @@ const entries = [
   { in: 'ipamd/main.ts', out: 'ipamd' },
   { in: 'cni/main.ts', out: 'aws-cni' },
   { in: 'infra/local-vpc/cli.ts', out: 'local-vpc' },
+  { in: 'infra/local-vpc/demo/main.ts', out: 'demo' },
   { in: 'ipamd/probe.ts', out: 'ipamd-probe' },
 ];
 

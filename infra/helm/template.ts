@@ -20,7 +20,7 @@ interface ActionNode {
 interface IfNode {
   kind: 'if' | 'with';
   pipe: Pipeline;
-  then: Node[];
+  whenTrue: Node[];
   else: Node[];
 }
 interface RangeNode {
@@ -220,7 +220,7 @@ function parseTemplate(src: string, file: string, defines: Map<string, Node[]>):
     const n = top.node;
     if (n.kind === 'define') return n.body;
     if (n.kind === 'range') return top.inElse ? n.else : n.body;
-    return top.inElse ? n.else : n.then;
+    return top.inElse ? n.else : n.whenTrue;
   };
   for (const raw of splitActions(src, file)) {
     if (raw.kind === 'text') {
@@ -237,7 +237,7 @@ function parseTemplate(src: string, file: string, defines: Map<string, Node[]>):
     switch (word) {
       case 'if':
       case 'with': {
-        const node: IfNode = { kind: word, pipe: parsePipe(rest, file), then: [], else: [] };
+        const node: IfNode = { kind: word, pipe: parsePipe(rest, file), whenTrue: [], else: [] };
         target().push(node);
         stack.push({ node, inElse: false });
         break;
@@ -268,7 +268,7 @@ function parseTemplate(src: string, file: string, defines: Map<string, Node[]>):
         top.inElse = true;
         if (rest.startsWith('if ')) {
           // `else if X` is an `if` nested in the else branch that the matching `end` also closes.
-          const node: IfNode = { kind: 'if', pipe: parsePipe(rest.slice(3), file), then: [], else: [] };
+          const node: IfNode = { kind: 'if', pipe: parsePipe(rest.slice(3), file), whenTrue: [], else: [] };
           target().push(node);
           stack.push({ node, inElse: false });
           (stack[stack.length - 1] as Frame & { chained?: boolean }).chained = true;
@@ -453,7 +453,7 @@ function renderNodes(nodes: Node[], scope: Scope): string {
       case 'if':
       case 'with': {
         const v = evalPipe(n.pipe, scope);
-        if (truthy(v)) out += renderNodes(n.then, n.kind === 'with' ? { ...scope, dot: v } : scope);
+        if (truthy(v)) out += renderNodes(n.whenTrue, n.kind === 'with' ? { ...scope, dot: v } : scope);
         else out += renderNodes(n.else, scope);
         break;
       }

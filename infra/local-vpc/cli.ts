@@ -13,6 +13,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
+import { lookupInstanceType } from '../../lib/instance-types/index.js';
 import {
   isAlive,
   listRecords,
@@ -158,6 +159,9 @@ function lagMs(text: string): number {
 
 async function up(opts: UpOptions): Promise<VpcRecord> {
   lagMs(opts.imdsLagMs);
+  if (!lookupInstanceType(opts.instanceType)) {
+    throw new Error(`unknown instance type "${opts.instanceType}" (e.g. m5.large, t3.medium, c5.4xlarge)`);
+  }
   const existing = readRecord(opts.stateDir, opts.name);
   if (existing && isAlive(existing.pid)) {
     throw new Error(
@@ -212,7 +216,7 @@ async function up(opts: UpOptions): Promise<VpcRecord> {
 async function serve(opts: UpOptions): Promise<void> {
   const vpc = await createVpc({ imdsLagMs: lagMs(opts.imdsLagMs) });
   let stopping = false;
-  const stop = async (why: string) => {
+  const stop = async (why: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
     process.stdout.write(`local-vpc serve: ${why}, stopping\n`);
@@ -222,7 +226,7 @@ async function serve(opts: UpOptions): Promise<void> {
       const path = recordPath(opts.stateDir, opts.name);
       const record = readRecord(opts.stateDir, opts.name);
       if (record?.pid === process.pid) rmSync(path, { force: true });
-      process.exit(0);
+      process.exit(exitCode);
     }
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
@@ -233,7 +237,7 @@ async function serve(opts: UpOptions): Promise<void> {
     }
   } catch (err) {
     process.stderr.write(`local-vpc serve: ${(err as Error).message}\n`);
-    await stop('launch failed');
+    await stop('launch failed', 1);
     return;
   }
   const record: VpcRecord = {
@@ -277,6 +281,7 @@ function describe(r: VpcRecord): string {
     `  subnets:    ${r.subnets.map((s) => `${s.id} ${s.cidr}`).join(', ')}`,
     `  EC2 API:    ${r.ec2Endpoint} inside instances, ${r.ec2Url} from this host`,
     '  IMDS:       http://169.254.169.254 inside instances',
+    '  SDK/CLI:    export AWS_ENDPOINT_URL_EC2=http://169.254.169.253 AWS_REGION=us-west-2 AWS_ACCESS_KEY_ID=me AWS_SECRET_ACCESS_KEY=x',
     `  internet:   ${r.inetAddress} (accepts instances' primary addresses only)`,
     `  router:     ip netns exec ${r.routerNetns} bash`,
     '  instances:',

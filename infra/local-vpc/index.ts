@@ -87,6 +87,12 @@ export interface Instance {
   imdsEndpoint: string;
   /** IMDS answering as this instance, reachable from the root namespace. */
   imdsLoopbackUrl: string;
+  /**
+   * Environment for AWS clients run inside the instance: region, the EC2 endpoint (ipamd's
+   * AWS_EC2_ENDPOINT and the SDK's AWS_ENDPOINT_URL_EC2) and static dummy credentials whose key id
+   * names the instance in the EC2 call log (the emulated IMDS serves no role credentials).
+   */
+  awsEnv: Record<string, string>;
 }
 
 export interface ExecOptions {
@@ -136,6 +142,11 @@ export interface LocalVpc {
   destroy(): Promise<void>;
 }
 
+/** The access key id an instance's AWS clients use: the call log's caller names the instance. */
+export function callerKeyId(instanceId: string): string {
+  return `AKID${instanceId.replace('i-', '').toUpperCase()}`;
+}
+
 const DEFAULT_SUBNETS: SubnetSpec[] = [{ cidr: '10.0.1.0/24' }, { cidr: '10.0.2.0/24' }];
 
 export async function createVpc(opts: CreateVpcOptions = {}): Promise<LocalVpc> {
@@ -146,7 +157,11 @@ export async function createVpc(opts: CreateVpcOptions = {}): Promise<LocalVpc> 
   }
   const state = new Ec2State(opts.region ? { region: opts.region } : {});
   const vpcRecord = state.createVpc({ cidr: opts.cidr ?? '10.0.0.0/16' });
-  const subnetIds = (opts.subnets ?? DEFAULT_SUBNETS).map((s) => {
+  const subnets = opts.subnets ?? DEFAULT_SUBNETS;
+  if (!Array.isArray(subnets) || subnets.length === 0) {
+    throw new Error('createVpc: subnets must list at least one subnet CIDR (e.g. ["10.0.1.0/24"])');
+  }
+  const subnetIds = subnets.map((s) => {
     const spec = typeof s === 'string' ? { cidr: s } : s;
     return state.createSubnet({ vpcId: vpcRecord.id, cidr: spec.cidr, ...(spec.az ? { az: spec.az } : {}) })
       .id;
@@ -274,6 +289,14 @@ class LocalVpcImpl implements LocalVpc {
       ec2Endpoint: this.ec2Endpoint,
       imdsEndpoint: `http://${IMDS_ADDRESS}`,
       imdsLoopbackUrl: `http://127.0.0.1:${imdsPort}`,
+      awsEnv: {
+        AWS_REGION: this.state.region,
+        AWS_DEFAULT_REGION: this.state.region,
+        AWS_EC2_ENDPOINT: this.ec2Endpoint,
+        AWS_ENDPOINT_URL_EC2: this.ec2Endpoint,
+        AWS_ACCESS_KEY_ID: callerKeyId(record.id),
+        AWS_SECRET_ACCESS_KEY: 'local-vpc-not-checked',
+      },
     };
     this.launched.set(instance.id, instance);
     return instance;

@@ -86,12 +86,12 @@ export class PoolManager {
   }
 
   /** Plans and executes until the pool is at target, blocked, or a step fails. */
-  tick(): Promise<void> {
+  tick(maxSteps?: number): Promise<void> {
     return this.exclusive(async () => {
       await this.o.subnets
         .refreshIfStale()
         .catch((err) => this.o.log.warn({ err: (err as Error).message }, 'subnet discovery failed'));
-      const max = this.o.maxStepsPerTick ?? 20;
+      const max = maxSteps ?? this.o.maxStepsPerTick ?? 20;
       for (let step = 0; step < max && !this.stopped; step++) {
         const action = plan(this.snapshot());
         this.status.lastAction = action;

@@ -160,7 +160,9 @@ class Connection {
     } catch (err) {
       if (err instanceof ProtocolError) {
         reply = errorLine(err.code, err.message);
-        this.log.warn({ op: req?.op, code: err.code, msg: err.message }, 'request rejected');
+        // Retryable answers are routine while the pool grows; malformed requests deserve attention.
+        const level = err.code === 'not_ready' || err.code === 'pool_empty' ? 'info' : 'warn';
+        this.log[level]({ op: req?.op, code: err.code, msg: err.message }, 'request refused');
       } else {
         const message = err instanceof Error ? err.message : String(err);
         reply = errorLine('internal', `ipamd internal error: ${message}`);

@@ -1,37 +1,14 @@
 /** The one lookup API for instance-type limits, shared by ipamd, the calculator and the local VPC. */
-import { INSTANCE_TYPE_TABLE } from './data.generated.js';
-import type { Hypervisor, InstanceTypeLimits, NetworkCard } from './types.js';
+import { INSTANCE_TYPE_JSON } from './data.generated.js';
+import type { InstanceTypeLimits } from './types.js';
 
 export type { Hypervisor, InstanceTypeLimits, NetworkCard } from './types.js';
 
-const HYPERVISORS: Record<string, Hypervisor> = { n: 'nitro', x: 'xen', u: 'unknown' };
-
-/** One line of the generated table (format in data.generated.ts); the generator validated it. */
-function parseLine(line: string): InstanceTypeLimits {
-  const [name, enis, ipv4PerEni, cards, defaultCard, hv, bareMetal, vcpus] = line.split(' ') as [
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-  ];
-  const networkCards: NetworkCard[] = cards.split(',').map((c) => {
-    const colon = c.indexOf(':');
-    return { index: Number(c.slice(0, colon)), maxEnis: Number(c.slice(colon + 1)) };
-  });
-  return {
-    name,
-    enis: Number(enis),
-    ipv4PerEni: Number(ipv4PerEni),
-    networkCards,
-    defaultNetworkCardIndex: Number(defaultCard),
-    hypervisor: HYPERVISORS[hv] ?? 'unknown',
-    bareMetal: bareMetal === '1',
-    vcpus: vcpus === '-' ? null : Number(vcpus),
-  };
+// Frozen: every caller shares these objects, so a stray write must fail loudly, not change the table.
+function freeze(t: InstanceTypeLimits): InstanceTypeLimits {
+  for (const c of t.networkCards) Object.freeze(c);
+  Object.freeze(t.networkCards);
+  return Object.freeze(t);
 }
 
 let all: InstanceTypeLimits[] | undefined;
@@ -39,20 +16,23 @@ let byName: Map<string, InstanceTypeLimits> | undefined;
 
 function table(): Map<string, InstanceTypeLimits> {
   if (!byName) {
-    all = INSTANCE_TYPE_TABLE.trim().split('\n').map(parseLine);
+    all = (JSON.parse(INSTANCE_TYPE_JSON) as InstanceTypeLimits[]).map(freeze);
     byName = new Map(all.map((t) => [t.name, t]));
   }
   return byName;
 }
 
+const TYPE_NAME = /^[A-Za-z0-9][A-Za-z0-9.-]*$/;
+
 /** Limits for a type from the generated table, or undefined when the table does not know it. */
 export function lookupInstanceType(name: string): InstanceTypeLimits | undefined {
   if (byName) return byName.get(name);
-  // Before the whole table is needed, find the one line: a node boot looks up a single type.
-  if (name === '' || /\s/.test(name)) return undefined;
-  const at = INSTANCE_TYPE_TABLE.indexOf(`\n${name} `);
-  if (at === -1) return undefined;
-  return parseLine(INSTANCE_TYPE_TABLE.slice(at + 1, INSTANCE_TYPE_TABLE.indexOf('\n', at + 1)));
+  // Before the whole table is needed, parse only the type's own line: a node boot looks up one type.
+  if (!TYPE_NAME.test(name)) return undefined;
+  const start = INSTANCE_TYPE_JSON.indexOf(`\n{"name":"${name}",`);
+  if (start === -1) return undefined;
+  const end = INSTANCE_TYPE_JSON.indexOf('}\n', start + 1);
+  return freeze(JSON.parse(INSTANCE_TYPE_JSON.slice(start + 1, end + 1)) as InstanceTypeLimits);
 }
 
 /** Every known type, sorted by name. */

@@ -26,151 +26,36 @@
  * Objects handed out are the live records typed read-only: do not mutate them.
  */
 import { EventEmitter } from 'node:events';
-import {
-  type InstanceTypeLimits,
-  lookupInstanceType,
-  supportsPrefixDelegation,
-} from '../../../lib/instance-types/index.js';
-import { AddressPool, PREFIX_LENGTH, PREFIX_SIZE } from './address-pool.js';
+import { lookupInstanceType, supportsPrefixDelegation } from '../../../lib/instance-types/index.js';
+import { AddressBook, cidrParam } from './address-book.js';
+import { AddressPool } from './address-pool.js';
 import { Ec2Error, invalidParameterValue, notFound } from './errors.js';
 import { ID_PATTERNS, IdGenerator } from './ids.js';
-import { type Cidr, cidrsOverlap, cidrWithin, formatIpv4, isIpv4, parseCidr, parseIpv4 } from './ipv4.js';
+import { cidrsOverlap, cidrWithin, parseCidr } from './ipv4.js';
+import {
+  type AssignInput,
+  type CreateEniInput,
+  type Ec2StateOptions,
+  type Eni,
+  type Instance,
+  type ModifyEniInput,
+  type RunInstanceInput,
+  type Subnet,
+  type Tags,
+  UNATTACHED_ENI_ADDRESS_LIMIT,
+  type Vpc,
+} from './model.js';
 
-/** An ENI that is not attached can hold as many addresses as the largest instance type allows. */
-export const UNATTACHED_ENI_ADDRESS_LIMIT = 50;
-
-export type Tags = Map<string, string>;
-
-export interface Vpc {
-  id: string;
-  cidrBlocks: string[];
-  defaultSecurityGroupId: string;
-  securityGroupIds: Set<string>;
-  tags: Tags;
-}
-
-export interface Subnet {
-  id: string;
-  vpcId: string;
-  cidrBlock: string;
-  availabilityZone: string;
-  availabilityZoneId: string;
-  tags: Tags;
-  pool: AddressPool;
-}
-
-export interface EniAttachment {
-  attachmentId: string;
-  instanceId: string;
-  deviceIndex: number;
-  networkCardIndex: number;
-  deleteOnTermination: boolean;
-  attachTime: Date;
-  /** 'detaching' between DetachNetworkInterface and its completion (see setDetachDelay). */
-  status: 'attached' | 'detaching';
-}
-
-export interface PrivateIp {
-  address: string;
-  primary: boolean;
-}
-
-export type EniStatus = 'available' | 'in-use';
-
-export interface Eni {
-  id: string;
-  subnetId: string;
-  vpcId: string;
-  availabilityZone: string;
-  mac: string;
-  description: string;
-  groups: string[];
-  tags: Tags;
-  status: EniStatus;
-  attachment: EniAttachment | undefined;
-  /** Primary address first, then secondaries in assignment order. */
-  privateIps: PrivateIp[];
-  /** Delegated /28 prefixes in CIDR notation, in assignment order. */
-  prefixes: string[];
-  sourceDestCheck: boolean;
-  createdAt: Date;
-  ownerId: string;
-}
-
-export type InstanceStateName = 'running' | 'terminated';
-
-export interface Instance {
-  id: string;
-  instanceType: string;
-  limits: InstanceTypeLimits;
-  imageId: string;
-  subnetId: string;
-  vpcId: string;
-  availabilityZone: string;
-  state: InstanceStateName;
-  launchTime: Date;
-  primaryEniId: string;
-  /** The primary ENI's primary address; kept after termination for DescribeInstances. */
-  privateIpAddress: string;
-  securityGroupIds: string[];
-  tags: Tags;
-}
-
-export interface Ec2StateOptions {
-  region?: string;
-  accountId?: string;
-}
-
-export interface CreateEniInput {
-  subnetId: string;
-  description?: string;
-  groups?: string[];
-  /** Primary address; chosen from the subnet when absent. */
-  privateIpAddress?: string;
-  /** Explicit secondary addresses. */
-  secondaryAddresses?: string[];
-  secondaryCount?: number;
-  prefixes?: string[];
-  prefixCount?: number;
-  tags?: Record<string, string>;
-}
-
-export interface AssignInput {
-  eniId: string;
-  addresses?: string[];
-  count?: number;
-  prefixes?: string[];
-  prefixCount?: number;
-  allowReassignment?: boolean;
-}
-
-export interface ModifyEniInput {
-  eniId: string;
-  attachmentId?: string;
-  deleteOnTermination?: boolean;
-  groups?: string[];
-  description?: string;
-  sourceDestCheck?: boolean;
-}
-
-export interface RunInstanceInput {
-  instanceType: string;
-  subnetId: string;
-  securityGroupIds?: string[];
-  privateIpAddress?: string;
-  imageId?: string;
-  tags?: Record<string, string>;
-  /** Tags for the primary ENI. */
-  eniTags?: Record<string, string>;
-}
+export * from './model.js';
 
 function tagMap(tags: Record<string, string> | undefined): Tags {
   return new Map(Object.entries(tags ?? {}));
 }
 
-function azId(az: string): string {
-  const letter = az.slice(-1);
-  return `usw2-az${letter.charCodeAt(0) - 96}`;
+/** EC2's zone id shape, e.g. us-west-2b -> usw2-az2. */
+function azId(region: string, az: string): string {
+  const [geo = '', dir = '', num = ''] = region.split('-');
+  return `${geo}${dir.slice(0, 1)}${num}-az${az.charCodeAt(az.length - 1) - 96}`;
 }
 
 export class Ec2State extends EventEmitter {
@@ -184,8 +69,7 @@ export class Ec2State extends EventEmitter {
   private readonly eniMap = new Map<string, Eni>();
   private readonly attachmentIndex = new Map<string, string>(); // attachmentId -> eniId
   /** Every held address (single or prefix member) -> owning ENI id. Prefix members are indexed by base. */
-  private readonly addressOwner = new Map<number, string>();
-  private readonly prefixOwner = new Map<number, string>(); // /28 base -> eniId
+  private readonly book = new AddressBook((id) => this.eniMap.get(id));
   private detachDelayMs = 0;
   private readonly pendingDetaches = new Map<string, NodeJS.Timeout>(); // eniId -> timer
 
@@ -198,7 +82,7 @@ export class Ec2State extends EventEmitter {
   // ---------------------------------------------------------------- fixtures
 
   createVpc(input: { cidr: string; tags?: Record<string, string> }): Vpc {
-    const cidr = this.parseCidrParam(input.cidr, 'CidrBlock');
+    const cidr = cidrParam(input.cidr, 'CidrBlock');
     if (cidr.prefixLength < 16 || cidr.prefixLength > 28) {
       throw new Ec2Error('InvalidVpc.Range', `The CIDR '${input.cidr}' is invalid (a VPC is /16 to /28).`);
     }
@@ -224,7 +108,7 @@ export class Ec2State extends EventEmitter {
 
   createSubnet(input: { vpcId: string; cidr: string; az?: string; tags?: Record<string, string> }): Subnet {
     const vpc = this.requireVpc(input.vpcId);
-    const cidr = this.parseCidrParam(input.cidr, 'CidrBlock');
+    const cidr = cidrParam(input.cidr, 'CidrBlock');
     if (cidr.prefixLength < 16 || cidr.prefixLength > 28) {
       throw new Ec2Error(
         'InvalidSubnet.Range',
@@ -253,7 +137,7 @@ export class Ec2State extends EventEmitter {
       vpcId: vpc.id,
       cidrBlock: input.cidr,
       availabilityZone: az,
-      availabilityZoneId: azId(az),
+      availabilityZoneId: azId(this.region, az),
       tags: tagMap(input.tags),
       pool: new AddressPool(cidr),
     };
@@ -455,7 +339,8 @@ export class Ec2State extends EventEmitter {
    * 'detaching', the ENI stays in-use (DeleteNetworkInterface fails) and still holds its slot.
    */
   setDetachDelay(ms: number): void {
-    if (!(ms >= 0 && Number.isFinite(ms))) throw new Error(`detach delay must be a finite number of ms >= 0, got ${ms}`);
+    if (!(ms >= 0 && Number.isFinite(ms)))
+      throw new Error(`detach delay must be a finite number of ms >= 0, got ${ms}`);
     this.detachDelayMs = ms;
   }
 
@@ -539,18 +424,23 @@ export class Ec2State extends EventEmitter {
     }
     const subnet = this.subnetMap.get(eni.subnetId)!;
     if (wantsIps) {
-      const addresses = this.allocateAddresses(
-        eni,
-        subnet,
-        input.addresses,
-        input.count ?? 0,
-        'assign',
-        input.allowReassignment,
-      );
+      this.checkSlots(eni, input.addresses?.length ?? input.count ?? 0);
+      const { taken, movedFrom } = this.book.takeAddresses(eni, subnet, {
+        explicit: input.addresses,
+        count: input.count ?? 0,
+        op: 'assign',
+        allowReassignment: input.allowReassignment,
+      });
+      for (const from of movedFrom) this.emitAddressesChanged(from);
       this.emitAddressesChanged(eni);
-      return { addresses, prefixes: [] };
+      return { addresses: taken, prefixes: [] };
     }
-    const prefixes = this.allocatePrefixes(eni, subnet, input.prefixes, input.prefixCount ?? 0);
+    this.checkPrefixSupport(eni);
+    this.checkSlots(eni, input.prefixes?.length ?? input.prefixCount ?? 0);
+    const prefixes = this.book.takePrefixes(eni, subnet, {
+      explicit: input.prefixes,
+      count: input.prefixCount ?? 0,
+    });
     this.emitAddressesChanged(eni);
     return { addresses: [], prefixes };
   }
@@ -581,8 +471,8 @@ export class Ec2State extends EventEmitter {
         throw invalidParameterValue(`Some of the specified prefixes are not assigned to interface ${eni.id}`);
     }
     const subnet = this.subnetMap.get(eni.subnetId)!;
-    for (const a of addresses) this.releaseAddress(eni, subnet, a);
-    for (const p of prefixes) this.releasePrefix(eni, subnet, p);
+    for (const a of addresses) this.book.releaseAddress(eni, subnet, a);
+    for (const p of prefixes) this.book.releasePrefix(eni, subnet, p);
     this.emitAddressesChanged(eni);
   }
 
@@ -639,9 +529,7 @@ export class Ec2State extends EventEmitter {
 
   /** The ENI holding `ip`, as a private address or as a member of one of its prefixes. */
   findEniByAddress(ip: string): Readonly<Eni> | undefined {
-    if (!isIpv4(ip)) return undefined;
-    const n = parseIpv4(ip);
-    const id = this.addressOwner.get(n) ?? this.prefixOwner.get(n - (n % PREFIX_SIZE));
+    const id = this.book.ownerOf(ip);
     return id ? this.eniMap.get(id) : undefined;
   }
 
@@ -695,16 +583,6 @@ export class Ec2State extends EventEmitter {
   }
 
   // ---------------------------------------------------------------- internals
-
-  private parseCidrParam(text: string, param: string): Cidr {
-    try {
-      return parseCidr(text);
-    } catch (e) {
-      throw invalidParameterValue(
-        `Value (${text}) for parameter ${param} is invalid. ${(e as Error).message}.`,
-      );
-    }
-  }
 
   private resolveGroups(vpcId: string, groups: string[] | undefined): string[] {
     const vpc = this.vpcMap.get(vpcId)!;
@@ -772,180 +650,35 @@ export class Ec2State extends EventEmitter {
       throw new Ec2Error('PrivateIpAddressLimitExceeded', 'Number of private addresses will exceed limit.');
     }
     const primary = input.privateIpAddress !== undefined ? [input.privateIpAddress] : undefined;
-    const taken: { ips: string[]; prefixes: string[] } = { ips: [], prefixes: [] };
     try {
-      taken.ips.push(...this.allocateAddresses(eni, subnet, primary, primary ? 0 : 1, 'create'));
+      this.book.takeAddresses(eni, subnet, { explicit: primary, count: 1, op: 'create' });
       eni.privateIps[0]!.primary = true;
-      taken.ips.push(
-        ...this.allocateAddresses(
-          eni,
-          subnet,
-          explicitSecondaries.length ? explicitSecondaries : undefined,
-          secondaryCount,
-          'create',
-        ),
-      );
+      this.book.takeAddresses(eni, subnet, {
+        explicit: explicitSecondaries.length ? explicitSecondaries : undefined,
+        count: secondaryCount,
+        op: 'create',
+      });
       if (wantsPrefixes)
-        taken.prefixes.push(...this.allocatePrefixes(eni, subnet, input.prefixes, input.prefixCount ?? 0));
+        this.book.takePrefixes(eni, subnet, { explicit: input.prefixes, count: input.prefixCount ?? 0 });
     } catch (e) {
-      for (const p of [...eni.prefixes]) this.releasePrefix(eni, subnet, p);
-      for (const ip of [...eni.privateIps]) this.releaseAddress(eni, subnet, ip.address);
+      this.book.releaseAll(eni, subnet); // a failed create leaves the subnet as it was
       throw e;
     }
     this.eniMap.set(eni.id, eni);
     return eni;
   }
 
-  /** Takes explicit addresses or `count` free ones for `eni`; all-or-nothing. */
-  private allocateAddresses(
-    eni: Eni,
-    subnet: Subnet,
-    explicit: string[] | undefined,
-    count: number,
-    op: 'create' | 'assign',
-    allowReassignment = false,
-  ): string[] {
-    const n = explicit ? explicit.length : count;
-    if (n === 0) return [];
-    if (!Number.isInteger(count) || count < 0) {
-      throw invalidParameterValue(
-        `Value (${count}) for parameter SecondaryPrivateIpAddressCount is invalid.`,
-      );
-    }
+  /** PrivateIpAddressLimitExceeded when `n` more addresses or prefixes would not fit the ENI. */
+  private checkSlots(eni: Eni, n: number): void {
     if (eni.privateIps.length + eni.prefixes.length + n > this.addressLimitOf(eni)) {
       throw new Ec2Error('PrivateIpAddressLimitExceeded', 'Number of private addresses will exceed limit.');
     }
-    if (explicit) {
-      const nums = explicit.map((a) => {
-        if (!isIpv4(a))
-          throw invalidParameterValue(
-            `Value (${a}) for parameter PrivateIpAddress is invalid. Not a valid IPv4 address.`,
-          );
-        return parseIpv4(a);
-      });
-      if (new Set(nums).size !== nums.length)
-        throw invalidParameterValue('The same address is given more than once.');
-      const moves: { from: Eni; address: string }[] = [];
-      for (const [i, ip] of nums.entries()) {
-        const text = explicit[i]!;
-        if (!subnet.pool.contains(ip)) {
-          throw invalidParameterValue(`Address ${text} does not fall within the subnet's address range`);
-        }
-        if (subnet.pool.isReserved(ip)) {
-          throw invalidParameterValue(`Address ${text} is reserved by AWS in subnet ${subnet.id}`);
-        }
-        if (!subnet.pool.isFree(ip)) {
-          const owner = this.findEniByAddress(text) as Eni | undefined;
-          const holdsSingle = owner?.privateIps.find((p) => p.address === text);
-          if (allowReassignment && owner && owner !== eni && holdsSingle && !holdsSingle.primary) {
-            moves.push({ from: owner, address: text });
-            continue;
-          }
-          throw new Ec2Error('InvalidIPAddress.InUse', `Address ${text} is in use.`);
-        }
-      }
-      for (const m of moves) {
-        this.releaseAddress(m.from, subnet, m.address);
-        this.emitAddressesChanged(m.from);
-      }
-      for (const [i, ip] of nums.entries()) this.holdAddress(eni, subnet, ip, explicit[i]!);
-      return [...explicit];
-    }
-    const got = subnet.pool.takeAny(count);
-    if (!got) {
-      if (op === 'create') {
-        throw new Ec2Error(
-          'InsufficientFreeAddressesInSubnet',
-          'The specified subnet does not have enough free addresses to satisfy the request.',
-        );
-      }
-      throw invalidParameterValue("There aren't sufficient free Ipv4 addresses or prefixes");
-    }
-    return got.map((ip) => {
-      const text = formatIpv4(ip);
-      this.addressOwner.set(ip, eni.id);
-      eni.privateIps.push({ address: text, primary: false });
-      return text;
-    });
   }
 
-  private holdAddress(eni: Eni, subnet: Subnet, ip: number, text: string): void {
-    subnet.pool.take(ip);
-    this.addressOwner.set(ip, eni.id);
-    eni.privateIps.push({ address: text, primary: false });
-  }
-
-  private releaseAddress(eni: Eni, subnet: Subnet, text: string): void {
-    const ip = parseIpv4(text);
-    subnet.pool.release(ip);
-    this.addressOwner.delete(ip);
-    eni.privateIps = eni.privateIps.filter((p) => p.address !== text);
-  }
-
-  private allocatePrefixes(
-    eni: Eni,
-    subnet: Subnet,
-    explicit: string[] | undefined,
-    count: number,
-  ): string[] {
-    const n = explicit ? explicit.length : count;
-    if (n === 0) return [];
-    if (!Number.isInteger(count) || count < 0) {
-      throw invalidParameterValue(`Value (${count}) for parameter Ipv4PrefixCount is invalid.`);
-    }
-    if (eni.attachment) {
-      const instance = this.instanceMap.get(eni.attachment.instanceId)!;
-      if (!supportsPrefixDelegation(instance.limits)) throw prefixNotSupported(instance.instanceType);
-    }
-    if (eni.privateIps.length + eni.prefixes.length + n > this.addressLimitOf(eni)) {
-      throw new Ec2Error('PrivateIpAddressLimitExceeded', 'Number of private addresses will exceed limit.');
-    }
-    let bases: number[];
-    if (explicit) {
-      bases = explicit.map((p) => {
-        const c = this.parseCidrParam(p, 'Ipv4Prefix');
-        if (c.prefixLength !== PREFIX_LENGTH) {
-          throw invalidParameterValue(
-            `Value (${p}) for parameter Ipv4Prefix is invalid. Only /28 prefixes can be assigned.`,
-          );
-        }
-        if (!subnet.pool.contains(c.base)) {
-          throw invalidParameterValue(`Prefix ${p} does not fall within the subnet's address range`);
-        }
-        if (!subnet.pool.isPrefixFree(c.base)) {
-          throw new Ec2Error(
-            'InvalidParameterValue',
-            `Prefix ${p} overlaps addresses that are reserved or in use.`,
-          );
-        }
-        return c.base;
-      });
-      if (new Set(bases).size !== bases.length)
-        throw invalidParameterValue('The same prefix is given more than once.');
-      for (const b of bases) subnet.pool.takePrefix(b);
-    } else {
-      const got = subnet.pool.takeAnyPrefixes(count);
-      if (!got) {
-        throw new Ec2Error(
-          'InsufficientCidrBlocks',
-          'The specified subnet does not have enough free cidr blocks to satisfy the request.',
-        );
-      }
-      bases = got;
-    }
-    return bases.map((b) => {
-      const text = `${formatIpv4(b)}/${PREFIX_LENGTH}`;
-      this.prefixOwner.set(b, eni.id);
-      eni.prefixes.push(text);
-      return text;
-    });
-  }
-
-  private releasePrefix(eni: Eni, subnet: Subnet, text: string): void {
-    const base = parseCidr(text).base;
-    subnet.pool.releasePrefix(base);
-    this.prefixOwner.delete(base);
-    eni.prefixes = eni.prefixes.filter((p) => p !== text);
+  private checkPrefixSupport(eni: Eni): void {
+    if (!eni.attachment) return;
+    const instance = this.instanceMap.get(eni.attachment.instanceId)!;
+    if (!supportsPrefixDelegation(instance.limits)) throw prefixNotSupported(instance.instanceType);
   }
 
   private cancelPendingDetach(eniId: string): void {
@@ -965,8 +698,7 @@ export class Ec2State extends EventEmitter {
 
   private destroyEni(eni: Eni): void {
     const subnet = this.subnetMap.get(eni.subnetId)!;
-    for (const p of [...eni.prefixes]) this.releasePrefix(eni, subnet, p);
-    for (const ip of [...eni.privateIps]) this.releaseAddress(eni, subnet, ip.address);
+    this.book.releaseAll(eni, subnet);
     this.eniMap.delete(eni.id);
   }
 

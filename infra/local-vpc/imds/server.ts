@@ -5,7 +5,8 @@
  * API:
  *   startImdsServer({ state, resolveInstance?, lagMs?, allowV1?, port?, host?, now? })
  *     -> Promise<{ url, port, setLagMs(ms), setAllowV1(b), close() }>
- *   createImds(opts) -> { handler(req, res), setLagMs, setAllowV1, stop() }   (to mount elsewhere)
+ *   createImds(opts) -> { handler(req, res), setLagMs, setAllowV1, injectError, clearErrors,
+ *                         requestCount, resetCounts, stop() }   (to mount elsewhere)
  * `resolveInstance(remoteAddress, req)` names the calling instance (default: the instance that owns
  * the source address). The fabric serves this inside the router namespace on 169.254.169.254:80.
  *
@@ -18,6 +19,9 @@
  * - Paths under /latest/meta-data/ and /latest/dynamic/instance-identity/document; directories
  *   list their entries one per line, sub-directories with a trailing '/'; unknown paths are 404.
  * - IMDS lags EC2: a change to an instance becomes visible `lagMs` after it happened (default 0).
+ * Test controls: injectError({status?, count? | probability?, pathPrefix?}) fails matching GETs
+ * (token requests included when the prefix matches /latest/api/token); requestCount(pathPrefix?)
+ * counts the requests answered, per path, so tests can assert how often a client polls.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -43,19 +47,37 @@ export interface ImdsServerOptions extends ImdsOptions {
   host?: string;
 }
 
+export interface ImdsErrorInjection {
+  /** HTTP status to answer with (default 500). */
+  status?: number;
+  /** Fail the next `count` matching requests... */
+  count?: number;
+  /** ...or each matching request with this probability. */
+  probability?: number;
+  /** Only requests whose path starts with this (default: every path). */
+  pathPrefix?: string;
+}
+
 export interface Imds {
   handler: (req: IncomingMessage, res: ServerResponse) => void;
   setLagMs(ms: number): void;
   setAllowV1(allow: boolean): void;
+  injectError(spec: ImdsErrorInjection): void;
+  clearErrors(): void;
+  /** Requests answered (any status) whose path starts with `pathPrefix` (default all). */
+  requestCount(pathPrefix?: string): number;
+  resetCounts(): void;
   /** Stops listening to the model and cancels pending (lagged) updates. */
   stop(): void;
 }
 
-export interface ImdsServer {
+export interface ImdsServer
+  extends Pick<
+    Imds,
+    'setLagMs' | 'setAllowV1' | 'injectError' | 'clearErrors' | 'requestCount' | 'resetCounts'
+  > {
   url: string;
   port: number;
-  setLagMs(ms: number): void;
-  setAllowV1(allow: boolean): void;
   close(): Promise<void>;
 }
 
@@ -85,6 +107,23 @@ export function createImds(opts: ImdsOptions): Imds {
   /** What IMDS currently shows per instance; undefined = not (or no longer) running. */
   const published = new Map<string, MetadataTree | undefined>();
   const timers = new Set<NodeJS.Timeout>();
+  let injections: ImdsErrorInjection[] = [];
+  const counts = new Map<string, number>();
+
+  /** The injected status for this request, if an injection fires. */
+  function injectedStatus(path: string): number | undefined {
+    for (const e of injections) {
+      if (!path.startsWith(e.pathPrefix ?? '/')) continue;
+      let fire = false;
+      if (e.count !== undefined && e.count > 0) {
+        e.count--;
+        fire = true;
+      } else if (e.probability !== undefined) fire = Math.random() < e.probability;
+      injections = injections.filter((x) => x.count === undefined || x.count > 0);
+      if (fire) return e.status ?? 500;
+    }
+    return undefined;
+  }
 
   const publish = (instanceId: string, tree: MetadataTree | undefined) => published.set(instanceId, tree);
 
@@ -110,6 +149,9 @@ export function createImds(opts: ImdsOptions): Imds {
   function answer(req: IncomingMessage): Reply {
     // Collapse repeated slashes: the SDK's MetadataService asks for `//latest/...`, which IMDS accepts.
     const path = (req.url ?? '/').split('?')[0]!.replace(/\/{2,}/g, '/');
+    counts.set(path, (counts.get(path) ?? 0) + 1);
+    const injected = injectedStatus(path);
+    if (injected !== undefined) return reply(injected, 'Injected failure (local VPC)\n');
     const instanceId = resolve(req.socket.remoteAddress ?? '', req);
     if (!instanceId) return reply(404, `No instance owns the caller's address ${req.socket.remoteAddress}\n`);
     if (req.method === 'PUT') {
@@ -166,6 +208,29 @@ export function createImds(opts: ImdsOptions): Imds {
     setAllowV1: (allow) => {
       allowV1 = allow;
     },
+    injectError: (spec) => {
+      const status = spec.status ?? 500;
+      if (!(status >= 400 && status <= 599)) throw new Error('status must be 4xx or 5xx');
+      if ((spec.count === undefined) === (spec.probability === undefined)) {
+        throw new Error('give exactly one of count (next N requests) or probability (0..1)');
+      }
+      if (spec.count !== undefined && !(Number.isInteger(spec.count) && spec.count > 0)) {
+        throw new Error('count must be a positive integer');
+      }
+      if (spec.probability !== undefined && !(spec.probability >= 0 && spec.probability <= 1)) {
+        throw new Error('probability must be between 0 and 1');
+      }
+      injections.push({ ...spec, status });
+    },
+    clearErrors: () => {
+      injections = [];
+    },
+    requestCount: (pathPrefix = '/') => {
+      let n = 0;
+      for (const [path, c] of counts) if (path.startsWith(pathPrefix)) n += c;
+      return n;
+    },
+    resetCounts: () => counts.clear(),
     stop: () => {
       state.off('instance-launched', onLaunched);
       state.off('instance-changed', onChanged);
@@ -198,6 +263,10 @@ export async function startImdsServer(opts: ImdsServerOptions): Promise<ImdsServ
     port: addr.port,
     setLagMs: imds.setLagMs,
     setAllowV1: imds.setAllowV1,
+    injectError: imds.injectError,
+    clearErrors: imds.clearErrors,
+    requestCount: imds.requestCount,
+    resetCounts: imds.resetCounts,
     close: () =>
       new Promise<void>((resolve) => {
         imds.stop();

@@ -50,6 +50,11 @@ function podRules() {
   return node.rules().filter((r) => r.priority === 512 || r.priority === 1536);
 }
 
+/** Asserts a call succeeded, showing its answer when it did not. */
+function ok(out: { exitCode: number; stdout: string; stderr: string }) {
+  expect(out.exitCode, out.stdout + out.stderr).toBe(0);
+}
+
 function expectPodEmpty(pod: Netns) {
   expect(pod.linkNames()).toEqual(['lo']);
 }
@@ -131,7 +136,7 @@ describe('ADD, CHECK and DEL on the primary ENI', () => {
     expect(podRules()).toEqual([{ priority: 512, src: 'all', dst: '10.0.1.10', table: 'main' }]);
     expect(node.status('ping', ['-c1', '-W2', '10.0.1.10'])).toBe(0);
 
-    expect((await a.check(add.json)).exitCode).toBe(0);
+    ok(await a.check(add.json));
     pod.ip('route', 'del', 'default');
     const check = await a.check(add.json);
     expect(check.exitCode).toBe(1);
@@ -145,10 +150,10 @@ describe('ADD, CHECK and DEL on the primary ENI', () => {
     expectNodeClean();
 
     // Idempotent: again, and again once the namespace is gone.
-    expect((await a.del()).exitCode).toBe(0);
+    ok(await a.del());
     pod.delete();
-    expect((await a.del()).exitCode).toBe(0);
-    expect((await a.del({ netns: '' })).exitCode).toBe(0);
+    ok(await a.del());
+    ok(await a.del({ netns: '' }));
   });
 });
 
@@ -158,7 +163,7 @@ describe('secondary ENI policy routing', () => {
     const a = attachment(pod, 'c-sec', 'web-1');
     // Take the primary address first so this attachment lands on the secondary ENI.
     const filler = attachment(newPod(), 'c-filler', 'filler');
-    expect((await filler.add()).exitCode).toBe(0);
+    ok(await filler.add());
     const add = await a.add();
     expect(add.exitCode, add.stdout).toBe(0);
     expect(podRules()).toEqual(
@@ -168,15 +173,15 @@ describe('secondary ENI policy routing', () => {
         { priority: 1536, src: '10.0.2.20', dst: '100.64.0.0', dstlen: 16, table: '2' },
       ]),
     );
-    expect((await a.del()).exitCode).toBe(0);
+    ok(await a.del());
     expect(podRules().filter((r) => r.src === '10.0.2.20' || r.dst === '10.0.2.20')).toEqual([]);
-    expect((await filler.del()).exitCode).toBe(0);
+    ok(await filler.del());
     expectNodeClean();
   });
 
   it('with external SNAT, all traffic from the pod uses the ENI table', async () => {
     const filler = attachment(newPod(), 'c-filler2', 'filler2');
-    expect((await filler.add()).exitCode).toBe(0);
+    ok(await filler.add());
     const a = attachment(newPod(), 'c-ext', 'web-2');
     fake.addOverrides = { snat: { enabled: false, randomize: 'none', excludeCidrs: [] } };
     const add = await a.add();
@@ -185,8 +190,8 @@ describe('secondary ENI policy routing', () => {
     expect(podRules().filter((r) => r.priority === 1536)).toEqual([
       { priority: 1536, src: '10.0.2.20', table: '2' },
     ]);
-    expect((await a.del()).exitCode).toBe(0);
-    expect((await filler.del()).exitCode).toBe(0);
+    ok(await a.del());
+    ok(await filler.del());
     expectNodeClean();
   });
 });
@@ -194,7 +199,7 @@ describe('secondary ENI policy routing', () => {
 describe('failures leave nothing behind', () => {
   it('an ADD that fails half-way undoes its steps and releases the address', async () => {
     const filler = attachment(newPod(), 'c-filler3', 'filler3');
-    expect((await filler.add()).exitCode).toBe(0);
+    ok(await filler.add());
     const pod = newPod();
     const a = attachment(pod, 'c-half', 'half');
     // The last step: the first "from" rule, after veth, addresses, routes, neighbour and "to" rule.
@@ -205,7 +210,7 @@ describe('failures leave nothing behind', () => {
     expectPodEmpty(pod);
     expect(fake.requests.at(-1)).toMatchObject({ op: 'del', containerId: 'c-half' });
     expect([...fake.assigned.values()].map((x) => x.address)).toEqual(['10.0.1.10']);
-    expect((await filler.del()).exitCode).toBe(0);
+    ok(await filler.del());
     expectNodeClean();
   });
 
@@ -220,7 +225,7 @@ describe('failures leave nothing behind', () => {
     expect(String(second.json!.msg)).toContain('eth0 already exists');
     expect(fake.requests.length).toBe(requests);
     expect(node.status('ping', ['-c1', '-W2', '10.0.1.10'])).toBe(0);
-    expect((await a.del()).exitCode).toBe(0);
+    ok(await a.del());
     expectNodeClean();
   });
 
@@ -271,12 +276,12 @@ describe('DEL when ipamd is unreachable', () => {
     expectNodeClean();
 
     const b = attachment(newPod(), 'c-down2', 'down2');
-    expect((await b.add()).exitCode).toBe(0);
+    ok(await b.add());
     const noPrev = await b.del({ conf: conf({ ipamdSocket: down }) });
     expect(noPrev.json).toMatchObject({ code: 11 });
     expectNodeClean();
     // ipamd is back: the retried DEL releases the address.
-    expect((await b.del()).exitCode).toBe(0);
+    ok(await b.del());
     expect(fake.assigned.size).toBe(1); // c-down's record: only GC can release it now
     fake.assigned.clear();
   });
@@ -287,8 +292,8 @@ describe('GC, STATUS, VERSION', () => {
     const keep = attachment(newPod(), 'c-keep', 'keep');
     const gone = newPod();
     const orphan = attachment(gone, 'c-orphan', 'orphan');
-    expect((await keep.add()).exitCode).toBe(0);
-    expect((await orphan.add()).exitCode).toBe(0);
+    ok(await keep.add());
+    ok(await orphan.add());
     const gc = await cni({
       command: 'GC',
       node,
@@ -302,12 +307,12 @@ describe('GC, STATUS, VERSION', () => {
     expect(node.status('ping', ['-c1', '-W2', '10.0.1.10'])).toBe(0);
     const noList = await cni({ command: 'GC', node, conf: conf() });
     expect(noList.json).toMatchObject({ code: 7 });
-    expect((await keep.del()).exitCode).toBe(0);
+    ok(await keep.del());
     expectNodeClean();
   });
 
   it('STATUS succeeds while ipamd answers and is 50 when it does not', async () => {
-    expect((await cni({ command: 'STATUS', node, conf: conf() })).exitCode).toBe(0);
+    ok(await cni({ command: 'STATUS', node, conf: conf() }));
     const down = await cni({
       command: 'STATUS',
       node,
@@ -347,7 +352,7 @@ describe('result versions and chaining', () => {
       dns: { nameservers: ['10.0.0.2'] },
     });
     expect((add.json!.interfaces as Record<string, unknown>[])[2]!.mtu).toBeUndefined();
-    expect((await a.del({ conf: conf({ cniVersion: '0.4.0', prevResult: add.json }) })).exitCode).toBe(0);
+    ok(await a.del({ conf: conf({ cniVersion: '0.4.0', prevResult: add.json }) }));
     expectNodeClean();
   });
 });

@@ -76,4 +76,37 @@ describe.skipIf(bundleMissing())('ipamd shrink, cooldown and unmanaged ENIs', ()
     const foreignIps = s.vpc.state.getEni(foreign.id)!.privateIps.map((p) => p.address);
     expect(got.filter((a) => foreignIps.includes(a))).toEqual([]);
   });
+
+  it.concurrent('reconciliation adopts addresses added behind its back and drops removed free ones, never a pod\'s', async () => {
+    const node = await s.launch('m5.large');
+    const ipamd = s.startIpamd(node, { IPAMD_RECONCILE_INTERVAL_SECONDS: '1', WARM_IP_TARGET: '3' });
+    await ipamd.waitServing();
+    await eventually(() => s.secondaryIpCount(node) === 3, 10_000, '3 IPs');
+    const held = String((await ipamd.add('r1')).result!.address);
+    await eventually(() => s.secondaryIpCount(node) === 4, 10_000, '4 IPs');
+    const eniId = node.primaryEniId;
+    const free = s.vpc.state
+      .getEni(eniId)!
+      .privateIps.filter((p) => !p.primary && p.address !== held)
+      .map((p) => p.address);
+    s.vpc.state.unassignPrivateIpAddresses({ eniId, addresses: [free[0]!, held] });
+    const corrected = await eventually(
+      () => ipamd.events().find((e) => e.msg === 'reconcile: datastore corrected from EC2'),
+      15_000,
+      'a reconciliation',
+    );
+    expect(corrected.addressesRemoved).toEqual([free[0]]);
+    expect(corrected.assignedButGone).toEqual([held]);
+    // The pod keeps its address in ipamd: a repeated add answers the same.
+    expect((await ipamd.add('r1')).result!.address).toBe(held);
+    const { addresses } = s.vpc.state.assignPrivateIpAddresses({ eniId, count: 1 });
+    await eventually(
+      () =>
+        ipamd
+          .events()
+          .some((e) => e.msg === 'reconcile: datastore corrected from EC2' && String(e.addressesAdded) === addresses[0]),
+      15_000,
+      'the new address adopted',
+    );
+  });
 });

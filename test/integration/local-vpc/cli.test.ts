@@ -117,6 +117,9 @@ describe('local-vpc CLI', () => {
     const r = await cli('up', '--instances', 'many');
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('expected a whole number');
+    const t = await cli('up', '--instance-type', 'm5.bogus');
+    expect(t.code).not.toBe(0);
+    expect(t.stderr).toContain('unknown instance type "m5.bogus"');
     const p = await cli('cleanup', '--prefix', 'vpccni');
     expect(p.code).not.toBe(0);
     expect(p.stderr).toContain('vpccni-<runid>');

@@ -3,6 +3,8 @@
  * source/destination check, secondary ENIs and address moves, IMDS and EC2 from inside an
  * instance, the internet host, and cleanup.
  */
+
+import { execFileSync } from 'node:child_process';
 import {
   AssignPrivateIpAddressesCommand,
   AttachNetworkInterfaceCommand,
@@ -101,6 +103,21 @@ describe('instances', () => {
     expect(await vpc.ping(a, b.primaryIp)).toBe(true);
     expect(await vpc.ping(b, a.primaryIp)).toBe(true);
     expect(await vpc.ping(a, c.primaryIp)).toBe(true);
+  });
+});
+
+describe('the root namespace', () => {
+  it('gains no link, address or route into the fabric', () => {
+    const routes = execFileSync('ip', ['-4', 'route', 'show', 'table', 'all']).toString();
+    const addrs = execFileSync('ip', ['-4', '-o', 'addr', 'show']).toString();
+    for (const fabricNet of ['10.0.1.', '10.0.2.', '198.51.100.', '169.254.169.25']) {
+      expect(routes).not.toContain(fabricNet);
+      expect(addrs).not.toContain(fabricNet);
+    }
+    const links = JSON.parse(execFileSync('ip', ['-j', 'link', 'show']).toString()) as Array<{
+      ifname: string;
+    }>;
+    expect(links.map((l) => l.ifname).filter((n) => /^(ve\d+|inet0)$/.test(n))).toEqual([]);
   });
 });
 
@@ -238,19 +255,20 @@ describe('emulators from inside an instance', () => {
     expect(id).toBe(b.id);
   });
 
-  it('the EC2 endpoint serves the real SDK at http://169.254.169.253', async () => {
+  it('the EC2 endpoint serves the real SDK at http://169.254.169.253, configured by awsEnv', async () => {
+    // No endpoint or credentials in code: the instance's awsEnv supplies them, as ipamd gets them.
     const script = [
       "import { EC2Client, DescribeInstancesCommand } from '@aws-sdk/client-ec2';",
-      `const ec2 = new EC2Client({ endpoint: '${a.ec2Endpoint}', region: 'us-west-2',`,
-      "  credentials: { accessKeyId: 'AKIDINSIDE', secretAccessKey: 'x' }, maxAttempts: 1 });",
+      'const ec2 = new EC2Client({ maxAttempts: 1 });',
       `const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: ['${b.id}'] }));`,
       'console.log(out.Reservations[0].Instances[0].PrivateIpAddress);',
     ].join('\n');
     const r = await vpc.exec(a, process.execPath, ['--input-type=module', '-e', script], {
       timeoutMs: 20_000,
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...a.awsEnv },
     });
     expect(r.stdout.trim(), r.stderr).toBe(b.primaryIp);
-    expect(vpc.callLog.summary().byCaller['AKIDINSIDE']).toBeDefined();
+    expect(vpc.callLog.summary().byCaller[a.awsEnv['AWS_ACCESS_KEY_ID']!]).toEqual({ DescribeInstances: 1 });
   });
 });
 

@@ -51,7 +51,11 @@ function unknownFields(
   if (value === null || value === undefined) return;
   const arr = /^Array<(.+)>$/.exec(type);
   if (arr) {
-    if (Array.isArray(value)) value.forEach((v, i) => unknownFields(v, arr[1]!, `${path}[${i}]`, m, out));
+    if (Array.isArray(value)) {
+      value.forEach((v, i) => {
+        unknownFields(v, arr[1]!, `${path}[${i}]`, m, out);
+      });
+    }
     return;
   }
   const map = /^\{ \[key: string\]: (.+); \}$/.exec(type);

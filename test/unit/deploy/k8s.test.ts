@@ -180,6 +180,19 @@ describe('the aws-node DaemonSet', () => {
   });
 });
 
+describe('update strategy', () => {
+  it('rolls out 10% of nodes at a time by default, and OnDelete drops the rolling-update settings', async () => {
+    expect(one(defaults, 'DaemonSet').spec.updateStrategy).toEqual({
+      type: 'RollingUpdate',
+      rollingUpdate: { maxUnavailable: '10%' },
+    });
+    const onDelete = renderChart({ values: { updateStrategy: { type: 'OnDelete' } } });
+    const ds = one(onDelete, 'DaemonSet');
+    expect(ds.spec.updateStrategy).toEqual({ type: 'OnDelete' });
+    expect(await validateK8sObject(ds)).toEqual([]);
+  });
+});
+
 describe('Helm values are named after ipamd environment variables', () => {
   const values = chartDefaults() as Any;
   const known = ipamdEnvNames();

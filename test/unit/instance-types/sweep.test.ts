@@ -88,7 +88,7 @@ describe('sweepAllRegions', () => {
       'ap-south-1': [info('m5.large', 4, 10, { VCpuInfo: { DefaultVCpus: 4 } })],
     });
     await expect(sweepAllRegions({ homeRegion: 'us-east-1', clientFor })).rejects.toThrow(
-      /regions disagree on 3 instance-type limits[^]*m5\.large enis: 4 in ap-south-1; 3 in eu-west-1, us-east-1[^]*m5\.large networkCards: 0:4 in ap-south-1; 0:3 in eu-west-1, us-east-1[^]*m5\.large vcpus: 4 in ap-south-1; 2 in eu-west-1, us-east-1/,
+      /regions disagree on 3 instance-type limits[\s\S]*m5\.large enis: 4 in ap-south-1; 3 in eu-west-1, us-east-1[\s\S]*m5\.large networkCards: 0:4 in ap-south-1; 0:3 in eu-west-1, us-east-1[\s\S]*m5\.large vcpus: 4 in ap-south-1; 2 in eu-west-1, us-east-1/,
     );
   });
 
@@ -136,7 +136,7 @@ describe('mergeRegionSweeps', () => {
         sweep('b-1', limits({ hypervisor: 'xen', bareMetal: true })),
       ]),
     ).toThrow(
-      /m5\.large hypervisor: nitro in a-1; xen in b-1[^]*m5\.large bareMetal: false in a-1; true in b-1/,
+      /m5\.large hypervisor: nitro in a-1; xen in b-1[\s\S]*m5\.large bareMetal: false in a-1; true in b-1/,
     );
   });
 });

@@ -65,6 +65,17 @@ describe('generated instance-type table', () => {
     }
   });
 
+  it('shares frozen entries, so no caller can change the table for the others', () => {
+    const t = allInstanceTypes().find((x) => x.name === 'm5.large')!;
+    expect(() => {
+      (t as { enis: number }).enis = 99;
+    }).toThrow(TypeError);
+    expect(() => {
+      t.networkCards[0]!.maxEnis = 99;
+    }).toThrow(TypeError);
+    expect(lookupInstanceType('m5.large')!.enis).toBe(3);
+  });
+
   it('is up to date with the seed (gen --check)', () => {
     const out = execFileSync(process.execPath, ['scripts/gen-instance-types.mjs', SEED, '--check'], {
       encoding: 'utf8',

@@ -184,6 +184,7 @@ describe('DescribeSubnets / DescribeVpcs', () => {
     );
     expect(byTag.Subnets!.map((s) => s.SubnetId)).toEqual([other.id]);
     expect(byTag.Subnets![0]).toMatchObject({
+      AvailabilityZoneId: 'usw2-az2',
       CidrBlock: '10.0.2.0/24',
       AvailabilityZone: 'us-west-2b',
       AvailableIpAddressCount: 251,
@@ -356,6 +357,39 @@ describe('attach, detach, modify, delete', () => {
     expect(gone).toMatchObject({
       name: 'InvalidNetworkInterfaceID.NotFound',
       $metadata: { httpStatusCode: 400 },
+    });
+  });
+
+  it('attaches on a second network card of a multi-card type', async () => {
+    const { instanceId } = await launch('c6in.32xlarge');
+    const eni = await createEni();
+    const r = await ec2.send(
+      new AttachNetworkInterfaceCommand({
+        NetworkInterfaceId: eni.NetworkInterfaceId!,
+        InstanceId: instanceId,
+        DeviceIndex: 1,
+        NetworkCardIndex: 1,
+      }),
+    );
+    expect(r.NetworkCardIndex).toBe(1);
+    expect((await describeEni(eni.NetworkInterfaceId!)).Attachment).toMatchObject({
+      NetworkCardIndex: 1,
+      DeviceIndex: 1,
+    });
+    const other = await createEni();
+    const bad = await errorOf(() =>
+      ec2.send(
+        new AttachNetworkInterfaceCommand({
+          NetworkInterfaceId: other.NetworkInterfaceId!,
+          InstanceId: instanceId,
+          DeviceIndex: 2,
+          NetworkCardIndex: 5,
+        }),
+      ),
+    );
+    expect(bad).toMatchObject({
+      name: 'InvalidParameterValue',
+      message: expect.stringContaining('Network card index 5'),
     });
   });
 

@@ -2,8 +2,10 @@
 // library API, observed through the real SDK.
 import {
   CreateNetworkInterfaceCommand,
+  DeleteNetworkInterfaceCommand,
   DescribeNetworkInterfacesCommand,
   DescribeSubnetsCommand,
+  DetachNetworkInterfaceCommand,
   type EC2Client,
 } from '@aws-sdk/client-ec2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -42,7 +44,7 @@ const describeEnis = () => ec2.send(new DescribeNetworkInterfacesCommand({}));
 
 describe('throttling', () => {
   it('is off by default', async () => {
-    for (let k = 0; k < 60; k++) await describeEnis();
+    for (let k = 0; k < 55; k++) await describeEnis();
   });
 
   it('drains a 50-token DescribeNetworkInterfaces bucket and answers 503 RequestLimitExceeded, other buckets unaffected', async () => {
@@ -192,6 +194,33 @@ describe('eventual consistency', () => {
     expect(listed).not.toContain(id);
     await new Promise((r) => setTimeout(r, 450));
     expect((await byId()).NetworkInterfaces![0]!.NetworkInterfaceId).toBe(id);
+  });
+});
+
+describe('detach delay', () => {
+  it('keeps a detaching ENI in use until the detach completes', async () => {
+    expect((await control('PUT', 'faults/detach-delay', { ms: 300 })).json.detachDelayMs).toBe(300);
+    const instance = f.state.runInstance({ instanceType: 'm5.large', subnetId: f.subnetId });
+    const eni = f.state.createNetworkInterface({ subnetId: f.subnetId });
+    const { attachmentId } = f.state.attachNetworkInterface({
+      eniId: eni.id,
+      instanceId: instance.id,
+      deviceIndex: 1,
+    });
+    const detached: string[] = [];
+    f.state.on('eni-detached', (e: { eniId: string }) => detached.push(e.eniId));
+    await ec2.send(new DetachNetworkInterfaceCommand({ AttachmentId: attachmentId }));
+    const d = (await ec2.send(new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: [eni.id] })))
+      .NetworkInterfaces![0]!;
+    expect(d).toMatchObject({ Status: 'in-use', Attachment: { Status: 'detaching' } });
+    expect(
+      (await errorOf(() => ec2.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: eni.id }))))
+        .message,
+    ).toContain('is currently in use');
+    expect(detached).toEqual([]);
+    await new Promise((r) => setTimeout(r, 350));
+    expect(detached).toEqual([eni.id]);
+    await ec2.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: eni.id }));
   });
 });
 

@@ -231,6 +231,34 @@ describe('following EC2', () => {
   });
 });
 
+describe('faults and counts', () => {
+  it('fails the next N matching requests and counts requests per path', async () => {
+    imds.resetCounts();
+    imds.injectError({ status: 503, count: 2, pathPrefix: '/latest/meta-data/network/' });
+    const t = await token();
+    const macs = () =>
+      call('GET', '/latest/meta-data/network/interfaces/macs/', { 'x-aws-ec2-metadata-token': t });
+    expect((await macs()).status).toBe(503);
+    expect(
+      (await call('GET', '/latest/meta-data/instance-id', { 'x-aws-ec2-metadata-token': t })).status,
+    ).toBe(200);
+    expect((await macs()).status).toBe(503);
+    expect((await macs()).status).toBe(200);
+    expect(imds.requestCount('/latest/meta-data/network/')).toBe(3);
+    expect(imds.requestCount('/latest/api/token')).toBe(1);
+    expect(imds.requestCount()).toBe(5);
+    expect(() => imds.injectError({ count: 1, probability: 1 })).toThrow(/exactly one/);
+    imds.injectError({ probability: 1 });
+    expect(
+      (await call('GET', '/latest/meta-data/instance-id', { 'x-aws-ec2-metadata-token': t })).status,
+    ).toBe(500);
+    imds.clearErrors();
+    expect(
+      (await call('GET', '/latest/meta-data/instance-id', { 'x-aws-ec2-metadata-token': t })).status,
+    ).toBe(200);
+  });
+});
+
 describe('callers and clients', () => {
   it('identifies the caller by source address by default', async () => {
     const s = new Ec2State();

@@ -1,0 +1,41 @@
+/**
+ * Daemon memory with 250 assigned addresses (target < 60 MB RSS): prefix delegation on an m5.4xlarge,
+ * 250 pods added over the socket, then VmRSS of the ipamd process. Needs root and `npm run build`.
+ *   npx tsx bench/ipamd-rss.ts
+ */
+import { readFileSync } from 'node:fs';
+import { eventually, Scenario } from '../test/integration/ipamd/fixture.js';
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0) / 1024;
+}
+
+const s = await Scenario.create();
+try {
+  const node = await s.launch('m5.4xlarge');
+  const ipamd = s.startIpamd(node, {
+    AWS_VPC_K8S_CNI_LOGLEVEL: 'warn',
+    ENABLE_PREFIX_DELEGATION: 'true',
+    WARM_PREFIX_TARGET: '1',
+    MAX_PODS: '300',
+  });
+  await ipamd.waitServing();
+  const pid = ipamd.proc.pid!;
+  console.log(`RSS after start: ${rssMb(pid).toFixed(1)} MB`);
+  for (let i = 0; i < 250; i++) {
+    await eventually(
+      async () => {
+        const r = await ipamd.add(`m${i}`);
+        return r.ok;
+      },
+      30_000,
+      `pod m${i}`,
+    );
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+  console.log(`RSS with 250 assigned addresses: ${rssMb(pid).toFixed(1)} MB (target < 60 MB)`);
+  await ipamd.kill('SIGTERM');
+} finally {
+  await s.close();
+}

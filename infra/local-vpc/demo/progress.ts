@@ -1,0 +1,40 @@
+/**
+ * One live status line. On a terminal it is rewritten in place; into a pipe or a log file each
+ * distinct status becomes its own line, so a CI log still shows how the pool grew.
+ */
+export class Progress {
+  private last = '';
+  private live = false;
+  private readonly started = Date.now();
+
+  constructor(
+    private readonly out: NodeJS.WritableStream & { isTTY?: boolean },
+    private readonly tty: boolean = out.isTTY === true,
+  ) {}
+
+  /** Shows `text` as the current status (skipped when unchanged). */
+  update(text: string): void {
+    if (text === this.last) return;
+    this.last = text;
+    const stamped = `[${((Date.now() - this.started) / 1000).toFixed(1).padStart(5)}s] ${text}`;
+    if (this.tty) {
+      this.out.write(`\r\x1b[K${stamped}`);
+      this.live = true;
+    } else {
+      this.out.write(`${stamped}\n`);
+    }
+  }
+
+  /** Prints a permanent line (ending any live status line first). */
+  log(text: string): void {
+    this.clear();
+    this.out.write(`${text}\n`);
+  }
+
+  /** Ends the live line so the next output starts on a fresh line. */
+  clear(): void {
+    if (this.live) this.out.write('\r\x1b[K');
+    this.live = false;
+    this.last = '';
+  }
+}

@@ -1,0 +1,182 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { Checkpoint } from '../../../ipamd/checkpoint.js';
+import { Datastore } from '../../../ipamd/datastore/datastore.js';
+import { IpamService } from '../../../ipamd/ipam-handler.js';
+import type { PoolStatus } from '../../../ipamd/pool/manager.js';
+import { PROTOCOL_VERSION } from '../../../lib/protocol/ipamd.js';
+
+function setup(
+  opts: { ips?: string[]; maxPods?: number; status?: Partial<PoolStatus>; cooldownMs?: number } = {},
+) {
+  const ds = new Datastore(opts.cooldownMs ?? 30_000);
+  ds.addEni({
+    id: 'eni-1',
+    mac: '0a:00:00:00:00:02',
+    deviceNumber: 1,
+    subnetId: 'subnet-1',
+    subnetCidr: '10.0.1.0/24',
+    primaryIp: '10.0.1.10',
+    attachmentId: 'eni-attach-1',
+    isPrimary: false,
+    forPods: true,
+  });
+  ds.addIps('eni-1', opts.ips ?? ['10.0.1.11', '10.0.1.12']);
+  const path = join(mkdtempSync(join(tmpdir(), 'ipamd-h-')), 'ipam.json');
+  const checkpoint = new Checkpoint(path, () => ({
+    version: 1,
+    allocations: ds.assignments().map((a) => ({ ...a.assignment, address: a.address, eniId: a.eniId })),
+    cooldowns: ds.cooldowns(),
+  }));
+  let kicks = 0;
+  const pool = {
+    kick: () => {
+      kicks++;
+    },
+    status: { blocked: null, lastError: null, lastAction: null, ...opts.status } as PoolStatus,
+  };
+  const h = new IpamService({
+    ds,
+    checkpoint,
+    pool,
+    log: pino({ level: 'silent' }),
+    vpcCidrs: ['10.0.0.0/16'],
+    snat: { enabled: true, randomize: 'prng', excludeCidrs: [] },
+    podMtu: 9001,
+    vethPrefix: 'eni',
+    maxPods: opts.maxPods ?? 29,
+  });
+  h.setReady(null);
+  const saved = () => JSON.parse(readFileSync(path, 'utf8')) as { allocations: { containerId: string }[] };
+  return { ds, h, saved, kicks: () => kicks };
+}
+
+const add = (containerId: string) => ({
+  v: PROTOCOL_VERSION,
+  op: 'add' as const,
+  network: 'aws-cni',
+  containerId,
+  ifName: 'eth0',
+  netns: '/var/run/netns/x',
+  podNamespace: 'default',
+  podName: containerId,
+});
+const del = (containerId: string) => ({
+  v: PROTOCOL_VERSION,
+  op: 'del' as const,
+  network: 'aws-cni',
+  containerId,
+  ifName: 'eth0',
+});
+
+describe('IpamService', () => {
+  it('answers add with the ENI routing facts and persists before acknowledging', async () => {
+    const { h, saved, kicks } = setup();
+    const r = await h.add(add('a'));
+    expect(r).toEqual({
+      address: expect.stringMatching(/^10\.0\.1\.1[12]$/),
+      eniId: 'eni-1',
+      deviceNumber: 1,
+      routeTable: 2,
+      subnetCidr: '10.0.1.0/24',
+      vpcCidrs: ['10.0.0.0/16'],
+      snat: { enabled: true, randomize: 'prng', excludeCidrs: [] },
+      mtu: 9001,
+      vethPrefix: 'eni',
+    });
+    expect(saved().allocations.map((a) => a.containerId)).toEqual(['a']);
+    expect(kicks()).toBe(1);
+    expect((await h.add(add('a'))).address).toBe(r.address);
+  });
+
+  it('del persists the release; unknown keys are success with nulls', async () => {
+    const { h, saved } = setup();
+    const r = await h.add(add('a'));
+    expect(await h.del(del('a'))).toEqual({ address: r.address, deviceNumber: 1, routeTable: 2 });
+    expect(saved().allocations).toEqual([]);
+    expect(await h.del(del('a'))).toEqual({ address: null, deviceNumber: null, routeTable: null });
+  });
+
+  it('says pool_empty while the pool grows, with the last EC2 problem', async () => {
+    const { h } = setup({
+      ips: [],
+      status: { lastError: 'EC2 throttled AssignPrivateIpAddresses, retrying' },
+    });
+    await expect(h.add(add('a'))).rejects.toMatchObject({
+      code: 'pool_empty',
+      message:
+        'no free address yet: the pool is growing (last attempt: EC2 throttled AssignPrivateIpAddresses, retrying); retry shortly',
+    });
+  });
+
+  it('says exhausted with the precise reason: max pods, ENI limit, subnet full', async () => {
+    const full = setup({ ips: ['10.0.1.11'], maxPods: 1 });
+    await full.h.add(add('a'));
+    await expect(full.h.add(add('b'))).rejects.toMatchObject({
+      code: 'exhausted',
+      message: 'no free address: node at max pods (1)',
+    });
+    const eniLimit = setup({
+      ips: [],
+      status: {
+        blocked: { reason: 'ENI limit reached: 3 of 3 ENIs attached and full (9 IPs each)', permanent: true },
+      },
+    });
+    await expect(eniLimit.h.add(add('a'))).rejects.toMatchObject({
+      code: 'exhausted',
+      message: 'no free address: ENI limit reached: 3 of 3 ENIs attached and full (9 IPs each)',
+    });
+    const subnet = setup({
+      ips: [],
+      status: {
+        blocked: { reason: 'subnet subnet-1 has no free addresses (retrying in 4s)', permanent: false },
+      },
+    });
+    await expect(subnet.h.add(add('a'))).rejects.toMatchObject({
+      code: 'exhausted',
+      message: expect.stringContaining('subnet subnet-1 has no free addresses'),
+    });
+  });
+
+  it('points at the cooldown when only cooling addresses are left', async () => {
+    const { h } = setup({
+      ips: ['10.0.1.11'],
+      status: { blocked: { reason: 'ENI limit', permanent: true } },
+    });
+    await h.add(add('a'));
+    await h.del(del('a'));
+    await expect(h.add(add('b'))).rejects.toMatchObject({
+      code: 'pool_empty',
+      message: expect.stringMatching(
+        /1 released address\(es\) are cooling down \(IP_COOLDOWN_PERIOD\); retry in \d+s/,
+      ),
+    });
+  });
+
+  it('gc releases what the runtime no longer lists and persists it', async () => {
+    const { h, saved } = setup();
+    await h.add(add('a'));
+    const b = await h.add(add('b'));
+    const out = await h.gc({
+      v: PROTOCOL_VERSION,
+      op: 'gc',
+      network: 'aws-cni',
+      valid: [{ containerId: 'a', ifName: 'eth0' }],
+    });
+    expect(out.released).toEqual([{ containerId: 'b', ifName: 'eth0', address: b.address }]);
+    expect(saved().allocations.map((a) => a.containerId)).toEqual(['a']);
+  });
+
+  it('is not ready until told, and says why', async () => {
+    const { h } = setup();
+    h.setReady('ipamd is shutting down');
+    await expect(h.add(add('a'))).rejects.toMatchObject({
+      code: 'not_ready',
+      message: 'ipamd is shutting down',
+    });
+    expect(await h.health()).toEqual({ ready: false, reason: 'ipamd is shutting down', freeAddresses: 2 });
+  });
+});

@@ -1,0 +1,128 @@
+import {
+  CreateTagsCommand,
+  DeleteNetworkInterfaceCommand,
+  DescribeNetworkInterfacesCommand,
+  DescribeSubnetsCommand,
+  EC2Client,
+} from '@aws-sdk/client-ec2';
+import { mockClient } from 'aws-sdk-client-mock';
+import { pino } from 'pino';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { Ec2Api } from '../../../../ipamd/aws/ec2.js';
+import { cleanLeakedEnis } from '../../../../ipamd/pool/leaked.js';
+import { SubnetPicker } from '../../../../ipamd/pool/subnets.js';
+
+const ec2Mock = mockClient(EC2Client);
+const log = pino({ level: 'silent' });
+const api = () =>
+  new Ec2Api(new EC2Client({ region: 'us-west-2' }), {
+    maxAttempts: 2,
+    mutatingRate: 1000,
+    describeRate: 1000,
+    log,
+    baseDelayMs: 0,
+  });
+
+const NOW = Date.parse('2026-01-01T01:00:00Z');
+function available(id: string, createdAt?: string) {
+  return {
+    NetworkInterfaceId: id,
+    MacAddress: '0a:00:00:00:00:09',
+    Status: 'available' as const,
+    SubnetId: 'subnet-1',
+    PrivateIpAddress: '10.0.1.50',
+    TagSet: [
+      { Key: 'node.k8s.amazonaws.com/instance_id', Value: 'i-0dead' },
+      ...(createdAt ? [{ Key: 'node.k8s.amazonaws.com/createdAt', Value: createdAt }] : []),
+    ],
+  };
+}
+
+describe('cleanLeakedEnis', () => {
+  beforeEach(() => ec2Mock.reset());
+
+  it('deletes available ENIs older than the grace period, dates undated ones, keeps young ones', async () => {
+    ec2Mock.on(DescribeNetworkInterfacesCommand).resolves({
+      NetworkInterfaces: [
+        available('eni-0a1', '2026-01-01T00:50:00Z'),
+        available('eni-0b2', '2026-01-01T00:58:00Z'),
+        available('eni-0c3'),
+      ],
+    });
+    ec2Mock.on(DeleteNetworkInterfaceCommand).resolves({});
+    ec2Mock.on(CreateTagsCommand).resolves({});
+    const deleted = await cleanLeakedEnis({
+      ec2: api(),
+      instanceId: 'i-0live',
+      clusterName: 'prod',
+      maxAgeMs: 300_000,
+      log,
+      now: () => NOW,
+    });
+    expect(deleted).toEqual(['eni-0a1']);
+    const filters = ec2Mock.commandCalls(DescribeNetworkInterfacesCommand)[0]!.args[0].input.Filters;
+    expect(filters).toContainEqual({ Name: 'status', Values: ['available'] });
+    expect(filters).toContainEqual({ Name: 'tag:cluster.k8s.amazonaws.com/name', Values: ['prod'] });
+    expect(ec2Mock.commandCalls(CreateTagsCommand)[0]!.args[0].input.Resources).toEqual(['eni-0c3']);
+  });
+
+  it("without a cluster name only looks at this instance's ENIs", async () => {
+    ec2Mock.on(DescribeNetworkInterfacesCommand).resolves({ NetworkInterfaces: [] });
+    await cleanLeakedEnis({ ec2: api(), instanceId: 'i-0live', clusterName: null, maxAgeMs: 1, log });
+    const filters = ec2Mock.commandCalls(DescribeNetworkInterfacesCommand)[0]!.args[0].input.Filters;
+    expect(filters).toContainEqual({ Name: 'tag:node.k8s.amazonaws.com/instance_id', Values: ['i-0live'] });
+  });
+});
+
+describe('SubnetPicker', () => {
+  beforeEach(() => ec2Mock.reset());
+
+  it('prefers the discovered subnet with most free addresses and backs off full ones exponentially', async () => {
+    ec2Mock.on(DescribeSubnetsCommand).resolves({
+      Subnets: [
+        { SubnetId: 'subnet-a', CidrBlock: '10.0.1.0/24', AvailableIpAddressCount: 10 },
+        { SubnetId: 'subnet-b', CidrBlock: '10.0.2.0/24', AvailableIpAddressCount: 200 },
+      ],
+    });
+    let now = 0;
+    const p = new SubnetPicker({
+      primary: { subnetId: 'subnet-a', securityGroups: ['sg-1'] },
+      customSubnet: null,
+      discovery: { vpcId: 'vpc-1', availabilityZone: 'us-west-2a' },
+      ec2: api(),
+      log,
+      now: () => now,
+      backoffBaseMs: 1000,
+    });
+    await p.refreshIfStale();
+    const filters = ec2Mock.commandCalls(DescribeSubnetsCommand)[0]!.args[0].input.Filters;
+    expect(filters).toContainEqual({ Name: 'tag:kubernetes.io/role/cni', Values: ['1'] });
+    expect(p.pick()).toEqual({ subnetId: 'subnet-b', securityGroups: ['sg-1'] });
+    p.markFull('subnet-b', 'subnet subnet-b has no free addresses');
+    expect(p.pick()!.subnetId).toBe('subnet-a');
+    p.markFull('subnet-a', 'subnet subnet-a has no free addresses');
+    expect(p.pick()).toBeNull();
+    expect(p.blockedReason()).toMatch(/subnet subnet-b has no free addresses \(retrying in 1s\)/);
+    now = 1001;
+    expect(p.isBlocked('subnet-b')).toBe(false);
+    p.markFull('subnet-b', 'again');
+    now = 2500;
+    // Second failure: 2 s backoff.
+    expect(p.isBlocked('subnet-b')).toBe(true);
+    p.markOk('subnet-b');
+    expect(p.isBlocked('subnet-b')).toBe(false);
+  });
+
+  it('custom networking uses only the ENIConfig subnet and never describes subnets', async () => {
+    const p = new SubnetPicker({
+      primary: { subnetId: 'subnet-a', securityGroups: ['sg-1'] },
+      customSubnet: { subnetId: 'subnet-pods', securityGroups: ['sg-pods'] },
+      discovery: { vpcId: 'vpc-1', availabilityZone: 'us-west-2a' },
+      ec2: api(),
+      log,
+    });
+    await p.refreshIfStale();
+    expect(ec2Mock.commandCalls(DescribeSubnetsCommand)).toHaveLength(0);
+    expect(p.pick()).toEqual({ subnetId: 'subnet-pods', securityGroups: ['sg-pods'] });
+  });
+});
