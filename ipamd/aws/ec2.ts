@@ -21,8 +21,11 @@ import {
   ModifyNetworkInterfaceAttributeCommand,
   type NetworkInterface,
   UnassignPrivateIpAddressesCommand,
+  type _InstanceType,
 } from '@aws-sdk/client-ec2';
 import PQueue from 'p-queue';
+import { limitsFromInstanceTypeInfo } from '../../lib/instance-types/describe.js';
+import type { InstanceTypeLimits } from '../../lib/instance-types/index.js';
 import type { Logger } from '../log.js';
 import { awsApiLatency, ec2ApiErrors, ec2ApiRequests, ec2Throttled } from '../metrics.js';
 import { type CallContext, classifyEc2Error, Ec2Error } from './errors.js';
@@ -49,15 +52,6 @@ export interface Ec2Subnet {
   cidr: string;
   availableAddresses: number;
   tags: Record<string, string>;
-}
-
-export interface Ec2InstanceTypeInfo {
-  name: string;
-  enis: number;
-  ipv4PerEni: number;
-  hypervisor: 'nitro' | 'xen' | 'unknown';
-  bareMetal: boolean;
-  vcpus: number | null;
 }
 
 export interface Ec2ApiOptions {
@@ -301,22 +295,13 @@ export class Ec2Api {
     }));
   }
 
-  async describeInstanceType(name: string): Promise<Ec2InstanceTypeInfo | null> {
+  /** Limits of a type the generated table does not know, validated like the calculator does. */
+  async describeInstanceType(name: string): Promise<InstanceTypeLimits | null> {
     const out = await this.call('DescribeInstanceTypes', false, () =>
-      this.client.send(new DescribeInstanceTypesCommand({ InstanceTypes: [name as never] })),
+      this.client.send(new DescribeInstanceTypesCommand({ InstanceTypes: [name as _InstanceType] })),
     );
-    const t = out.InstanceTypes?.[0];
-    const net = t?.NetworkInfo;
-    if (!t || !net?.MaximumNetworkInterfaces || !net.Ipv4AddressesPerInterface) return null;
-    const hv = t.Hypervisor;
-    return {
-      name,
-      enis: net.MaximumNetworkInterfaces,
-      ipv4PerEni: net.Ipv4AddressesPerInterface,
-      hypervisor: hv === 'nitro' ? 'nitro' : hv === 'xen' ? 'xen' : 'unknown',
-      bareMetal: t.BareMetal === true,
-      vcpus: t.VCpuInfo?.DefaultVCpus ?? null,
-    };
+    const info = out.InstanceTypes?.[0];
+    return info ? limitsFromInstanceTypeInfo(info) : null;
   }
 
   /** Waits for in-flight calls (used at shutdown). */
