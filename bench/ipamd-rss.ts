@@ -11,7 +11,7 @@ function rssMb(pid: number): number {
   return Number(m?.[1] ?? 0) / 1024;
 }
 
-const s = await Scenario.create();
+const s = await Scenario.create({ subnets: ['10.0.16.0/20'] });
 try {
   const node = await s.launch('m5.4xlarge');
   const ipamd = s.startIpamd(node, {
@@ -19,6 +19,7 @@ try {
     ENABLE_PREFIX_DELEGATION: 'true',
     WARM_PREFIX_TARGET: '1',
     MAX_PODS: '300',
+    ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
   });
   await ipamd.waitServing();
   const pid = ipamd.proc.pid!;
@@ -36,6 +37,9 @@ try {
   await new Promise((r) => setTimeout(r, 1000));
   console.log(`RSS with 250 assigned addresses: ${rssMb(pid).toFixed(1)} MB (target < 60 MB)`);
   await ipamd.kill('SIGTERM');
+} catch (err) {
+  console.error(s.daemons[0]?.logs.slice(-15).join('\n'));
+  throw err;
 } finally {
   await s.close();
 }

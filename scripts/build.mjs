@@ -1,12 +1,13 @@
 // Builds the native netns addon (node-gyp) and bundles each entry point into dist/ with esbuild.
 // A bundle per program keeps start-up to one file read: the CNI binary's start-up is on every pod's path.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const entries = [
   { in: 'maxpods/cli.ts', out: 'max-pods' },
-  { in: 'ipamd/main.ts', out: 'ipamd' },
+  // ESM entry points of the AWS SDK tree-shake: ipamd's RSS drops by ~50 MB (bench/ipamd-rss.ts).
+  { in: 'ipamd/main.ts', out: 'ipamd', mainFields: ['module', 'main'] },
   { in: 'cni/main.ts', out: 'aws-cni' },
   { in: 'infra/local-vpc/cli.ts', out: 'local-vpc' },
   { in: 'infra/local-vpc/demo/main.ts', out: 'demo' },
@@ -15,6 +16,17 @@ const entries = [
 
 mkdirSync('dist', { recursive: true });
 
+/**
+ * Installs a native addon into dist/ without touching a running process: copying over the file in
+ * place rewrites pages that every process using it has mapped (they die with SIGSEGV), so an
+ * unchanged addon is left alone and a changed one replaces the old file by rename (a new inode).
+ */
+function installAddon(from, to) {
+  if (existsSync(to) && readFileSync(from).equals(readFileSync(to))) return;
+  copyFileSync(from, `${to}.tmp-${process.pid}`);
+  renameSync(`${to}.tmp-${process.pid}`, to);
+}
+
 const addonDir = 'native/netns';
 const addonOut = `${addonDir}/build/Release/netns.node`;
 if (existsSync(`${addonDir}/binding.gyp`)) {
@@ -22,7 +34,7 @@ if (existsSync(`${addonDir}/binding.gyp`)) {
   if (stale) {
     execFileSync('npx', ['node-gyp', 'rebuild', '--silent', `--directory=${addonDir}`], { stdio: 'inherit' });
   }
-  copyFileSync(addonOut, 'dist/netns.node');
+  installAddon(addonOut, 'dist/netns.node');
 }
 
 // The `netlink` package's socket binding: lib/net loads it from next to the bundle as netlink.node.
@@ -30,7 +42,7 @@ const netlinkBinding = [
   'node_modules/netlink/build/Release/netlink_binding.node',
   `node_modules/netlink/prebuilds/${process.platform}-${process.arch}/node.napi.node`,
 ].find((f) => existsSync(f));
-if (netlinkBinding) copyFileSync(netlinkBinding, 'dist/netlink.node');
+if (netlinkBinding) installAddon(netlinkBinding, 'dist/netlink.node');
 
 for (const entry of entries) {
   if (!existsSync(entry.in)) {
@@ -40,6 +52,7 @@ for (const entry of entries) {
   const outfile = `dist/${entry.out}.mjs`;
   await build({
     entryPoints: [entry.in],
+    ...(entry.mainFields ? { mainFields: entry.mainFields } : {}),
     outfile,
     bundle: true,
     platform: 'node',

@@ -46,13 +46,22 @@ function sourceFiles(dir: string): string[] {
 
 /** The EC2 actions the files under `dirs` call, each with the files (relative to root) that call it. */
 export function scanEc2Actions(root: string, dirs: string[], sdk: Ec2Sdk): Map<string, string[]> {
+  return scanEc2ActionsInFiles(
+    root,
+    dirs.flatMap((d) => sourceFiles(join(root, d))),
+    sdk,
+  );
+}
+
+/** Same, for an explicit file list (e.g. the sources a bundle is made of). */
+export function scanEc2ActionsInFiles(root: string, files: string[], sdk: Ec2Sdk): Map<string, string[]> {
   const found = new Map<string, string[]>();
   const note = (action: string, file: string) => {
     const files = found.get(action) ?? [];
     if (!files.includes(file)) files.push(file);
     found.set(action, files);
   };
-  for (const file of dirs.flatMap((d) => sourceFiles(join(root, d)))) {
+  for (const file of files) {
     const text = readFileSync(file, 'utf8');
     const rel = relative(root, file);
     const sf = ts.createSourceFile(file, text, ts.ScriptTarget.ES2022, false, ts.ScriptKind.TS);

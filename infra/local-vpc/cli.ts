@@ -58,6 +58,7 @@ program
   .option('--instance-type <type>', 'EC2 instance type', 'm5.large')
   .option('--name <name>', 'name of this VPC (several can run side by side)', nameOption, 'default')
   .option('--imds-lag-ms <ms>', 'how far IMDS lags EC2', '0')
+  .option('--eni-attach-delay-ms <ms>', 'how long an attached ENI takes to appear in the instance', '0')
   .option('--state-dir <dir>', 'where running VPCs are recorded', stateDir())
   .action(async (opts: UpOptions) => {
     const record = await up(opts);
@@ -137,6 +138,7 @@ program
   .option('--instance-type <type>', 'EC2 instance type', 'm5.large')
   .option('--name <name>', 'name of this VPC', nameOption, 'default')
   .option('--imds-lag-ms <ms>', 'how far IMDS lags EC2', '0')
+  .option('--eni-attach-delay-ms <ms>', 'how long an attached ENI takes to appear in the instance', '0')
   .option('--state-dir <dir>', 'where running VPCs are recorded', stateDir())
   .action(async (opts: UpOptions) => {
     await serve(opts);
@@ -147,18 +149,19 @@ interface UpOptions {
   instanceType: string;
   name: string;
   imdsLagMs: string;
+  eniAttachDelayMs: string;
   stateDir: string;
 }
 
-function lagMs(text: string): number {
+function millis(flag: string, text: string): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text) || n > 600_000)
-    throw new Error(`--imds-lag-ms: expected 0..600000 ms, got "${text}"`);
+  if (!/^\d+$/.test(text) || n > 600_000) throw new Error(`${flag}: expected 0..600000 ms, got "${text}"`);
   return n;
 }
 
 async function up(opts: UpOptions): Promise<VpcRecord> {
-  lagMs(opts.imdsLagMs);
+  millis('--imds-lag-ms', opts.imdsLagMs);
+  millis('--eni-attach-delay-ms', opts.eniAttachDelayMs);
   if (!lookupInstanceType(opts.instanceType)) {
     throw new Error(`unknown instance type "${opts.instanceType}" (e.g. m5.large, t3.medium, c5.4xlarge)`);
   }
@@ -190,6 +193,8 @@ async function up(opts: UpOptions): Promise<VpcRecord> {
       opts.name,
       '--imds-lag-ms',
       opts.imdsLagMs,
+      '--eni-attach-delay-ms',
+      opts.eniAttachDelayMs,
       '--state-dir',
       opts.stateDir,
     ],
@@ -214,7 +219,10 @@ async function up(opts: UpOptions): Promise<VpcRecord> {
 }
 
 async function serve(opts: UpOptions): Promise<void> {
-  const vpc = await createVpc({ imdsLagMs: lagMs(opts.imdsLagMs) });
+  const vpc = await createVpc({
+    imdsLagMs: millis('--imds-lag-ms', opts.imdsLagMs),
+    eniAttachDelayMs: millis('--eni-attach-delay-ms', opts.eniAttachDelayMs),
+  });
   let stopping = false;
   const stop = async (why: string, exitCode = 0) => {
     if (stopping) return;

@@ -59,6 +59,8 @@ export interface CreateVpcOptions {
   subnets?: Array<string | SubnetSpec>;
   /** How far IMDS lags EC2, in ms (default 0). */
   imdsLagMs?: number;
+  /** How long after an attach the ENI's link appears in the instance, in ms (default 0). */
+  eniAttachDelayMs?: number;
   region?: string;
 }
 
@@ -166,7 +168,7 @@ export async function createVpc(opts: CreateVpcOptions = {}): Promise<LocalVpc> 
     return state.createSubnet({ vpcId: vpcRecord.id, cidr: spec.cidr, ...(spec.az ? { az: spec.az } : {}) })
       .id;
   });
-  return LocalVpcImpl.start(prefix, state, vpcRecord.id, subnetIds, imdsLagMs);
+  return LocalVpcImpl.start(prefix, state, vpcRecord.id, subnetIds, imdsLagMs, opts.eniAttachDelayMs ?? 0);
 }
 
 class LocalVpcImpl implements LocalVpc {
@@ -207,9 +209,11 @@ class LocalVpcImpl implements LocalVpc {
     vpcId: string,
     subnetIds: string[],
     imdsLagMs: number,
+    eniAttachDelayMs: number,
   ): Promise<LocalVpcImpl> {
     const fabric = await Fabric.create({
       prefix,
+      eniAttachDelayMs,
       model: fabricModelFromState(state),
       // Also printed as it happens: a test that never calls settled() still shows why packets vanish.
       onError: (err) => process.stderr.write(`local VPC ${prefix}: ${err.message}\n`),

@@ -7,6 +7,7 @@
  * Replies are validated and normalised into the small shapes below; the rest of ipamd never sees SDK types.
  */
 import {
+  type _InstanceType,
   AssignPrivateIpAddressesCommand,
   AttachNetworkInterfaceCommand,
   CreateNetworkInterfaceCommand,
@@ -21,7 +22,6 @@ import {
   ModifyNetworkInterfaceAttributeCommand,
   type NetworkInterface,
   UnassignPrivateIpAddressesCommand,
-  type _InstanceType,
 } from '@aws-sdk/client-ec2';
 import PQueue from 'p-queue';
 import { limitsFromInstanceTypeInfo } from '../../lib/instance-types/describe.js';

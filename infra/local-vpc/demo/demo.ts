@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { INET_HTTP_PORT } from '../fabric/addresses.js';
-import { cleanupPrefix } from '../fabric/cleanup.js';
+import { cleanupPrefix, netnsWithPrefix } from '../fabric/cleanup.js';
 import { type Check, planChecks, runCheck } from './checks.js';
 import { type Bundles, Cluster } from './cluster.js';
 import type { DemoOptions } from './options.js';
@@ -19,6 +19,7 @@ import {
   checkTable,
   type EniRow,
   ec2CallsTable,
+  ec2ErrorLines,
   eniTable,
   type PlacementRow,
   placementTable,
@@ -49,6 +50,9 @@ export class Demo {
   private readonly progress: Progress;
   private tearingDown: Promise<void> | undefined;
   private failed = false;
+  private workDir: string | undefined;
+  /** Set once teardown starts: no new pod is started after it. */
+  private stopping = false;
 
   constructor(
     private readonly opts: DemoOptions,
@@ -64,6 +68,7 @@ export class Demo {
 
   async run(hold?: Hold): Promise<number> {
     const workDir = mkdtempSync(join(tmpdir(), 'vpccni-demo-'));
+    this.workDir = workDir;
     const t0 = Date.now();
     try {
       const { opts } = this;
@@ -85,7 +90,9 @@ export class Demo {
       cluster.startIpamd();
       await cluster.waitReady(90_000, () => this.progress.update(`ipamd warming up | ${this.poolStatus()}`));
       this.progress.clear();
-      this.say(`  ipamd ready on ${cluster.nodes.length} nodes: ${this.poolStatus()}`);
+      this.say(
+        `  ipamd ready (pids ${cluster.nodes.map((n) => n.ipamd?.pid).join(', ')}): ${this.poolStatus()}`,
+      );
 
       this.say(
         `Starting ${opts.pods} pods through the CNI chain (aws-cni, portmap), ${opts.concurrency} at a time per node`,
@@ -136,9 +143,6 @@ export class Demo {
       return 1;
     } finally {
       await this.teardown();
-      // On failure the ipamd logs and checkpoints are the evidence: keep them.
-      if (this.failed) this.say(`ipamd logs kept in ${workDir}/node-*/ipamd.log`);
-      else rmSync(workDir, { recursive: true, force: true });
     }
   }
 
@@ -150,7 +154,11 @@ export class Demo {
 
   private async doTeardown(): Promise<void> {
     const cluster = this.cluster;
-    if (!cluster) return;
+    if (!cluster) {
+      if (this.workDir) rmSync(this.workDir, { recursive: true, force: true });
+      return;
+    }
+    this.stopping = true;
     this.progress.clear();
     this.say('Cleaning up: DEL every pod, stop ipamd, remove the VPC');
     const problems = (await mapLimit(this.pods, this.opts.concurrency * 2, (p) => stopPod(p))).filter(
@@ -166,9 +174,15 @@ export class Demo {
     if (leftovers.namespaces.length > 0)
       problems.push(`removed leftover namespaces ${leftovers.namespaces.join(', ')}`);
     for (const p of problems) this.say(`  cleanup: ${p}`);
+    const left = await netnsWithPrefix(cluster.vpc.prefix).catch(() => ['(cannot list namespaces)']);
     this.say(
-      `  done: ${this.pods.filter((p) => p.attempts > 0).length} pods deleted, ${cluster.nodes.length} ipamd stopped, no namespace of ${cluster.vpc.prefix} left`,
+      `  done: ${this.pods.filter((p) => p.attempts > 0).length} pods deleted, ${cluster.nodes.length} ipamd stopped, ${
+        left.length === 0 ? `no namespace of ${cluster.vpc.prefix} left` : `STILL PRESENT: ${left.join(', ')}`
+      }`,
     );
+    // On failure the ipamd logs and checkpoints are the evidence: keep them.
+    if (this.failed) this.say(`ipamd logs kept in ${this.workDir}/node-*/ipamd.log`);
+    else if (this.workDir) rmSync(this.workDir, { recursive: true, force: true });
   }
 
   private say(text: string): void {
@@ -207,6 +221,7 @@ export class Demo {
             this.pods.filter((p) => p.node === node),
             this.opts.concurrency,
             async (pod) => {
+              if (this.stopping) return;
               try {
                 await startPod(pod);
               } catch (err) {
@@ -301,5 +316,7 @@ export class Demo {
     const callers = new Map(cluster.nodes.map((n) => [`AKID${n.instance.id}`, n.label]));
     this.say(`\nEC2 calls (${cluster.vpc.callLog.count()}):`);
     this.say(ec2CallsTable(cluster.vpc.callLog.summary(), callers));
+    const errors = ec2ErrorLines(cluster.vpc.callLog.entries());
+    if (errors.length > 0) this.say(`EC2 errors: ${errors.join(', ')}`);
   }
 }

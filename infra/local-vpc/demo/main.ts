@@ -82,9 +82,12 @@ async function runHere(opts: DemoOptions, hold: boolean, tty: boolean): Promise<
   );
 }
 
-const program = new Command('demo').description(
-  'Run vpc-cni end to end on a local VPC: instances, ipamd, pods through the CNI plugin, connectivity',
-);
+const program = new Command('demo')
+  .description(
+    'Run vpc-cni end to end on a local VPC: instances, ipamd, pods through the CNI plugin, connectivity',
+  )
+  // The subcommands repeat the run options; without this the root would swallow `hold --pods 4`.
+  .enablePositionalOptions();
 
 withRunOptions(program)
   .option('--keep', 'leave everything running until `demo down`')

@@ -6,16 +6,21 @@ export class Progress {
   private last = '';
   private live = false;
   private readonly started = Date.now();
+  private lastPrinted = 0;
 
   constructor(
     private readonly out: NodeJS.WritableStream & { isTTY?: boolean },
     private readonly tty: boolean = out.isTTY === true,
+    private readonly minIntervalMs = 1_000,
   ) {}
 
   /** Shows `text` as the current status (skipped when unchanged). */
   update(text: string): void {
     if (text === this.last) return;
+    // Into a log, one line a second is plenty; the report has the final numbers.
+    if (!this.tty && Date.now() - this.lastPrinted < this.minIntervalMs) return;
     this.last = text;
+    this.lastPrinted = Date.now();
     const stamped = `[${((Date.now() - this.started) / 1000).toFixed(1).padStart(5)}s] ${text}`;
     if (this.tty) {
       this.out.write(`\r\x1b[K${stamped}`);

@@ -3,7 +3,7 @@
  * node), the ENIs with their warm addresses, the connectivity matrix, and the EC2 calls it took.
  * Pure functions of plain rows, so the layout is tested without a VPC.
  */
-import type { CallSummary } from '../ec2/call-log.js';
+import type { CallRecord, CallSummary } from '../ec2/call-log.js';
 
 /** Left-aligned columns separated by two spaces; a dashed rule under the header. */
 export function renderTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -130,4 +130,17 @@ export function ec2CallsTable(summary: CallSummary, callerLabels: ReadonlyMap<st
     ['EC2 ACTION', 'CALLS', ...callers.map(([, label]) => label), 'ERRORS', 'THROTTLED'],
     rows,
   );
+}
+
+/** "AttachNetworkInterface: AttachmentLimitExceeded x3", one line per action and error code. */
+export function ec2ErrorLines(calls: readonly CallRecord[]): string[] {
+  const counts = new Map<string, number>();
+  for (const c of calls) {
+    if (!c.errorCode) continue;
+    const key = `${c.action}: ${c.errorCode}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return [...counts.entries()]
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .map(([k, n]) => `${k} x${n}`);
 }

@@ -9,6 +9,7 @@ import { Ec2Error, invalidParameterValue, missingParameter, notFound } from './e
 import { applyFilters, type FilterSpec, paginate } from './filters.js';
 import type { QueryParams } from './params.js';
 import {
+  INSTANCE_STATE_CODES,
   instanceStateOf,
   renderEni,
   renderInstance,
@@ -72,7 +73,7 @@ function instanceFilters(state: Ec2State): FilterSpec<Readonly<Instance>> {
       'instance-id': (i) => [i.id],
       'instance-type': (i) => [i.instanceType],
       'instance-state-name': (i) => [i.state],
-      'instance-state-code': (i) => [String(i.state === 'running' ? 16 : 48)],
+      'instance-state-code': (i) => [String(INSTANCE_STATE_CODES[i.state])],
       'image-id': (i) => [i.imageId],
       'subnet-id': (i) => [i.state === 'running' ? i.subnetId : undefined],
       'vpc-id': (i) => [i.state === 'running' ? i.vpcId : undefined],
@@ -377,14 +378,14 @@ const unassignPrivateIpAddresses: ActionHandler = ({ state, params: p }) => {
   return OK;
 };
 
-function resourceIdsAndTags(p: QueryParams): string[] {
+function requiredResourceIds(p: QueryParams): string[] {
   const ids = p.list('ResourceId');
   if (!ids) throw missingParameter('ResourceId');
   return ids;
 }
 
 const createTags: ActionHandler = ({ state, params: p }) => {
-  const ids = resourceIdsAndTags(p);
+  const ids = requiredResourceIds(p);
   const tags = p.tags('Tag');
   if (Object.keys(tags).length === 0) throw missingParameter('Tag');
   state.createTags(ids, tags);
@@ -392,7 +393,7 @@ const createTags: ActionHandler = ({ state, params: p }) => {
 };
 
 const deleteTags: ActionHandler = ({ state, params: p }) => {
-  const ids = resourceIdsAndTags(p);
+  const ids = requiredResourceIds(p);
   const tags: Record<string, string | undefined> = {};
   for (const t of p.structs('Tag')) tags[t.requiredStr('Key')] = t.str('Value');
   state.deleteTags(ids, tags);
@@ -468,7 +469,7 @@ const terminateInstances: ActionHandler = ({ state, params: p }) => {
       const i = state.terminateInstance(id);
       return {
         instanceId: id,
-        previousState: { code: before === 'running' ? 16 : 48, name: before },
+        previousState: { code: INSTANCE_STATE_CODES[before], name: before },
         currentState: instanceStateOf(i),
       };
     }),

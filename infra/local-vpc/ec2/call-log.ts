@@ -14,6 +14,8 @@ export interface CallRecord {
   httpStatus: number;
   /** EC2 error code when the call failed. */
   errorCode?: string;
+  /** The request's parameters other than Action and Version (e.g. `SecondaryPrivateIpAddressCount`). */
+  params?: Record<string, string>;
   durationMs: number;
 }
 

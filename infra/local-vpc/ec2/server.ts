@@ -91,6 +91,7 @@ export function createEc2Handler(
     const requestId = state.ids.reqId();
     const caller = callerOf(req);
     let action = '(none)';
+    let logged: Record<string, string> | undefined;
     const reply = (status: number, body: string, errorCode?: string) => {
       res.writeHead(status, { 'content-type': 'text/xml;charset=UTF-8', 'x-amzn-requestid': requestId });
       res.end(body);
@@ -101,6 +102,7 @@ export function createEc2Handler(
         httpStatus: status,
         errorCode,
         durationMs: Date.now() - started,
+        params: logged,
       });
     };
     try {
@@ -115,6 +117,7 @@ export function createEc2Handler(
           405,
         );
       const params = new QueryParams(body);
+      logged = Object.fromEntries([...params.raw].filter(([k]) => k !== 'Action' && k !== 'Version'));
       const name = params.action;
       if (!name) throw new Ec2Error('MissingAction', 'The request must contain the parameter Action');
       action = name;

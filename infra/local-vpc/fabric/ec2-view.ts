@@ -26,6 +26,7 @@ function eniView(state: Ec2State, eni: Readonly<Eni>, primaryEniId: string): Att
     primaryIp,
     privateIps: eni.privateIps.map((p) => p.address),
     prefixes: [...eni.prefixes],
+    attachedAt: att.attachTime.getTime(),
   };
 }
 

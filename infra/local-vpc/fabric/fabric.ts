@@ -29,6 +29,11 @@ export interface FabricOptions {
    * configures nodes (pods are routed through the node).
    */
   instanceSysctls?: Readonly<Record<string, string | number>>;
+  /**
+   * How long after EC2 accepts an attachment the ENI's link appears in the instance (default 0).
+   * On EC2 the hot-plugged device shows up seconds later, and ipamd has to wait for it.
+   */
+  eniAttachDelayMs?: number;
   /** Told about each reconcile failure as it happens (idle() also reports them). */
   onError?: (err: Error) => void;
 }
@@ -49,6 +54,9 @@ export class Fabric {
   private readonly model: FabricModel;
   private readonly instanceSysctls: Readonly<Record<string, string | number>>;
   private readonly onError: ((err: Error) => void) | undefined;
+  private readonly eniAttachDelayMs: number;
+  /** eniId -> timer that re-runs the loop when its delayed attachment is due. */
+  private readonly pending = new Map<string, NodeJS.Timeout>();
   private readonly watched = new Set<string>();
   private readonly instances = new Map<string, InstanceRecord>();
   private routes = new Map<string, string>();
@@ -67,6 +75,10 @@ export class Fabric {
     this.model = opts.model;
     this.instanceSysctls = opts.instanceSysctls ?? DEFAULT_INSTANCE_SYSCTLS;
     this.onError = opts.onError;
+    this.eniAttachDelayMs = opts.eniAttachDelayMs ?? 0;
+    if (!(this.eniAttachDelayMs >= 0)) {
+      throw new Error(`eniAttachDelayMs must be a number >= 0, got ${opts.eniAttachDelayMs}`);
+    }
   }
 
   /** Creates the router and internet namespaces and starts following the model. */
@@ -130,7 +142,8 @@ export class Fabric {
   }
 
   /**
-   * Resolves once every model change seen so far is in the kernel. Throws (once) the errors the
+   * Resolves once every model change seen so far is in the kernel (ENIs held back by
+   * eniAttachDelayMs excepted: they appear when due). Throws (once) the errors the
    * reconcile loop hit since the last call, so a test does not pass over a broken fabric.
    */
   async idle(): Promise<void> {
@@ -147,6 +160,8 @@ export class Fabric {
     if (this.destroyed) return;
     this.destroyed = true;
     this.unsubscribe?.();
+    for (const timer of this.pending.values()) clearTimeout(timer);
+    this.pending.clear();
     while (this.running) await this.running.catch(() => {});
     await cleanupPrefix(this.prefix);
     this.instances.clear();
@@ -225,6 +240,7 @@ export class Fabric {
     const created: AttachedEniView[] = [];
     for (const eni of view.enis) {
       if (record.links.has(eni.eniId)) continue;
+      if (!eni.primary && this.deferAttachment(eni)) continue;
       const routerLink = routerEniLinkName(this.linkCounter++);
       routerLines.push(...createEniLinkLines(eni, routerLink, record.ns));
       record.links.set(eni.eniId, {
@@ -279,6 +295,20 @@ export class Fabric {
     if (key === this.allowList) return;
     await setInternetAllowList(this.inetNs, primaries);
     this.allowList = key;
+  }
+
+  /** True (and a wake-up scheduled) while a hot-plugged ENI is not due to appear yet. */
+  private deferAttachment(eni: AttachedEniView): boolean {
+    const wait = eni.attachedAt + this.eniAttachDelayMs - Date.now();
+    if (wait <= 0) return false;
+    if (!this.pending.has(eni.eniId)) {
+      const timer = setTimeout(() => {
+        this.pending.delete(eni.eniId);
+        this.kick();
+      }, wait);
+      this.pending.set(eni.eniId, timer);
+    }
+    return true;
   }
 
   private forgetRoutesVia(routerLink: string): void {

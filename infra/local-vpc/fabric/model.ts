@@ -19,6 +19,8 @@ export interface AttachedEniView {
   privateIps: readonly string[];
   /** Delegated IPv4 prefixes (/28) in CIDR form. */
   prefixes: readonly string[];
+  /** When EC2 attached it (ms since the epoch). */
+  attachedAt: number;
 }
 
 export interface InstanceView {

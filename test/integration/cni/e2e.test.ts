@@ -25,6 +25,8 @@ let a: Instance;
 let b: Instance;
 let ipamdA: Ipamd;
 let ipamdB: Ipamd;
+let c: Instance;
+let ipamdC: Ipamd;
 const namespaces: Netns[] = [];
 const pods: Record<string, Pod> = {};
 
@@ -87,37 +89,51 @@ async function fillPrimary(ipamd: Ipamd, tag: string): Promise<number> {
   }
 }
 
+/**
+ * Explains a failed cross-node ping when the cause is the fabric: the VPC router must deliver an
+ * address to the ENI that owns it (as EC2 does, without ARP); a pod address is not on the instance's
+ * interface, so an ARP from the router for it goes unanswered.
+ */
+async function routerDelivery(): Promise<string> {
+  const neigh = (await s.vpc.exec(s.vpc.routerNetns, 'ip', ['neigh', 'show'])).stdout;
+  const podAddrs = new Set(Object.values(pods).map((p) => p.address));
+  const unresolved = neigh
+    .split('\n')
+    .filter((l) => podAddrs.has(l.split(' ')[0]!) && /FAILED|INCOMPLETE/.test(l));
+  return unresolved.length === 0
+    ? 'router resolves every pod address'
+    : `local-VPC router cannot resolve pod addresses (it ARPs for them): ${unresolved.join('; ')}`;
+}
+
 function ping(pod: Pod, address: string): number {
   return pod.ns.status('ping', ['-n', '-c1', '-W2', address]);
 }
 
 /** Asks the internet host which source address it saw; undefined when the request got nowhere. */
-function whoAmI(pod: Pod): string | undefined {
+async function whoAmI(pod: Pod): Promise<string | undefined> {
   const url = new URL(s.vpc.inetUrl);
-  try {
-    const out = pod.ns.exec('timeout', [
-      '4',
-      'bash',
-      '-c',
-      `exec 3<>/dev/tcp/${url.hostname}/${url.port || 80}; printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3`,
-    ]);
-    const body = out.slice(out.indexOf('{'));
-    return (JSON.parse(body) as { sourceAddress: string }).sourceAddress;
-  } catch {
-    return undefined;
-  }
+  const request = `exec 3<>/dev/tcp/${url.hostname}/${url.port || 80}; printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3`;
+  const out = await pod.ns.run('timeout', ['3', 'bash', '-c', request]);
+  const body = out.stdout.slice(out.stdout.indexOf('{'));
+  return out.code === 0 ? (JSON.parse(body) as { sourceAddress: string }).sourceAddress : undefined;
 }
 
 describe.skipIf(bundleMissing())('aws-cni in the local VPC with the real ipamd', () => {
   beforeAll(async () => {
     requireBuilt();
     s = await Scenario.create();
-    [a, b] = await Promise.all([s.launch('m5.large'), s.launch('m5.large', { subnet: 1 })]);
+    [a, b, c] = await Promise.all([
+      s.launch('m5.large'),
+      s.launch('m5.large', { subnet: 1 }),
+      s.launch('m5.large'),
+    ]);
     ipamdA = s.startIpamd(a);
     ipamdB = s.startIpamd(b, { AWS_VPC_K8S_CNI_EXTERNALSNAT: 'true', POD_MTU: '1500' });
-    await Promise.all([ipamdA.waitServing(), ipamdB.waitServing()]);
+    ipamdC = s.startIpamd(c, { AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS: '198.51.100.0/24' });
+    await Promise.all([ipamdA.waitServing(), ipamdB.waitServing(), ipamdC.waitServing()]);
     await startPod('a1', a, ipamdA);
     await startPod('b1', b, ipamdB);
+    await startPod('c1', c, ipamdC);
     // The filler's last add already took the secondary ENI's first address; give it back first.
     const fa = await fillPrimary(ipamdA, 'a');
     await ipamdA.del(`orphan-a-${fa - 1}`);
@@ -142,12 +158,15 @@ describe.skipIf(bundleMissing())('aws-cni in the local VPC with the real ipamd',
     expect(eniOf(pods.b2!)!.attachment!.deviceIndex).toBeGreaterThan(0);
   });
 
-  it('pod to pod on the same node and across nodes, from primary and secondary ENIs', () => {
+  it('pod to pod on the same node and across nodes, from primary and secondary ENIs', async () => {
     expect(ping(pods.a1!, pods.a2!.address)).toBe(0);
     expect(ping(pods.a2!, pods.a1!.address)).toBe(0);
-    expect(ping(pods.a1!, pods.b1!.address)).toBe(0);
-    expect(ping(pods.a2!, pods.b2!.address)).toBe(0);
-    expect(ping(pods.b2!, pods.a1!.address)).toBe(0);
+    const across = [
+      ping(pods.a1!, pods.b1!.address),
+      ping(pods.a2!, pods.b2!.address),
+      ping(pods.b2!, pods.a1!.address),
+    ];
+    expect(across, await routerDelivery()).toEqual([0, 0, 0]);
   });
 
   it("pod to the other node's primary address, and each node to its own pods", async () => {
@@ -157,51 +176,64 @@ describe.skipIf(bundleMissing())('aws-cni in the local VPC with the real ipamd',
     for (const p of [pods.b1!, pods.b2!]) expect(await s.vpc.ping(b, p.address, { timeoutS: 2 })).toBe(true);
   });
 
-  it("reaches the internet host only through SNAT to the node's primary address", () => {
-    expect(whoAmI(pods.a1!)).toBe(a.primaryIp);
-    expect(whoAmI(pods.a2!)).toBe(a.primaryIp);
+  it("reaches the internet host only through SNAT to the node's primary address", async () => {
+    expect(await whoAmI(pods.a1!)).toBe(a.primaryIp);
+    expect(await whoAmI(pods.a2!)).toBe(a.primaryIp);
     // External SNAT: the pod's own address leaves the VPC and the internet host drops it.
-    expect(whoAmI(pods.b1!)).toBeUndefined();
+    expect(await whoAmI(pods.b1!)).toBeUndefined();
+  });
+
+  it('does not SNAT traffic to an excluded CIDR', async () => {
+    // Node C excludes the internet range from SNAT: its pod's own address arrives and is dropped,
+    // while the node itself (its primary address) is answered.
+    const node = await s.vpc.exec(c, 'timeout', [
+      '3',
+      'bash',
+      '-c',
+      `exec 3<>/dev/tcp/${new URL(s.vpc.inetUrl).hostname}/80; printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3`,
+    ]);
+    expect(node.stdout).toContain(c.primaryIp);
+    expect(await whoAmI(pods.c1!)).toBeUndefined();
+    expect(ping(pods.c1!, pods.a1!.address)).toBe(0);
   });
 
   it('the source/destination check proves policy routing for the secondary-ENI pod', async () => {
     const pod = pods.a2!;
-    const rules = s.vpc.exec(a, 'ip', ['-j', 'rule', 'show']);
-    const from = JSON.parse((await rules).stdout).filter(
-      (r: { priority: number; src?: string }) => r.priority === 1536 && r.src === pod.address,
-    ) as { dst: string; dstlen: number; table: string }[];
-    expect(from.length).toBeGreaterThan(0);
+    const rules = JSON.parse((await s.vpc.exec(a, 'ip', ['-j', 'rule', 'show'])).stdout) as {
+      priority: number;
+      src?: string;
+      dst?: string;
+      dstlen?: number;
+      table: string;
+    }[];
+    const from = rules.filter((r) => r.priority === 1536 && r.src === pod.address);
+    expect(from.map((r) => `${r.dst}/${r.dstlen}`)).toEqual(['10.0.0.0/16']);
+    const ruleArgs = (r: (typeof from)[number]) => [
+      'prio',
+      '1536',
+      'from',
+      pod.address,
+      'to',
+      `${r.dst}/${r.dstlen}`,
+      'table',
+      r.table,
+    ];
     // Without the rule its traffic leaves by the primary ENI, which does not own its address: dropped.
-    for (const r of from)
-      await s.vpc.exec(a, 'ip', [
-        'rule',
-        'del',
-        'prio',
-        '1536',
-        'from',
-        pod.address,
-        'to',
-        `${r.dst}/${r.dstlen}`,
-        'table',
-        r.table,
-      ]);
+    for (const r of from) await s.vpc.exec(a, 'ip', ['rule', 'del', ...ruleArgs(r)]);
     expect(ping(pod, pods.b1!.address)).not.toBe(0);
-    const check = await cni(a, ipamdA, 'CHECK', pod, { prevResult: pod.result });
-    expect(check.code).toBe(1);
-    for (const r of from)
-      await s.vpc.exec(a, 'ip', [
-        'rule',
-        'add',
-        'prio',
-        '1536',
-        'from',
-        pod.address,
-        'to',
-        `${r.dst}/${r.dstlen}`,
-        'table',
-        r.table,
-      ]);
+    for (const r of from) await s.vpc.exec(a, 'ip', ['rule', 'add', ...ruleArgs(r)]);
     expect(ping(pod, pods.b1!.address)).toBe(0);
+  });
+
+  it('CHECK passes on a wired pod and detects a missing host route', async () => {
+    const pod = pods.a1!;
+    const hostVeth = (pod.result.interfaces as { name: string }[])[0]!.name;
+    expect((await cni(a, ipamdA, 'CHECK', pod, { prevResult: pod.result })).code).toBe(0);
+    await s.vpc.exec(a, 'ip', ['route', 'del', `${pod.address}/32`]);
+    const check = await cni(a, ipamdA, 'CHECK', pod, { prevResult: pod.result });
+    expect(check.json).toMatchObject({ code: 104 });
+    expect(String(check.json!.details)).toContain(`host route ${pod.address}/32`);
+    await s.vpc.exec(a, 'ip', ['route', 'add', `${pod.address}/32`, 'dev', hostVeth, 'scope', 'link']);
     expect((await cni(a, ipamdA, 'CHECK', pod, { prevResult: pod.result })).code).toBe(0);
   });
 

@@ -50,6 +50,28 @@ export class Netns {
     return sh('ip', ['netns', 'exec', this.name, cmd, ...args], input);
   }
 
+  /**
+   * Runs a command in the namespace without blocking the event loop (needed when the other end, such
+   * as the local VPC's internet echo server, is served by this very process).
+   */
+  run(cmd: string, args: string[], timeoutMs = 10_000): Promise<{ code: number; stdout: string }> {
+    return new Promise((resolvePromise, reject) => {
+      const child = spawn('ip', ['netns', 'exec', this.name, cmd, ...args], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+      let stdout = '';
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      child.stdout.on('data', (d) => {
+        stdout += d;
+      });
+      child.on('error', reject);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolvePromise({ code: code ?? -1, stdout });
+      });
+    });
+  }
+
   /** Exit status of a command in the namespace (0 = success). */
   status(cmd: string, args: string[]): number {
     try {

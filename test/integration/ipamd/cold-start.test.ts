@@ -22,7 +22,11 @@ describe.skipIf(bundleMissing())('ipamd cold start', () => {
     expect(first.ok).toBe(true);
     expect(first.result).toMatchObject({ deviceNumber: 0, routeTable: 254, mtu: 9001, vethPrefix: 'eni' });
     // One pod used: fewer than 9 ready, so a whole second ENI is attached.
-    await eventually(() => s.enisOf(node).length === 2 && s.secondaryIpCount(node) === 18, 20_000, 'second ENI');
+    await eventually(
+      () => s.enisOf(node).length === 2 && s.secondaryIpCount(node) === 18,
+      20_000,
+      'second ENI',
+    );
     const eni1 = s.enisOf(node)[1]!;
     expect(eni1.attachment).toMatchObject({ deviceIndex: 1, deleteOnTermination: true });
     expect(eni1.tags.get('node.k8s.amazonaws.com/instance_id')).toBe(node.id);

@@ -37,13 +37,18 @@ describe.skipIf(bundleMissing())('ipamd under EC2 faults', () => {
       }
       expect(got.size).toBe(12);
       const text = ipamd.logs.join('\n');
-      expect(text).toMatch(/EC2 throttled AssignPrivateIpAddresses \(RequestLimitExceeded\), retrying|EC2 server error/);
+      expect(text).toMatch(
+        /EC2 throttled AssignPrivateIpAddresses \(RequestLimitExceeded\), retrying|EC2 server error/,
+      );
 
       // Malformed input gets a clear error, and the daemon keeps serving.
       const garbage = await rawRequest(ipamd.socketPath, '{not json');
       expect(garbage.error!.code).toBe('bad_request');
       const noField = await rawRequest(ipamd.socketPath, JSON.stringify({ v: 1, op: 'add', network: 'n' }));
-      expect(noField.error).toMatchObject({ code: 'bad_request', message: expect.stringMatching(/containerId/) });
+      expect(noField.error).toMatchObject({
+        code: 'bad_request',
+        message: expect.stringMatching(/containerId/),
+      });
       const oldVersion = await rawRequest(ipamd.socketPath, JSON.stringify({ v: 0, op: 'health' }));
       expect(oldVersion.error!.code).toBe('version_mismatch');
       const health = await ipamd.request({ op: 'health' });

@@ -8,7 +8,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createVpc, type CreateVpcOptions, type Instance, type LocalVpc } from '../../../infra/local-vpc/index.js';
+import {
+  type CreateVpcOptions,
+  createVpc,
+  type Instance,
+  type LocalVpc,
+} from '../../../infra/local-vpc/index.js';
 
 export const IPAMD_BUNDLE = resolve('dist/ipamd.mjs');
 
@@ -88,8 +93,12 @@ export class Ipamd {
   async waitServing(timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (!this.running) throw new Error(`ipamd exited (${this.exitCode}):\n${this.logs.slice(-20).join('\n')}`);
-      if (this.events().some((e) => e.msg === 'ipamd serving')) return;
+      if (!this.running)
+        throw new Error(`ipamd exited (${this.exitCode}):\n${this.logs.slice(-20).join('\n')}`);
+      if (existsSync(this.socketPath)) {
+        const health = await this.request({ op: 'health' }).catch(() => null);
+        if (health?.ok && health.result?.ready === true) return;
+      }
       await sleep(100);
     }
     throw new Error(`ipamd not serving after ${timeoutMs} ms:\n${this.logs.slice(-20).join('\n')}`);

@@ -40,7 +40,10 @@ describe.skipIf(bundleMissing())('ipamd shrink, cooldown and unmanaged ENIs', ()
     await ipamd.waitServing();
     for (let i = 0; i < 10; i++) expect((await ipamd.add(`w${i}`)).ok).toBe(true);
     await eventually(() => s.enisOf(node).length === 3, 20_000, '3 ENIs');
-    const extra = s.enisOf(node).slice(1).map((e) => e.id);
+    const extra = s
+      .enisOf(node)
+      .slice(1)
+      .map((e) => e.id);
     for (let i = 0; i < 10; i++) expect((await ipamd.del(`w${i}`)).ok).toBe(true);
     await eventually(() => s.enisOf(node).length === 1, 30_000, 'back to the primary ENI');
     // Deleted, not left behind as available ENIs.
@@ -77,7 +80,7 @@ describe.skipIf(bundleMissing())('ipamd shrink, cooldown and unmanaged ENIs', ()
     expect(got.filter((a) => foreignIps.includes(a))).toEqual([]);
   });
 
-  it.concurrent('reconciliation adopts addresses added behind its back and drops removed free ones, never a pod\'s', async () => {
+  it.concurrent("reconciliation adopts addresses added behind its back and drops removed free ones, never a pod's", async () => {
     const node = await s.launch('m5.large');
     const ipamd = s.startIpamd(node, { IPAMD_RECONCILE_INTERVAL_SECONDS: '1', WARM_IP_TARGET: '3' });
     await ipamd.waitServing();
@@ -104,7 +107,11 @@ describe.skipIf(bundleMissing())('ipamd shrink, cooldown and unmanaged ENIs', ()
       () =>
         ipamd
           .events()
-          .some((e) => e.msg === 'reconcile: datastore corrected from EC2' && String(e.addressesAdded) === addresses[0]),
+          .some(
+            (e) =>
+              e.msg === 'reconcile: datastore corrected from EC2' &&
+              String(e.addressesAdded) === addresses[0],
+          ),
       15_000,
       'the new address adopted',
     );

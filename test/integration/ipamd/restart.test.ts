@@ -41,10 +41,14 @@ describe.skipIf(bundleMissing())('ipamd restarts', () => {
     // The rest get addresses too, all distinct and all on this node's ENIs.
     const all = new Map(acked);
     for (const pod of pods.filter((p) => !acked.has(p))) {
-      const r = await eventually(async () => {
-        const x = await second.add(pod);
-        return x.ok ? x : null;
-      }, 20_000, `address for ${pod}`);
+      const r = await eventually(
+        async () => {
+          const x = await second.add(pod);
+          return x.ok ? x : null;
+        },
+        20_000,
+        `address for ${pod}`,
+      );
       all.set(pod, String(r.result!.address));
     }
     expect(new Set(all.values()).size).toBe(pods.length);
@@ -56,7 +60,9 @@ describe.skipIf(bundleMissing())('ipamd restarts', () => {
       () =>
         s.vpc.state
           .enis()
-          .every((e) => e.status !== 'available' || e.tags.get('node.k8s.amazonaws.com/instance_id') !== node.id),
+          .every(
+            (e) => e.status !== 'available' || e.tags.get('node.k8s.amazonaws.com/instance_id') !== node.id,
+          ),
       20_000,
       'no leaked ENI of this node',
     );
@@ -70,20 +76,34 @@ describe.skipIf(bundleMissing())('ipamd restarts', () => {
     const gone = await first.add('g2');
     expect(await first.kill('SIGTERM')).toBe(0);
     expect(first.events().some((e) => e.msg === 'ipamd stopped; checkpoint flushed')).toBe(true);
-    const saved = first.checkpoint() as unknown as { version: number; allocations: Record<string, unknown>[] };
+    const saved = first.checkpoint() as unknown as {
+      version: number;
+      allocations: Record<string, unknown>[];
+    };
     expect(saved.version).toBe(1);
     expect(saved.allocations).toHaveLength(2);
     expect(saved.allocations).toContainEqual(
-      expect.objectContaining({ containerId: 'g1', podNamespace: 'prod', podName: 'web-0', address: r.result!.address }),
+      expect.objectContaining({
+        containerId: 'g1',
+        podNamespace: 'prod',
+        podName: 'web-0',
+        address: r.result!.address,
+      }),
     );
     // An address EC2 took away while ipamd was down is dropped on restart (and logged).
-    s.vpc.state.unassignPrivateIpAddresses({ eniId: node.primaryEniId, addresses: [String(gone.result!.address)] });
+    s.vpc.state.unassignPrivateIpAddresses({
+      eniId: node.primaryEniId,
+      addresses: [String(gone.result!.address)],
+    });
     const second = s.startIpamd(node, {}, first.dir);
     await second.waitServing();
     expect((await second.add('g1')).result!.address).toBe(r.result!.address);
     expect(second.events().some((e) => e.msg === 'checkpoint replayed' && e.restored === 1)).toBe(true);
     const dropped = second.events().find((e) => e.msg === 'checkpoint entry dropped');
-    expect(dropped).toMatchObject({ containerId: 'g2', reason: 'the address no longer belongs to any ENI of this node' });
+    expect(dropped).toMatchObject({
+      containerId: 'g2',
+      reason: 'the address no longer belongs to any ENI of this node',
+    });
     expect(second.checkpoint().allocations.map((a) => a.containerId)).toEqual(['g1']);
   });
 });

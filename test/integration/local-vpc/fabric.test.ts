@@ -310,6 +310,23 @@ describe('lifecycle', () => {
     expect(await vpc.ping(a, d.primaryIp)).toBe(false);
   });
 
+  it('with eniAttachDelayMs, a hot-plugged ENI shows up in the instance only after the delay', async () => {
+    const slow = await createVpc({ eniAttachDelayMs: 1000 });
+    try {
+      const n = await slow.launchInstance({ instanceType: 'm5.large' }); // the primary is there at boot
+      expect((await slow.exec(n, 'ip', ['link', 'show', 'eth0'])).code).toBe(0);
+      const eni = slow.state.createNetworkInterface({ subnetId: n.subnetId });
+      slow.state.attachNetworkInterface({ eniId: eni.id, instanceId: n.id, deviceIndex: 1 });
+      await slow.settled();
+      expect((await slow.exec(n, 'ip', ['link', 'show', 'eth1'])).code).not.toBe(0);
+      await new Promise((r) => setTimeout(r, 1200));
+      await slow.settled();
+      expect((await slow.exec(n, 'ip', ['-br', 'link', 'show', 'eth1'])).stdout).toContain(eni.mac);
+    } finally {
+      await slow.destroy();
+    }
+  });
+
   it('destroy removes every namespace of the prefix and the processes started in them', async () => {
     const other = await createVpc();
     const n = await other.launchInstance({ instanceType: 'm5.large' });

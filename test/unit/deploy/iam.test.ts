@@ -1,6 +1,7 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   allowedEc2Actions,
@@ -8,11 +9,36 @@ import {
   loadIpamdPolicy,
   type PolicyStatement,
 } from '../../../infra/iam/policy.js';
-import { type Ec2Sdk, loadEc2Sdk, scanEc2Actions } from '../../../infra/iam/scan.js';
+import { type Ec2Sdk, loadEc2Sdk, scanEc2Actions, scanEc2ActionsInFiles } from '../../../infra/iam/scan.js';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
-// The daemon and the libraries it bundles: every EC2 call ipamd can make lives here.
-const CODE_DIRS = ['ipamd', 'lib'];
+// ipamd's programs; every EC2 call ipamd can make is in a source file these bundle.
+const ENTRY_POINTS = ['ipamd/main.ts', 'ipamd/probe.ts'];
+
+/** The project's source files in ipamd's bundles (what esbuild would include), or all of ipamd/. */
+async function ipamdSourceFiles(): Promise<string[]> {
+  const entries = ENTRY_POINTS.filter((e) => existsSync(join(ROOT, e)));
+  if (!entries.includes('ipamd/main.ts')) return scanDirFiles();
+  const result = await build({
+    entryPoints: entries.map((e) => join(ROOT, e)),
+    bundle: true,
+    write: false,
+    metafile: true,
+    outdir: join(tmpdir(), 'vpccni-iam-scan'),
+    platform: 'node',
+    format: 'esm',
+    packages: 'external',
+    external: ['*.node'],
+    logLevel: 'silent',
+  });
+  return Object.keys(result.metafile.inputs)
+    .map((f) => join(process.cwd(), f))
+    .filter((f) => f.startsWith(ROOT) && /\.ts$/.test(f));
+}
+
+function scanDirFiles(): string[] {
+  return [...scanEc2Actions(ROOT, ['ipamd'], sdk).values()].flat().map((f) => join(ROOT, f));
+}
 
 let sdk: Ec2Sdk;
 beforeAll(async () => {
@@ -26,12 +52,13 @@ function statementsGranting(action: string): PolicyStatement[] {
 }
 
 describe('ipamd IAM policy vs the code', () => {
-  it('allows exactly the EC2 actions ipamd calls', () => {
-    const used = scanEc2Actions(ROOT, CODE_DIRS, sdk);
-    expect(
-      used.size,
-      'no EC2 call found under ipamd/ or lib/: the scan is broken or ipamd is missing',
-    ).toBeGreaterThan(0);
+  it('allows exactly the EC2 actions ipamd calls', async () => {
+    const files = await ipamdSourceFiles();
+    expect(files.some((f) => f.includes('/ipamd/'))).toBe(true);
+    const used = scanEc2ActionsInFiles(ROOT, files, sdk);
+    expect(used.size, 'no EC2 call found in ipamd: the scan is broken or ipamd is missing').toBeGreaterThan(
+      0,
+    );
     const allowed = allowedEc2Actions(policy);
     const missing = [...used.keys()]
       .filter((a) => !allowed.has(a))
@@ -103,15 +130,28 @@ describe('ipamd IAM policy conditions', () => {
     }
   });
 
-  it('creates ENIs only with the node tag in the request and tags only at creation', () => {
+  it('creates ENIs only with the node tag in the request', () => {
     const create = statementsGranting('CreateNetworkInterface').filter((s) =>
       asList(s.Resource).some((r) => r.includes('network-interface')),
     );
     expect(create).toHaveLength(1);
     expect(create[0]!.Condition?.Null?.['aws:RequestTag/node.k8s.amazonaws.com/instance_id']).toBe('false');
+  });
+
+  it('tags at creation, or later only ENIs that already carry the node tag, and only with ipamd’s own keys', () => {
     const tag = statementsGranting('CreateTags');
-    expect(tag).toHaveLength(1);
-    expect(tag[0]!.Condition?.StringEquals?.['ec2:CreateAction']).toBe('CreateNetworkInterface');
+    expect(tag.length).toBeGreaterThan(0);
+    for (const s of tag) {
+      const onCreate = s.Condition?.StringEquals?.['ec2:CreateAction'] === 'CreateNetworkInterface';
+      const ownEni = s.Condition?.Null?.['ec2:ResourceTag/node.k8s.amazonaws.com/instance_id'] === 'false';
+      expect(onCreate || ownEni, s.Sid).toBe(true);
+      if (!onCreate) {
+        expect(s.Condition?.['ForAllValues:StringLike']?.['aws:TagKeys']).toEqual([
+          'node.k8s.amazonaws.com/*',
+          'cluster.k8s.amazonaws.com/*',
+        ]);
+      }
+    }
   });
 });
 

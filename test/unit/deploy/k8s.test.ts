@@ -1,7 +1,14 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
-import { chartDefaults, type K8sObject, renderChart } from '../../../infra/helm/chart.js';
+import {
+  CHART_DIR,
+  chartDefaults,
+  type K8sObject,
+  mergeValues,
+  renderChart,
+} from '../../../infra/helm/chart.js';
 import { MANIFEST_PATH, renderDefaultManifest } from '../../../infra/k8s/render.js';
 import { eniConfigValidator, validateK8sObject } from './k8s-validate.js';
 
@@ -11,23 +18,22 @@ const ROOT = new URL('../../../', import.meta.url).pathname;
 type Any = any;
 
 const defaults = renderChart();
-const customised = renderChart({
-  values: {
-    env: {
-      ENABLE_PREFIX_DELEGATION: 'true',
-      WARM_PREFIX_TARGET: '1',
-      CLUSTER_NAME: 'test',
-      DISABLE_METRICS: 'true',
-    },
-    image: { repository: '123456789012.dkr.ecr.us-east-1.amazonaws.com/vpc-cni', tag: 'abc' },
-    serviceAccount: { annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/cni' } },
-    imagePullSecrets: [{ name: 'regcred' }],
-    eniConfigs: {
-      'us-east-1a': { subnet: 'subnet-0a1b2c3d', securityGroups: ['sg-0a1b2c3d'] },
-      'us-east-1b': { subnet: 'subnet-0e1f2a3b' },
-    },
+const customValues = {
+  env: {
+    ENABLE_PREFIX_DELEGATION: 'true',
+    WARM_PREFIX_TARGET: '1',
+    CLUSTER_NAME: 'test',
+    DISABLE_METRICS: 'true',
   },
-});
+  image: { repository: '123456789012.dkr.ecr.us-east-1.amazonaws.com/vpc-cni', tag: 'abc' },
+  serviceAccount: { annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/cni' } },
+  imagePullSecrets: [{ name: 'regcred' }],
+  eniConfigs: {
+    'us-east-1a': { subnet: 'subnet-0a1b2c3d', securityGroups: ['sg-0a1b2c3d'] },
+    'us-east-1b': { subnet: 'subnet-0e1f2a3b' },
+  },
+};
+const customised = renderChart({ values: customValues });
 
 function one(objects: K8sObject[], kind: string): Any {
   const found = objects.filter((o) => o.kind === kind);
@@ -97,6 +103,8 @@ describe('the aws-node DaemonSet', () => {
   it('runs in the host network namespace at node-critical priority in kube-system', () => {
     expect(pod.hostNetwork).toBe(true);
     expect(pod.priorityClassName).toBe('system-node-critical');
+    // Cluster DNS runs in pods that need this CNI first: ipamd must resolve EC2 through the node.
+    expect(pod.dnsPolicy).toBe('Default');
     expect(ds.metadata.namespace).toBe('kube-system');
     expect(pod.serviceAccountName).toBe(one(defaults, 'ServiceAccount').metadata.name);
   });
@@ -177,6 +185,37 @@ describe('the aws-node DaemonSet', () => {
     expect(one(customised, 'ServiceAccount').metadata.annotations).toEqual({
       'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/cni',
     });
+  });
+});
+
+describe('values.schema.json (helm checks values against it)', () => {
+  const schema = JSON.parse(readFileSync(join(CHART_DIR, 'values.schema.json'), 'utf8'));
+  const check = new Ajv({ allErrors: true, strict: false }).compile(schema);
+  const errors = (over: Record<string, unknown>) => {
+    check(mergeValues(chartDefaults(), over));
+    return (check.errors ?? []).map((e) => `${e.instancePath} ${e.message}`).join('; ');
+  };
+
+  it('accepts the defaults and the customised values', () => {
+    expect(errors({})).toBe('');
+    expect(errors(customValues)).toBe('');
+  });
+
+  it('rejects a misspelt variable, a non-string value, a bad pull policy and a bad ENIConfig', () => {
+    expect(errors({ env: { WARM_IP_TARGETS: '5' } })).toMatch(/\/env must NOT have additional properties/);
+    expect(errors({ env: { WARM_IP_TARGET: 5 } })).toMatch(/\/env\/WARM_IP_TARGET must be string/);
+    expect(errors({ image: { pullPolicy: 'Sometimes' } })).toMatch(/\/image\/pullPolicy/);
+    expect(errors({ eniConfigs: { a: { subnet: 'sg-1' } } })).toMatch(/\/eniConfigs\/a\/subnet/);
+  });
+
+  it('knows every variable ipamd reads, and no other', () => {
+    const names = [...ipamdEnvNames()].filter(
+      (n) => ![...ipamdEnvNames()].some((o) => o !== n && o.startsWith(`${n}_`)),
+    );
+    expect(
+      Object.keys(schema.properties.env.properties).sort(),
+      'update env.properties in infra/helm/vpc-cni/values.schema.json',
+    ).toEqual(names.sort());
   });
 });
 

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   allInstanceTypes,
   instanceFamily,
@@ -40,11 +40,17 @@ describe('generated instance-type table', () => {
     }
   });
 
-  it('gives the same limits through the single-line lookup as through the full table', () => {
+  it('gives the same limits through the single-line lookup as through the full table', async () => {
+    // A fresh copy of the module has not parsed its whole table yet, so it takes the one-line path.
+    vi.resetModules();
+    const fresh = await import('../../../lib/instance-types/index.js');
+    // First, last, multi-card and unknown-vCPU lines.
     for (const name of ['a1.2xlarge', 'c6in.32xlarge', 'p5.48xlarge', 'mac-m4max.metal', 'z1d.xlarge']) {
-      const one = lookupInstanceType(name);
-      expect(one, name).toBeDefined();
-      expect(allInstanceTypes().find((t) => t.name === name)).toEqual(one);
+      const one = fresh.lookupInstanceType(name);
+      expect(one, name).toEqual(allInstanceTypes().find((t) => t.name === name));
+    }
+    for (const name of ['m5', 'm5.larg', 'M5.LARGE', 'm5.large"', 'a1.2xlarge",']) {
+      expect(fresh.lookupInstanceType(name), name).toBeUndefined();
     }
     expect(lookupInstanceType('p5.48xlarge')!.networkCards).toHaveLength(32);
     expect(lookupInstanceType('mac-m4max.metal')!.vcpus).toBeNull();
@@ -63,17 +69,6 @@ describe('generated instance-type table', () => {
     ]) {
       expect(lookupInstanceType(name), JSON.stringify(name)).toBeUndefined();
     }
-  });
-
-  it('shares frozen entries, so no caller can change the table for the others', () => {
-    const t = allInstanceTypes().find((x) => x.name === 'm5.large')!;
-    expect(() => {
-      (t as { enis: number }).enis = 99;
-    }).toThrow(TypeError);
-    expect(() => {
-      t.networkCards[0]!.maxEnis = 99;
-    }).toThrow(TypeError);
-    expect(lookupInstanceType('m5.large')!.enis).toBe(3);
   });
 
   it('is up to date with the seed (gen --check)', () => {

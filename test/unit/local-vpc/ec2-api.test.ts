@@ -569,6 +569,58 @@ describe('Assign / UnassignPrivateIpAddresses', () => {
     expect((await describeEni(primaryEniId)).Ipv4Prefixes!.map((p) => p.Ipv4Prefix)).toEqual([prefixes[1]]);
   });
 
+  it('fails prefixes in a fragmented subnet that still has many free addresses', async () => {
+    const frag = f.state.createSubnet({ vpcId: f.vpcId, cidr: '10.0.10.0/26', az: 'us-west-2a' });
+    // One address in each of the two /28s not touched by reserved addresses.
+    const holder = (
+      await ec2.send(
+        new CreateNetworkInterfaceCommand({
+          SubnetId: frag.id,
+          PrivateIpAddresses: [
+            { PrivateIpAddress: '10.0.10.20', Primary: true },
+            { PrivateIpAddress: '10.0.10.40', Primary: false },
+          ],
+        }),
+      )
+    ).NetworkInterface!;
+    const subnet = (await ec2.send(new DescribeSubnetsCommand({ SubnetIds: [frag.id] }))).Subnets![0]!;
+    expect(subnet.AvailableIpAddressCount).toBe(64 - 5 - 2);
+    const err = await errorOf(() =>
+      ec2.send(
+        new AssignPrivateIpAddressesCommand({
+          NetworkInterfaceId: holder.NetworkInterfaceId!,
+          Ipv4PrefixCount: 1,
+        }),
+      ),
+    );
+    expect(err).toMatchObject({
+      name: 'InsufficientCidrBlocks',
+      message: 'The specified subnet does not have enough free cidr blocks to satisfy the request.',
+    });
+  });
+
+  it('refuses prefixes on Xen instances and reserved subnet addresses', async () => {
+    const { primaryEniId } = await launch('c4.large');
+    const xen = await errorOf(() =>
+      ec2.send(new AssignPrivateIpAddressesCommand({ NetworkInterfaceId: primaryEniId, Ipv4PrefixCount: 1 })),
+    );
+    expect(xen).toMatchObject({
+      name: 'InvalidParameterValue',
+      message: expect.stringContaining('c4.large'),
+    });
+    for (const reserved of ['10.0.1.0', '10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.255']) {
+      const e = await errorOf(() =>
+        ec2.send(
+          new AssignPrivateIpAddressesCommand({
+            NetworkInterfaceId: primaryEniId,
+            PrivateIpAddresses: [reserved],
+          }),
+        ),
+      );
+      expect(e.message).toContain('reserved');
+    }
+  });
+
   it('reports subnet exhaustion and missing cidr blocks', async () => {
     const small = f.state.createSubnet({ vpcId: f.vpcId, cidr: '10.0.9.0/28', az: 'us-west-2a' }); // 11 usable, no free /28
     const eni = (
@@ -750,6 +802,18 @@ describe('protocol', () => {
     );
     expect(dry.status).toBe(412);
     expect(await dry.text()).toContain('<Code>DryRunOperation</Code>');
+  });
+
+  it('accepts GET with a query string, and refuses oversized bodies', async () => {
+    const r = await fetch(`${f.server.url}/?Action=DescribeVpcs&Version=2016-11-15`);
+    expect(r.status).toBe(200);
+    expect(await r.text()).toContain(`<vpcId>${f.vpcId}</vpcId>`);
+    const big = await post(`Action=DescribeVpcs&Version=2016-11-15&Pad=${'x'.repeat(1_100_000)}`).catch(
+      (e: Error) => e,
+    );
+    // the server answers 413 and drops the connection; either is a refusal
+    if (big instanceof Response) expect(big.status).toBe(413);
+    else expect(big).toBeInstanceOf(Error);
   });
 
   it('rejects malformed integers and booleans', async () => {

@@ -246,6 +246,7 @@ describe('call log', () => {
       action: 'DescribeSubnets',
       errorCode: 'InvalidSubnetID.NotFound',
       httpStatus: 400,
+      params: { 'SubnetId.1': 'subnet-0123456789abcdef0' },
     });
     await control('DELETE', 'calls');
     expect((await control('GET', 'calls')).json.total).toBe(0);

@@ -106,6 +106,7 @@ describe('ENI link commands', () => {
     primaryIp: '10.0.2.9',
     privateIps: ['10.0.2.9'],
     prefixes: [],
+    attachedAt: 0,
   };
 
   it('creates the pair with the MAC on the instance end and the gateway on the router end', () => {

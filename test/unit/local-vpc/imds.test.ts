@@ -219,6 +219,17 @@ describe('following EC2', () => {
     expect((await value('network/interfaces/macs/')).split('\n')).toHaveLength(1);
   });
 
+  it('follows security-group changes and forgets a terminated instance', async () => {
+    const sg = state.createSecurityGroup({ vpcId: state.getInstance(m5.id)!.vpcId });
+    state.modifyNetworkInterface({ eniId: m5.primaryEniId, groups: [sg] });
+    const mac = state.getEni(m5.primaryEniId)!.mac;
+    expect(await value(`network/interfaces/macs/${mac}/security-group-ids`)).toBe(sg);
+    const doomed = state.runInstance({ instanceType: 't3.small', subnetId });
+    expect(await value('instance-id', doomed.id)).toBe(doomed.id);
+    state.terminateInstance(doomed.id);
+    expect((await get('instance-id', doomed.id)).status).toBe(404);
+  });
+
   it('lags EC2 by lagMs', async () => {
     imds.setLagMs(300);
     const mac = state.getEni(m5.primaryEniId)!.mac;

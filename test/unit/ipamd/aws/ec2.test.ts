@@ -1,6 +1,7 @@
 import {
   AssignPrivateIpAddressesCommand,
   CreateNetworkInterfaceCommand,
+  DescribeInstanceTypesCommand,
   DescribeNetworkInterfacesCommand,
   EC2Client,
   EC2ServiceException,
@@ -161,6 +162,26 @@ describe('Ec2Api', () => {
       .on(DescribeNetworkInterfacesCommand)
       .resolves({ NetworkInterfaces: [{ ...eniReply, MacAddress: 'zz' }] });
     await expect(api().describeNetworkInterfaces(['eni-0a1'])).rejects.toThrow(/malformed eni-0a1 MAC: "zz"/);
+  });
+
+  it('describes a type the table does not know, validated', async () => {
+    ec2Mock.on(DescribeInstanceTypesCommand).resolves({
+      InstanceTypes: [
+        {
+          InstanceType: 'zz9.large' as never,
+          Hypervisor: 'nitro',
+          VCpuInfo: { DefaultVCpus: 2 },
+          NetworkInfo: { MaximumNetworkInterfaces: 3, Ipv4AddressesPerInterface: 12 },
+        },
+      ],
+    });
+    expect(await api().describeInstanceType('zz9.large')).toMatchObject({
+      name: 'zz9.large',
+      enis: 3,
+      ipv4PerEni: 12,
+    });
+    ec2Mock.on(DescribeInstanceTypesCommand).resolves({ InstanceTypes: [] });
+    expect(await api().describeInstanceType('zz9.large')).toBeNull();
   });
 
   it('rate-limits mutating calls client-side', async () => {
