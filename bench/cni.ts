@@ -3,11 +3,12 @@
  * inside the node's network namespace), against Debian's ptp + host-local (ipMasq off) in the same
  * run, interleaved so both see the same machine load. Prints median/p90/p99 and the ratio.
  *
- *   npx tsx bench/cni.ts [--n 40] [--node-netns NAME --ipamd-socket PATH]
+ *   npx tsx bench/cni.ts [--n 40] [--local-vpc | --node-netns NAME --ipamd-socket PATH]
  *
- * Without --node-netns it creates its own namespaces (vpccni-<runid>-...) and answers the plugin
- * with the ipamd TEST DOUBLE; with them it runs in an existing node (e.g. a local-VPC instance with
- * the real ipamd). NODE_EXTRA_CA_CERTS is removed from every contender's environment.
+ * --local-vpc (the issue's setting): an m5.large of the local VPC running the real ipamd.
+ * --node-netns/--ipamd-socket: an existing node. Neither: a namespace of its own answered by the
+ * ipamd TEST DOUBLE (plugin cost without the daemon's). NODE_EXTRA_CA_CERTS is removed from every
+ * contender's environment.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,11 +18,13 @@ import { parseArgs } from 'node:util';
 import { inNetns } from '../lib/net/netns.js';
 import { FakeIpamd } from '../test/integration/cni/fake-ipamd.js';
 import { Netns, runId } from '../test/integration/cni/harness.js';
+import { Scenario } from '../test/integration/ipamd/fixture.js';
 
 const { values: opts } = parseArgs({
   options: {
     n: { type: 'string', default: '40' },
     warmup: { type: 'string', default: '3' },
+    'local-vpc': { type: 'boolean', default: false },
     'node-netns': { type: 'string' },
     'ipamd-socket': { type: 'string' },
     plugin: { type: 'string', default: resolve(import.meta.dirname, '../dist/aws-cni.mjs') },
@@ -89,12 +92,22 @@ function pct(xs: number[], p: number): number {
 const id = runId();
 const created: Netns[] = [];
 let fake: FakeIpamd | undefined;
+let scenario: Scenario | undefined;
 const dataDir = mkdtempSync(join(tmpdir(), 'vpccni-bench-hostlocal-'));
 
 async function main(): Promise<void> {
   let nodePath: string;
   let socketPath: string;
-  if (opts['node-netns']) {
+  if (opts['local-vpc']) {
+    scenario = await Scenario.create();
+    const instance = await scenario.launch('m5.large');
+    // No cooldown: the bench releases and re-takes an address every cycle.
+    const ipamd = scenario.startIpamd(instance, { IP_COOLDOWN_PERIOD: '0' });
+    await ipamd.waitServing();
+    nodePath = `/var/run/netns/${instance.netns}`;
+    socketPath = ipamd.socketPath;
+    console.log(`local VPC instance ${instance.id} (${instance.instanceType}), real ipamd`);
+  } else if (opts['node-netns']) {
     nodePath = `/var/run/netns/${opts['node-netns']}`;
     socketPath = opts['ipamd-socket']!;
   } else {
@@ -182,5 +195,6 @@ try {
 } finally {
   await fake?.stop();
   for (const ns of created) ns.delete();
+  await scenario?.close();
   rmSync(dataDir, { recursive: true, force: true });
 }

@@ -5,8 +5,8 @@
  */
 
 export const MIME_BOUNDARY = '==VPCCNI==';
-/** Where nodeadm's kubelet reads configuration drop-ins (kubelet --config-dir). */
-export const KUBELET_CONFIG_DROPIN = '/etc/kubernetes/kubelet/config.json.d/40-vpc-cni.conf';
+/** A kubelet --config-dir drop-in; it sorts after nodeadm's own 40-nodeadm.conf, so its maxPods wins. */
+export const KUBELET_CONFIG_DROPIN = '/etc/kubernetes/kubelet/config.json.d/90-vpc-cni.conf';
 
 export interface NodeUserDataOptions {
   clusterName: string;

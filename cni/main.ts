@@ -38,6 +38,8 @@ function versionOf(stdin: string | undefined): string {
 }
 
 async function main(): Promise<void> {
+  // performance.now() counts from process start: this is Node's own start-up plus the bundle's load.
+  const startedMs = performance.now();
   let stdin: string | undefined;
   try {
     const command = parseCommand(process.env);
@@ -54,9 +56,15 @@ async function main(): Promise<void> {
       pod: env.podName ? `${env.podNamespace}/${env.podName}` : undefined,
     });
     const { handlers } = await import('./plugin.js');
+    const loadedMs = performance.now();
     try {
       const out = await handlers[command](env, conf, log);
-      log.info('done', out === undefined ? undefined : { result: out });
+      const timing = {
+        startupMs: ms(startedMs),
+        loadMs: ms(loadedMs - startedMs),
+        runMs: ms(performance.now() - loadedMs),
+      };
+      log.info('done', out === undefined ? { timing } : { timing, result: out });
       reply(out ?? undefined, 0);
     } catch (err) {
       log.error('failed', errorJson(conf.cniVersion, err));
@@ -66,6 +74,8 @@ async function main(): Promise<void> {
     reply(errorJson(versionOf(stdin), err), 1);
   }
 }
+
+const ms = (x: number) => Math.round(x * 10) / 10;
 
 /** VERSION may come with or without a config on stdin; a terminal or /dev/null means none. */
 function readStdinIfAny(): string | undefined {

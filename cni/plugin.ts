@@ -29,6 +29,7 @@ async function cmdAdd(env: CniEnv, conf: NetConf, log: Logger): Promise<unknown>
   await plumbing.assertInterfaceAbsent(env.netns, env.ifName);
 
   const ipamd = client(conf);
+  const asked = performance.now();
   const alloc = await ipamd.add({
     ...attachment(env, conf),
     netns: env.netns,
@@ -41,6 +42,7 @@ async function cmdAdd(env: CniEnv, conf: NetConf, log: Logger): Promise<unknown>
     eni: alloc.eniId,
     table: alloc.routeTable,
     hostVeth,
+    ipamdMs: Math.round(performance.now() - asked),
   });
 
   let wired: plumbing.Wired;

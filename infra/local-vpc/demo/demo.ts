@@ -12,7 +12,7 @@ import { cleanupPrefix, netnsWithPrefix } from '../fabric/cleanup.js';
 import { type Check, planChecks, runCheck } from './checks.js';
 import { type Bundles, Cluster } from './cluster.js';
 import type { DemoOptions } from './options.js';
-import { mapLimit, newPod, type Pod, startPod, stopPod } from './pods.js';
+import { latencySummary, mapLimit, newPod, type Pod, startPod, stopPod } from './pods.js';
 import { Progress } from './progress.js';
 import {
   type CheckRow,
@@ -101,6 +101,10 @@ export class Demo {
       this.progress.clear();
       const started = this.pods.filter((p) => p.address !== '');
       this.say(`  ${started.length}/${this.pods.length} pods running: ${this.poolStatus()}`);
+      const retried = started.filter((p) => p.attempts > 1).length;
+      this.say(
+        `  CNI ADD through the chain: ${latencySummary(started.map((p) => p.addMs ?? 0))}${retried ? `; ${retried} pods retried after "try again later"` : ''}`,
+      );
       for (const f of failures) this.say(`  FAILED ${f}`);
 
       await vpc.settled();

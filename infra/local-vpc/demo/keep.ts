@@ -186,6 +186,7 @@ export async function down(name: string, out: NodeJS.WritableStream): Promise<nu
   const swept = await cleanupPrefix(record.prefix);
   rmSync(record.workDir, { recursive: true, force: true });
   rmSync(recordPath(dir, name), { force: true });
+  rmSync(logPath(dir, name), { force: true });
   out.write(
     `demo "${name}" is down (${record.prefix}${swept.namespaces.length ? `; removed ${swept.namespaces.length} leftover namespaces` : ''})\n`,
   );

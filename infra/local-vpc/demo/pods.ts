@@ -17,6 +17,8 @@ export interface Pod extends PodRef {
   result?: Record<string, unknown>;
   /** ADD attempts it took (more than 1 when the pool was momentarily empty). */
   attempts: number;
+  /** How long the successful ADD through the whole chain took, in ms. */
+  addMs?: number;
 }
 
 export function podNetnsName(prefix: string, index: number): string {
@@ -59,8 +61,10 @@ export async function startPod(pod: Pod): Promise<void> {
   await mustRun('ip', ['-n', pod.netns, 'link', 'set', 'lo', 'up']);
   for (;;) {
     pod.attempts++;
+    const started = performance.now();
     try {
       pod.result = await runtime.add(pod);
+      pod.addMs = performance.now() - started;
       pod.address = addressOf(pod.result);
       return;
     } catch (err) {
@@ -89,6 +93,14 @@ export async function stopPod(pod: Pod): Promise<string | undefined> {
     problem = `${problem ? `${problem}; ` : ''}ip netns delete ${pod.netns}: ${r.stderr.trim()}`;
   }
   return problem;
+}
+
+/** "median 120 ms, p90 300 ms, max 410 ms" over a list of durations. */
+export function latencySummary(ms: readonly number[]): string {
+  if (ms.length === 0) return 'no samples';
+  const sorted = [...ms].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+  return `median ${Math.round(at(0.5))} ms, p90 ${Math.round(at(0.9))} ms, max ${Math.round(sorted.at(-1)!)} ms`;
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight; results keep the input order. */

@@ -6,15 +6,18 @@
  * API (stable; the fabric and the servers depend on it):
  *   new Ec2State({ region?, accountId? })
  *   fixtures:  createVpc({cidr, tags?}), createSubnet({vpcId, cidr, az?, tags?}),
- *              createSecurityGroup({vpcId, name?}), runInstance({instanceType, subnetId, ...}),
+ *              createSecurityGroup({vpcId}), runInstance({instanceType, subnetId, ...}),
  *              terminateInstance(id)
+ *   timing:    setDetachDelay(ms) (detaches complete after ms, 'detaching' meanwhile; default 0),
+ *              dispose() (cancels pending detaches; call on shutdown)
  *   EC2 ops:   createNetworkInterface, attachNetworkInterface, detachNetworkInterface,
  *              deleteNetworkInterface, modifyNetworkInterface, assignPrivateIpAddresses,
  *              unassignPrivateIpAddresses, createTags, deleteTags
  *   lookups:   getVpc/getSubnet/getInstance/getEni (undefined when unknown), vpcs(), subnets(),
  *              instances(), enis(), enisOfInstance(id), findEniByAddress(ip), instanceByAddress(ip),
  *              tagsOf(resourceId), subnetAvailable(subnetId)
- * Every op validates its input and throws Ec2Error with EC2's code and wording.
+ * Every op validates its input and throws Ec2Error with EC2's code and wording. Records and op
+ * inputs are declared in model.ts (re-exported here); address bookkeeping is address-book.ts.
  *
  * Events (emitted synchronously right after the change; see docs/dev/contracts.md):
  *   'instance-launched'   { instanceId }                         (before its primary eni-attached)
@@ -297,7 +300,8 @@ export class Ec2State extends EventEmitter {
     return { attachmentId: eni.attachment.attachmentId, networkCardIndex: card };
   }
 
-  detachNetworkInterface(attachmentId: string, opts: { force?: boolean } = {}): Eni {
+  /** Detaches a secondary ENI; `force` is accepted (as EC2 does) but never frees the primary one. */
+  detachNetworkInterface(attachmentId: string, _opts: { force?: boolean } = {}): Eni {
     const eniId = this.attachmentIndex.get(attachmentId);
     const eni = eniId ? this.eniMap.get(eniId) : undefined;
     if (!eni?.attachment) {
@@ -312,7 +316,7 @@ export class Ec2State extends EventEmitter {
         `Interface attachment '${attachmentId}' does not exist.`,
       );
     }
-    if (eni.attachment.deviceIndex === 0 && !opts.force) {
+    if (eni.attachment.deviceIndex === 0) {
       throw new Ec2Error(
         'OperationNotPermitted',
         `The network interface at device index 0 and networkCard index ${eni.attachment.networkCardIndex} cannot be detached.`,

@@ -19,7 +19,8 @@ import {
 import { createNetns, setInternetAllowList, setUpInternetHost, setUpRouter } from './router.js';
 import { asCidr, diffRoutes, routeBatch } from './routes.js';
 import { readDeliveryRoutes } from './routes-kernel.js';
-import { ipBatch, setSysctls } from './shell.js';
+import { ipBatch, runCommand } from './shell.js';
+import { setSysctls } from './sysctl.js';
 
 export interface FabricOptions {
   prefix: string;
@@ -91,11 +92,13 @@ export class Fabric {
         `prefix ${fabric.prefix} is in use (${existing.join(', ')}); pick another or run local-vpc cleanup --prefix ${fabric.prefix}`,
       );
     }
+    const created: string[] = [];
     try {
-      await setUpRouter(fabric.routerNs);
-      await setUpInternetHost(fabric.routerNs, fabric.inetNs);
+      await setUpRouter(fabric.routerNs, created);
+      await setUpInternetHost(fabric.routerNs, fabric.inetNs, created);
     } catch (err) {
-      await cleanupPrefix(fabric.prefix).catch(() => {});
+      // Only what this call created: a racing run with the same prefix keeps its namespaces.
+      await deleteNetns(created).catch(() => {});
       throw new Error(`local VPC fabric set-up failed: ${(err as Error).message}`, { cause: err });
     }
     fabric.unsubscribe = opts.model.subscribe((event, instanceId) => {
@@ -211,8 +214,13 @@ export class Fabric {
     if (existing) return existing;
     const taken = new Set([...this.instances.values()].map((r) => r.ns));
     const ns = instanceNetnsName(this.prefix, instanceId, taken);
-    await createNetns(ns);
-    await setSysctls(ns, this.instanceSysctls);
+    try {
+      await createNetns(ns);
+      await setSysctls(ns, this.instanceSysctls);
+    } catch (err) {
+      await deleteNetns([ns]).catch(() => {}); // so the next pass starts clean
+      throw err;
+    }
     const record: InstanceRecord = { ns, links: new Map() };
     this.instances.set(instanceId, record);
     return record;
@@ -259,7 +267,9 @@ export class Fabric {
       await ipBatch(this.routerNs, routerLines);
       await ipBatch(record.ns, instanceLines);
     } catch (err) {
-      // Forget what may not exist so the next pass recreates it rather than trusting it.
+      // Undo the half-made pairs and forget them, so the next pass recreates them from scratch.
+      const undo = created.map((eni) => `link del ${record.links.get(eni.eniId)!.routerLink}`);
+      await runCommand('ip', ['-n', this.routerNs, '-force', '-batch', '-'], `${undo.join('\n')}\n`);
       for (const eni of created) record.links.delete(eni.eniId);
       throw new Error(`instance ${view.instanceId}: ${(err as Error).message}`, { cause: err });
     }
@@ -319,8 +329,8 @@ export class Fabric {
     const record = this.instances.get(instanceId);
     if (!record) return;
     for (const link of record.links.values()) this.forgetRoutesVia(link.routerLink);
-    await killProcessesIn(record.ns);
-    await deleteNetns(record.ns);
+    killProcessesIn([record.ns]);
+    await deleteNetns([record.ns]);
     this.instances.delete(instanceId);
   }
 }

@@ -11,7 +11,8 @@
  * pod address that was not SNATed goes nowhere, as behind a real internet gateway).
  */
 import { EC2_ADDRESS, IMDS_ADDRESS, INET_CIDR, INET_HOST_ADDRESS, INET_ROUTER_ADDRESS } from './addresses.js';
-import { ipBatch, mustRun, setSysctls } from './shell.js';
+import { ipBatch, mustRun } from './shell.js';
+import { setSysctls } from './sysctl.js';
 
 /** Router-side link toward the internet host. */
 export const ROUTER_INET_LINK = 'inet0';
@@ -19,13 +20,15 @@ export const ROUTER_INET_LINK = 'inet0';
 const NFT_TABLE = 'localvpc';
 const NFT_SET = 'primaries';
 
-export async function createNetns(name: string): Promise<void> {
+/** Creates a namespace with lo up; `created` (if given) learns its name once it exists. */
+export async function createNetns(name: string, created?: string[]): Promise<void> {
   await mustRun('ip', ['netns', 'add', name]);
+  created?.push(name);
   await ipBatch(name, ['link set lo up']);
 }
 
-export async function setUpRouter(routerNs: string): Promise<void> {
-  await createNetns(routerNs);
+export async function setUpRouter(routerNs: string, created: string[]): Promise<void> {
+  await createNetns(routerNs, created);
   // "default" applies to links created later (the ENI veths); "all" makes rp_filter strict everywhere.
   await setSysctls(routerNs, {
     'net.ipv4.ip_forward': 1,
@@ -39,8 +42,8 @@ export async function setUpRouter(routerNs: string): Promise<void> {
   await ipBatch(routerNs, [`address add ${IMDS_ADDRESS}/32 dev lo`, `address add ${EC2_ADDRESS}/32 dev lo`]);
 }
 
-export async function setUpInternetHost(routerNs: string, inetNs: string): Promise<void> {
-  await createNetns(inetNs);
+export async function setUpInternetHost(routerNs: string, inetNs: string, created: string[]): Promise<void> {
+  await createNetns(inetNs, created);
   await setSysctls(inetNs, { 'net.ipv6.conf.default.disable_ipv6': 1, 'net.ipv6.conf.all.disable_ipv6': 1 });
   const len = INET_CIDR.split('/')[1];
   await ipBatch(routerNs, [

@@ -50,13 +50,3 @@ export async function ipBatch(ns: string, lines: readonly string[]): Promise<voi
     throw new Error(`${(err as Error).message}\n  batch was:\n    ${lines.join('\n    ')}`);
   }
 }
-
-/** Sets sysctls inside namespace `ns` (/proc/sys/net is per namespace). */
-export async function setSysctls(
-  ns: string,
-  values: Readonly<Record<string, string | number>>,
-): Promise<void> {
-  const pairs = Object.entries(values).map(([k, v]) => `${k}=${v}`);
-  if (pairs.length === 0) return;
-  await mustRun('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', ...pairs]);
-}

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Ec2Server, startEc2Server } from '../../../infra/local-vpc/ec2/server.js';
 import { Ec2State } from '../../../infra/local-vpc/ec2/state.js';
 import { mergeRegionSweeps, sweepRegion, toInstanceTypesJson } from '../../../lib/instance-types/sweep.js';
+import type { InstanceTypeJson, InstanceTypeJsonEntry } from '../../../scripts/gen-instance-types.mjs';
 
 let server: Ec2Server;
 const client = (region: string) =>
@@ -28,15 +29,9 @@ describe('sweep against the EC2 emulator', () => {
     const b = await sweepRegion('eu-west-1', client('eu-west-1'));
     expect(a.types).toHaveLength(1391);
     expect(server.calls.count('DescribeInstanceTypes')).toBe(2 * 14); // 1391 types, 100 a page, two regions
-    const seed = JSON.parse(readFileSync('../shared/data/instance-types.json', 'utf8')) as Record<
-      string,
-      Record<string, unknown>
-    >;
-    const swept = toInstanceTypesJson(mergeRegionSweeps([a, b]), seed) as Record<
-      string,
-      Record<string, unknown>
-    >;
-    const strip = (t: Record<string, unknown>) => {
+    const seed = JSON.parse(readFileSync('../shared/data/instance-types.json', 'utf8')) as InstanceTypeJson;
+    const swept = toInstanceTypesJson(mergeRegionSweeps([a, b]), seed) as InstanceTypeJson;
+    const strip = (t: InstanceTypeJsonEntry) => {
       const { vcpusSource: _source, ...rest } = t;
       return rest;
     };

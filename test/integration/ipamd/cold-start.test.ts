@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleMissing, eventually, Scenario } from './fixture.js';
 
@@ -23,14 +25,28 @@ describe.skipIf(bundleMissing())('ipamd cold start', () => {
     expect(first.result).toMatchObject({ deviceNumber: 0, routeTable: 254, mtu: 9001, vethPrefix: 'eni' });
     // One pod used: fewer than 9 ready, so a whole second ENI is attached.
     await eventually(
-      () => s.enisOf(node).length === 2 && s.secondaryIpCount(node) === 18,
+      () => ipamd.events().some((e) => e.msg === 'ENI attached and ready'),
       20_000,
       'second ENI',
     );
+    expect(s.secondaryIpCount(node)).toBe(18);
     const eni1 = s.enisOf(node)[1]!;
     expect(eni1.attachment).toMatchObject({ deviceIndex: 1, deleteOnTermination: true });
     expect(eni1.tags.get('node.k8s.amazonaws.com/instance_id')).toBe(node.id);
     expect(eni1.tags.get('node.k8s.amazonaws.com/createdAt')).toMatch(/^\d{4}-/);
     expect(ipamd.checkpoint().allocations.map((a) => a.containerId)).toEqual(['pod-1']);
+    // The CNI conflist is written once ipamd serves.
+    const conf = JSON.parse(readFileSync(join(ipamd.dir, 'net.d', '10-aws.conflist'), 'utf8'));
+    expect(conf.plugins).toEqual([
+      { type: 'aws-cni', name: 'aws-cni', cniVersion: '1.0.0', ipamdSocket: ipamd.socketPath },
+      { type: 'portmap', capabilities: { portMappings: true }, snat: true },
+    ]);
+    // Introspection and metrics answer inside the instance.
+    const enis = await s.vpc.exec(node, 'curl', ['-s', 'http://127.0.0.1:61679/v1/enis']);
+    expect(JSON.parse(enis.stdout)).toHaveLength(2);
+    const metrics = await s.vpc.exec(node, 'curl', ['-s', 'http://127.0.0.1:61678/metrics']);
+    expect(metrics.stdout).toMatch(/awscni_eni_allocated 2/);
+    expect(metrics.stdout).toMatch(/awscni_assigned_ip_addresses 1/);
+    expect(metrics.stdout).toMatch(/awscni_ec2api_req_count\{fn="CreateNetworkInterface"\} 1/);
   });
 });

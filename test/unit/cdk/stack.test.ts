@@ -9,7 +9,7 @@ import { isArm64 } from '../../../cdk/stack.js';
 import { KUBELET_CONFIG_DROPIN, userDataParts } from '../../../cdk/user-data.js';
 import { type K8sObject, renderChart } from '../../../infra/helm/chart.js';
 import { loadIpamdPolicy } from '../../../infra/iam/policy.js';
-import { bundleMaxPods, ROOT, run, startFakeImds } from '../deploy/helpers.js';
+import { bundleMaxPods, calculatorSays, ROOT, run, startFakeImds } from '../deploy/helpers.js';
 import { validateK8sObject } from '../deploy/k8s-validate.js';
 import { flatten, type Json, resourcesOfType } from './template-tools.js';
 
@@ -248,17 +248,8 @@ describe('the user data’s max pods come from the calculator for the chosen ins
     }
   }
 
-  async function calculator(instanceType: string, flags: string[]): Promise<number> {
-    const { stdout } = await run(process.execPath, [
-      join(dist, 'max-pods.mjs'),
-      '--instance-type',
-      instanceType,
-      '--cni-version',
-      '1.19.0',
-      ...flags,
-    ]);
-    return Number(stdout.trim());
-  }
+  const calculator = async (instanceType: string, flags: string[]) =>
+    Number(await calculatorSays(['--instance-type', instanceType, '--cni-version', '1.19.0', ...flags]));
 
   it('m5.large, secondary IPs', async () => {
     const expected = await calculator('m5.large', []);

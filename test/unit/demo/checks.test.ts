@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { planChecks } from '../../../infra/local-vpc/demo/checks.js';
 import type { Node } from '../../../infra/local-vpc/demo/cluster.js';
-import { addressOf, mapLimit, newPod, type Pod, podNetnsName } from '../../../infra/local-vpc/demo/pods.js';
+import {
+  addressOf,
+  latencySummary,
+  mapLimit,
+  newPod,
+  type Pod,
+  podNetnsName,
+} from '../../../infra/local-vpc/demo/pods.js';
 import { Progress } from '../../../infra/local-vpc/demo/progress.js';
 
 const node = (label: string) => ({ label }) as Node;
@@ -91,7 +98,8 @@ describe('Progress', () => {
     p.update('b');
     p.log('done');
     expect(chunks).toHaveLength(4);
-    expect(chunks[0]).toMatch(/^\r\x1b\[K\[\s*\d+\.\ds\] a$/);
+    expect(chunks[0]!.startsWith('\r\x1b[K')).toBe(true);
+    expect(chunks[0]).toMatch(/\[\s*\d+\.\ds\] a$/);
     expect(chunks[2]).toBe('\r\x1b[K');
     expect(chunks[3]).toBe('done\n');
   });
@@ -103,5 +111,15 @@ describe('Progress', () => {
     p.update('b');
     expect(chunks).toHaveLength(1);
     expect(chunks[0]).toMatch(/\] a\n$/);
+  });
+});
+
+describe('latencySummary', () => {
+  it('gives median, p90 and max', () => {
+    expect(latencySummary([10, 20, 30, 40, 50, 60, 70, 80, 90, 100])).toBe(
+      'median 50 ms, p90 90 ms, max 100 ms',
+    );
+    expect(latencySummary([7])).toBe('median 7 ms, p90 7 ms, max 7 ms');
+    expect(latencySummary([])).toBe('no samples');
   });
 });

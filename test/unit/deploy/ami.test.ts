@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseNetConf } from '../../../cni/netconf.js';
 import { DEFAULT_SOCKET_PATH } from '../../../lib/protocol/ipamd.js';
-import { bundleMaxPods, type FakeImds, ROOT, run, startFakeImds } from './helpers.js';
+import { bundleMaxPods, calculatorSays, type FakeImds, ROOT, run, startFakeImds } from './helpers.js';
 
 const AMI = join(ROOT, 'infra/ami');
 let t: string;
@@ -211,16 +211,8 @@ describe('vpc-cni-bootstrap (kubelet --max-pods from IMDS and the calculator)', 
     });
   }
 
-  async function calculator(args: string[]): Promise<string> {
-    const { stdout } = await run(maxPodsBin, [
-      '--instance-type',
-      'm5.large',
-      '--cni-version',
-      '1.19.0',
-      ...args,
-    ]);
-    return stdout.trim();
-  }
+  const calculator = (args: string[]) =>
+    calculatorSays(['--instance-type', 'm5.large', '--cni-version', '1.19.0', ...args]);
 
   it('gives the calculator’s number for the running instance type, asking IMDS with a v2 token', async () => {
     imds.requests.length = 0;

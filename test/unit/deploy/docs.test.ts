@@ -5,7 +5,16 @@
  * name is checked against the repository.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -262,6 +271,32 @@ describe('shell blocks in the docs', () => {
     expect(checkLine('WARM_IP_TARGT=1 node dist/ipamd.mjs')).toEqual([
       'unknown environment variable WARM_IP_TARGT',
     ]);
+  });
+});
+
+describe('the other pages (their own tests run their commands)', () => {
+  const others = readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md') && !DOCS.includes(f));
+
+  it('name only files that exist, build outputs that exist and calculator flags that exist', () => {
+    const problems: string[] = [];
+    for (const b of others.flatMap(blocks).filter((x) => ['sh', 'bash', 'shell'].includes(x.lang))) {
+      for (const line of commandLines(b.body)) {
+        const w = words(line).filter((x) => !x.startsWith('['));
+        for (const a of w) {
+          if (!REPO_DIRS.test(a)) continue;
+          if (a.startsWith('dist/') ? !buildOutputs.has(a.slice(5)) : !existsSync(join(ROOT, a))) {
+            problems.push(`${b.file}:${b.line}: ${a} does not exist`);
+          }
+        }
+        if (w.some((x) => x === 'max-pods' || x.endsWith('dist/max-pods.mjs'))) {
+          for (const f of w.filter((x) => x.startsWith('--'))) {
+            if (!maxPodsFlags.has(f.split('=')[0]!))
+              problems.push(`${b.file}:${b.line}: max-pods has no flag ${f}`);
+          }
+        }
+      }
+    }
+    expect(problems).toEqual([]);
   });
 });
 

@@ -60,3 +60,13 @@ export async function startFakeImds(meta: Record<string, string>): Promise<FakeI
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }
+
+/** The calculator's plain answer, computed in this process (the expected value next to a spawned run). */
+export async function calculatorSays(args: string[]): Promise<string> {
+  const { runMaxPods } = await import('../../../maxpods/main.js');
+  let out = '';
+  let err = '';
+  const code = await runMaxPods(args, { stdout: (s) => (out += s), stderr: (s) => (err += s), env: {} });
+  if (code !== 0) throw new Error(`max-pods ${args.join(' ')} failed (${code}): ${err}`);
+  return out.trim();
+}

@@ -452,6 +452,12 @@ describe('attach, detach, modify, delete', () => {
         )
       ).name,
     ).toBe('OperationNotPermitted');
+    const forced = await errorOf(() =>
+      ec2.send(
+        new DetachNetworkInterfaceCommand({ AttachmentId: primary.Attachment!.AttachmentId!, Force: true }),
+      ),
+    );
+    expect(forced.name).toBe('OperationNotPermitted');
     expect(
       (
         await errorOf(() =>
@@ -567,6 +573,11 @@ describe('Assign / UnassignPrivateIpAddresses', () => {
       }),
     );
     expect((await describeEni(primaryEniId)).Ipv4Prefixes!.map((p) => p.Ipv4Prefix)).toEqual([prefixes[1]]);
+    // the freed /28 can be asked for by value
+    const back = await ec2.send(
+      new AssignPrivateIpAddressesCommand({ NetworkInterfaceId: primaryEniId, Ipv4Prefixes: [prefixes[0]!] }),
+    );
+    expect(back.AssignedIpv4Prefixes).toEqual([{ Ipv4Prefix: prefixes[0] }]);
   });
 
   it('fails prefixes in a fragmented subnet that still has many free addresses', async () => {

@@ -14,15 +14,18 @@ import { type Ec2Fixture, errorOf, startFixture } from './helpers.js';
 
 let f: Ec2Fixture;
 let ec2: EC2Client;
+/** When set, the fault model's clock stands still at this time. */
+let frozenAt: number | undefined;
 
 beforeAll(async () => {
-  f = await startFixture();
+  f = await startFixture({ clock: () => frozenAt ?? Date.now() });
   ec2 = f.client();
 });
 afterAll(async () => {
   await f.close();
 });
 afterEach(async () => {
+  frozenAt = undefined;
   await control('DELETE', 'faults');
   await control('DELETE', 'calls');
 });
@@ -69,21 +72,33 @@ describe('throttling', () => {
   });
 
   it('refills at the configured rate', async () => {
+    frozenAt = Date.now();
     f.server.faults.setThrottling(true, { DescribeNetworkInterfaces: { capacity: 2, refillPerSecond: 10 } });
     await describeEnis();
     await describeEnis();
     expect((await errorOf(describeEnis)).name).toBe('RequestLimitExceeded');
-    await new Promise((r) => setTimeout(r, 150));
+    frozenAt += 90; // not yet a whole token
+    expect((await errorOf(describeEnis)).name).toBe('RequestLimitExceeded');
+    frozenAt += 20;
     await describeEnis();
+    expect((await errorOf(describeEnis)).name).toBe('RequestLimitExceeded');
   });
 
-  it('lets the SDK retry a throttled call to success', async () => {
-    f.server.faults.setThrottling(true, { DescribeNetworkInterfaces: { capacity: 1, refillPerSecond: 4 } });
-    await describeEnis();
+  it('is an error the SDK retries to success', async () => {
+    f.server.faults.injectError({
+      action: 'DescribeNetworkInterfaces',
+      httpStatus: 503,
+      code: 'RequestLimitExceeded',
+      count: 2,
+    });
     const retrying = f.client({ maxAttempts: 5 });
     const r = await retrying.send(new DescribeNetworkInterfacesCommand({}));
     expect(r.NetworkInterfaces).toBeDefined();
-    expect(f.server.calls.summary().byAction.DescribeNetworkInterfaces!.throttled).toBeGreaterThanOrEqual(1);
+    expect(f.server.calls.summary().byAction.DescribeNetworkInterfaces).toEqual({
+      calls: 3,
+      errors: 2,
+      throttled: 2,
+    });
   });
 
   it("maps actions to the issue's buckets", () => {
@@ -169,37 +184,40 @@ describe('injected errors', () => {
 
 describe('latency', () => {
   it('delays only the chosen action', async () => {
-    await control('PUT', 'faults/latency', { action: 'DescribeSubnets', ms: 200 });
-    let t = Date.now();
-    await ec2.send(new DescribeSubnetsCommand({}));
-    expect(Date.now() - t).toBeGreaterThanOrEqual(195);
-    t = Date.now();
-    await describeEnis();
-    expect(Date.now() - t).toBeLessThan(150);
+    const timed = async (fn: () => Promise<unknown>) => {
+      const t = Date.now();
+      await fn();
+      return Date.now() - t;
+    };
+    const subnets = () => ec2.send(new DescribeSubnetsCommand({}));
+    await control('PUT', 'faults/latency', { action: 'DescribeSubnets', ms: 400 });
+    expect(await timed(subnets)).toBeGreaterThanOrEqual(395);
+    expect(await timed(describeEnis)).toBeLessThan(395);
     await control('PUT', 'faults/latency', { action: 'DescribeSubnets', ms: null });
-    t = Date.now();
-    await ec2.send(new DescribeSubnetsCommand({}));
-    expect(Date.now() - t).toBeLessThan(150);
+    expect(await timed(subnets)).toBeLessThan(395);
   });
 });
 
 describe('eventual consistency', () => {
   it('hides a new ENI from Describe for the window, then shows it', async () => {
-    await control('PUT', 'faults/consistency', { windowMs: 400 });
+    frozenAt = Date.now();
+    await control('PUT', 'faults/consistency', { windowMs: 5_000 });
     const created = await ec2.send(new CreateNetworkInterfaceCommand({ SubnetId: f.subnetId }));
     const id = created.NetworkInterface!.NetworkInterfaceId!;
     const byId = () => ec2.send(new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: [id] }));
     expect((await errorOf(byId)).name).toBe('InvalidNetworkInterfaceID.NotFound');
     const listed = (await describeEnis()).NetworkInterfaces!.map((e) => e.NetworkInterfaceId);
     expect(listed).not.toContain(id);
-    await new Promise((r) => setTimeout(r, 450));
+    frozenAt += 4_000;
+    expect((await errorOf(byId)).name).toBe('InvalidNetworkInterfaceID.NotFound');
+    frozenAt = Date.now() + 5_001;
     expect((await byId()).NetworkInterfaces![0]!.NetworkInterfaceId).toBe(id);
   });
 });
 
 describe('detach delay', () => {
   it('keeps a detaching ENI in use until the detach completes', async () => {
-    expect((await control('PUT', 'faults/detach-delay', { ms: 300 })).json.detachDelayMs).toBe(300);
+    expect((await control('PUT', 'faults/detach-delay', { ms: 1_000 })).json.detachDelayMs).toBe(1_000);
     const instance = f.state.runInstance({ instanceType: 'm5.large', subnetId: f.subnetId });
     const eni = f.state.createNetworkInterface({ subnetId: f.subnetId });
     const { attachmentId } = f.state.attachNetworkInterface({
@@ -218,8 +236,10 @@ describe('detach delay', () => {
         .message,
     ).toContain('is currently in use');
     expect(detached).toEqual([]);
-    await new Promise((r) => setTimeout(r, 350));
+    for (let waited = 0; detached.length === 0 && waited < 3_000; waited += 50)
+      await new Promise((r) => setTimeout(r, 50));
     expect(detached).toEqual([eni.id]);
+    expect(f.state.getEni(eni.id)).toMatchObject({ status: 'available', attachment: undefined });
     await ec2.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: eni.id }));
   });
 });

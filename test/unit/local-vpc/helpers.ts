@@ -1,5 +1,6 @@
 /** Shared fixtures for the EC2/IMDS emulator tests: a model, a running server, a real SDK client. */
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { Faults } from '../../../infra/local-vpc/ec2/faults.js';
 import { type Ec2Server, startEc2Server } from '../../../infra/local-vpc/ec2/server.js';
 import { Ec2State } from '../../../infra/local-vpc/ec2/state.js';
 
@@ -12,8 +13,11 @@ export interface Ec2Fixture {
   close: () => Promise<void>;
 }
 
-/** A VPC 10.0.0.0/16 with one /24 subnet in us-west-2a, and the emulator listening on loopback. */
-export async function startFixture(): Promise<Ec2Fixture> {
+/**
+ * A VPC 10.0.0.0/16 with one /24 subnet in us-west-2a, and the emulator listening on loopback.
+ * `clock` drives the fault model (throttle refills, consistency window) so tests need not sleep.
+ */
+export async function startFixture(opts: { clock?: () => number } = {}): Promise<Ec2Fixture> {
   const state = new Ec2State();
   const vpc = state.createVpc({ cidr: '10.0.0.0/16' });
   const subnet = state.createSubnet({
@@ -22,7 +26,7 @@ export async function startFixture(): Promise<Ec2Fixture> {
     az: 'us-west-2a',
     tags: { Name: 'main' },
   });
-  const server = await startEc2Server({ state });
+  const server = await startEc2Server({ state, faults: new Faults(opts.clock) });
   const clients: EC2Client[] = [];
   return {
     state,

@@ -231,14 +231,23 @@ describe('following EC2', () => {
   });
 
   it('lags EC2 by lagMs', async () => {
-    imds.setLagMs(300);
+    imds.setLagMs(1_000);
     const mac = state.getEni(m5.primaryEniId)!.mac;
     const path = `network/interfaces/macs/${mac}/local-ipv4s`;
     const before = await value(path);
+    const changedAt = Date.now();
     const [added] = state.assignPrivateIpAddresses({ eniId: m5.primaryEniId, count: 1 }).addresses;
     expect(await value(path)).toBe(before);
-    await new Promise((r) => setTimeout(r, 350));
-    expect((await value(path)).split('\n')).toContain(added);
+    let seenAfter = -1;
+    while (Date.now() - changedAt < 3_000) {
+      if ((await value(path)).split('\n').includes(added!)) {
+        seenAfter = Date.now() - changedAt;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(seenAfter).toBeGreaterThanOrEqual(1_000);
+    expect(seenAfter).toBeLessThan(3_000);
   });
 });
 
