@@ -87,4 +87,4 @@ function readStdinIfAny(): string | undefined {
   }
 }
 
-await main();
+void main();

@@ -78,16 +78,22 @@ async function cmdAdd(env: CniEnv, conf: NetConf, log: Logger): Promise<unknown>
   return formatResult(appendResult(conf.prevResult, ours), conf.cniVersion);
 }
 
-/** Addresses and host veths a previous result names for this attachment. */
+/**
+ * Addresses and host veth a previous result names for this attachment. In a chain the result also
+ * holds other plugins' interfaces: only the pod interface (ifName, in a sandbox), its addresses and
+ * the host end this plugin lists right before it are ours.
+ */
 function fromPrevResult(prev: Result | undefined, env: CniEnv): { addresses: string[]; hostVeths: string[] } {
-  if (!prev) return { addresses: [], hostVeths: [] };
+  const none = { addresses: [], hostVeths: [] };
+  if (!prev) return none;
   const podIndex = prev.interfaces.findIndex((i) => i.name === env.ifName && i.sandbox !== undefined);
+  if (podIndex < 0) return none;
   const addresses = prev.ips
-    .filter((ip) => ip.interface === undefined || ip.interface === podIndex)
+    .filter((ip) => ip.interface === podIndex)
     .map((ip) => ip.address.split('/')[0]!)
     .filter((a) => !a.includes(':'));
-  const hostVeths = prev.interfaces.filter((i) => i.sandbox === undefined).map((i) => i.name);
-  return { addresses, hostVeths };
+  const host = prev.interfaces[podIndex - 1];
+  return { addresses, hostVeths: host && host.sandbox === undefined ? [host.name] : [] };
 }
 
 async function cmdDel(env: CniEnv, conf: NetConf, log: Logger): Promise<unknown> {

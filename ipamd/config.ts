@@ -28,7 +28,10 @@ export interface Config {
   maxPods: number | null;
   ipCooldownSeconds: number;
   customNetworking: boolean;
+  /** The local ENIConfig (file or env); in a cluster it may instead come from the API server. */
   eniConfig: EniConfig | null;
+  /** Set when ipamd runs in a Kubernetes cluster (KUBERNETES_SERVICE_HOST and MY_NODE_NAME). */
+  cluster: { nodeName: string; eniConfigLabel: string; eniConfigAnnotation: string } | null;
   subnetDiscovery: boolean;
   snat: SnatConfig;
   eniMtu: number;
@@ -311,9 +314,19 @@ export function loadConfig(env: Env = process.env): Config {
 
   const customNetworking = r.bool('AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG', false);
   const eniConfig = parseEniConfig(r);
-  if (customNetworking && eniConfig === null && !r.problems.some((p) => p.startsWith('ENI_CONFIG'))) {
+  const nodeName = r.raw('MY_NODE_NAME');
+  const cluster =
+    r.isSet('KUBERNETES_SERVICE_HOST') && nodeName !== undefined
+      ? {
+          nodeName,
+          eniConfigLabel: r.raw('ENI_CONFIG_LABEL_DEF') ?? 'k8s.amazonaws.com/eniConfig',
+          eniConfigAnnotation: r.raw('ENI_CONFIG_ANNOTATION_DEF') ?? 'k8s.amazonaws.com/eniConfig',
+        }
+      : null;
+  const noLocalEniConfig = eniConfig === null && !r.problems.some((p) => p.startsWith('ENI_CONFIG'));
+  if (customNetworking && noLocalEniConfig && cluster === null) {
     r.problems.push(
-      'AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true needs ENI_CONFIG_FILE, or ENI_CONFIG_SUBNET and ENI_CONFIG_SECURITY_GROUPS',
+      'AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true needs ENI_CONFIG_FILE, or ENI_CONFIG_SUBNET and ENI_CONFIG_SECURITY_GROUPS, or a cluster (KUBERNETES_SERVICE_HOST and MY_NODE_NAME) with ENIConfig objects',
     );
   }
 
@@ -343,6 +356,7 @@ export function loadConfig(env: Env = process.env): Config {
     ipCooldownSeconds: r.int('IP_COOLDOWN_PERIOD', 30, 0, 3600),
     customNetworking,
     eniConfig: customNetworking ? eniConfig : null,
+    cluster,
     subnetDiscovery: r.bool('ENABLE_SUBNET_DISCOVERY', true),
     snat,
     eniMtu,

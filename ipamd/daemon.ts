@@ -23,6 +23,7 @@ import { restoreCheckpoint } from './datastore/restore.js';
 import { setupEniNetwork, teardownEniNetwork } from './hostnet/eni.js';
 import { setupNodeNetwork } from './hostnet/node.js';
 import { IpamService } from './ipam-handler.js';
+import { readClusterSettings } from './k8s.js';
 import type { Logger } from './log.js';
 import { eniMax, ipMax } from './metrics.js';
 import {
@@ -143,7 +144,23 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     const problem = prefixModeProblem(type);
     if (problem) throw new Error(problem);
   }
-  const limits = poolLimits(type, cfg);
+  // In a cluster the node object gives max pods and names the ENIConfig; local settings take precedence.
+  let eniConfig = cfg.eniConfig;
+  let clusterMaxPods: number | null = null;
+  if (cfg.cluster) {
+    const cs = await readClusterSettings({
+      ...cfg.cluster,
+      wantEniConfig: cfg.customNetworking && cfg.eniConfig === null,
+      log: log.child({ component: 'k8s' }),
+    });
+    clusterMaxPods = cs.maxPods;
+    eniConfig ??= cs.eniConfig;
+  }
+  const limits = poolLimits(type, {
+    mode: cfg.mode,
+    maxEni: cfg.maxEni,
+    maxPods: cfg.maxPods ?? clusterMaxPods,
+  });
 
   // 2. One describe for every attached ENI.
   const described = new Map(
@@ -218,9 +235,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   // 6. The pool.
   const subnets = new SubnetPicker({
     primary: { subnetId: primary.subnetId, securityGroups: primary.securityGroups },
-    customSubnet: cfg.eniConfig
-      ? { subnetId: cfg.eniConfig.subnet, securityGroups: cfg.eniConfig.securityGroups }
-      : null,
+    customSubnet: eniConfig ? { subnetId: eniConfig.subnet, securityGroups: eniConfig.securityGroups } : null,
     discovery:
       cfg.subnetDiscovery && primary.vpcId
         ? { vpcId: primary.vpcId, availabilityZone: identity.availabilityZone }
@@ -283,7 +298,9 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     // One step at a time: serve as soon as an address exists, and let the pool finish growing after.
     await pool.tick(1);
     const atTarget = pool.status.lastAction?.kind === 'none';
-    if (ds.stats().ready > 0 || atTarget || pool.status.blocked?.permanent || stopping) break;
+    // With provisioning disabled only reconciliation (started after serving) can bring addresses.
+    const cannotGrow = pool.status.blocked?.permanent || cfg.disableProvisioning;
+    if (ds.stats().ready > 0 || atTarget || cannotGrow || stopping) break;
     const why = pool.status.blocked?.reason ?? pool.status.lastError;
     if (why) {
       log.info({ reason: why }, 'waiting for a first free address before serving');
@@ -347,7 +364,9 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   // 8. Loops.
   const timers: NodeJS.Timeout[] = [];
   const every = (seconds: number, fn: () => Promise<unknown>) => {
-    const t = setInterval(() => void fn(), seconds * 1000);
+    const t = setInterval(() => {
+      fn().catch((err) => log.error({ err: (err as Error).message }, 'periodic job failed'));
+    }, seconds * 1000);
     t.unref();
     timers.push(t);
   };

@@ -30,6 +30,10 @@ async function main(): Promise<void> {
       },
     );
   };
+  process.on('unhandledRejection', (err) => {
+    log.fatal({ err: (err as Error)?.message ?? String(err) }, 'unhandled rejection');
+    process.exit(1);
+  });
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   try {

@@ -3,8 +3,7 @@
  * /latest/meta-data/instance-type with it. Runs at node boot, when IMDS can be briefly unreachable, so
  * connection failures and 5xx replies are retried a few times; 4xx replies are answers and are not.
  */
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import { CalculatorError, UsageError } from './errors.js';
 
 const DEFAULT_IPV4 = 'http://169.254.169.254';
@@ -59,15 +58,16 @@ interface Reply {
 }
 
 /** One HTTP exchange with node:http (fetch would refuse "bad ports" and load undici at every boot). */
-function exchange(
+async function exchange(
   url: string,
   method: string,
   headers: Record<string, string>,
   timeoutMs: number,
 ): Promise<Reply> {
+  // Loaded here, not at the top: node:https pulls in TLS, which every other run would pay for at start.
+  const { request: send } = url.startsWith('https:') ? await import('node:https') : await import('node:http');
   return new Promise((resolve, reject) => {
-    const send = url.startsWith('https:') ? httpsRequest : httpRequest;
-    const req = send(url, { method, headers, timeout: timeoutMs }, (res) => {
+    const req = send(url, { method, headers, timeout: timeoutMs }, (res: IncomingMessage) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {

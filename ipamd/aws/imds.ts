@@ -3,6 +3,7 @@
  * One session token is fetched and reused until it nears expiry or IMDS answers 401. Every value is
  * validated, so a malformed MAC, a missing device-number or a bad CIDR stops with a message naming it.
  */
+import { request } from 'node:http';
 import {
   assertCidr,
   assertEniId,

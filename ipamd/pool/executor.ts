@@ -197,10 +197,7 @@ export class PoolExecutor {
       .teardownEni(eni)
       .catch((err) => log.warn({ eniId, err: (err as Error).message }, 'ENI host teardown failed'));
     try {
-      if (eni.attachmentId) {
-        await ec2.detachNetworkInterface(eni.attachmentId, eniId);
-        await this.waitAvailable(eniId);
-      }
+      if (eni.attachmentId) await ec2.detachNetworkInterface(eni.attachmentId, eniId);
     } catch (err) {
       // Still attached: keep managing it.
       ds.addEni(snapshot);
@@ -208,6 +205,13 @@ export class PoolExecutor {
       ds.addPrefixes(eniId, snapshot.prefixes);
       await this.d.host.setupEni(snapshot).catch(() => undefined);
       throw err;
+    }
+    try {
+      await this.waitAvailable(eniId);
+    } catch (err) {
+      // Detached but not yet available: leaked-ENI cleanup deletes it later.
+      log.warn({ eniId, err: (err as Error).message }, 'ENI detached; delete deferred to leaked-ENI cleanup');
+      return;
     }
     await ec2
       .deleteNetworkInterface(eniId)

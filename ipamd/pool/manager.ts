@@ -104,7 +104,19 @@ export class PoolManager {
           break;
         }
         const shrinking = action.kind === 'release' || action.kind === 'delete-eni';
-        if (this.o.disableProvisioning && shrinking && action.kind === 'delete-eni') break;
+        if (this.o.disableProvisioning) {
+          // Another agent owns ENIs and addresses; ipamd only uses what reconciliation finds.
+          this.setBlocked(
+            shrinking
+              ? null
+              : {
+                  reason:
+                    'DISABLE_NETWORK_RESOURCE_PROVISIONING=true: addresses are provisioned outside ipamd',
+                  permanent: false,
+                },
+          );
+          break;
+        }
         this.o.log.info({ action: action.kind, reason: action.reason }, 'pool decision');
         try {
           await this.o.executor.run(action);
@@ -137,7 +149,7 @@ export class PoolManager {
     this.kicked = true;
     setImmediate(() => {
       this.kicked = false;
-      void this.tick();
+      this.tick().catch((err) => this.o.log.error({ err: (err as Error).message }, 'pool tick failed'));
     });
   }
 

@@ -1,22 +1,52 @@
 /** The one lookup API for instance-type limits, shared by ipamd, the calculator and the local VPC. */
-import { INSTANCE_TYPE_JSON } from './data.generated.js';
-import type { InstanceTypeLimits } from './types.js';
+import { INSTANCE_TYPE_TABLE } from './data.generated.js';
+import type { Hypervisor, InstanceTypeLimits, NetworkCard } from './types.js';
 
 export type { Hypervisor, InstanceTypeLimits, NetworkCard } from './types.js';
+
+const HYPERVISORS: Record<string, Hypervisor> = { n: 'nitro', x: 'xen', u: 'unknown' };
+
+/**
+ * One line of the generated table (format in data.generated.ts; the generator validated it). Indexed
+ * access, no destructuring or closures: this runs cold, 1391 times for --all.
+ */
+function parseLine(line: string): InstanceTypeLimits {
+  const f = line.split(' ');
+  const cards = f[3]!.split(',');
+  const networkCards: NetworkCard[] = new Array(cards.length);
+  for (let i = 0; i < cards.length; i++) {
+    const card = cards[i]!;
+    const colon = card.indexOf(':');
+    networkCards[i] = { index: Number(card.slice(0, colon)), maxEnis: Number(card.slice(colon + 1)) };
+  }
+  return {
+    name: f[0]!,
+    enis: Number(f[1]),
+    ipv4PerEni: Number(f[2]),
+    networkCards,
+    defaultNetworkCardIndex: Number(f[4]),
+    hypervisor: HYPERVISORS[f[5]!] ?? 'unknown',
+    bareMetal: f[6] === '1',
+    vcpus: f[7] === '-' ? null : Number(f[7]),
+  };
+}
 
 let all: InstanceTypeLimits[] | undefined;
 let byName: Map<string, InstanceTypeLimits> | undefined;
 
 function table(): Map<string, InstanceTypeLimits> {
   if (!byName) {
-    // Not frozen: access to frozen objects is several times slower in V8, and --all reads every one.
-    all = JSON.parse(INSTANCE_TYPE_JSON) as InstanceTypeLimits[];
-    byName = new Map(all.map((t) => [t.name, t]));
+    const lines = INSTANCE_TYPE_TABLE.trim().split('\n');
+    all = new Array(lines.length);
+    byName = new Map();
+    for (let i = 0; i < lines.length; i++) {
+      const t = parseLine(lines[i]!);
+      all[i] = t;
+      byName.set(t.name, t);
+    }
   }
   return byName;
 }
-
-const TYPE_NAME = /^[A-Za-z0-9][A-Za-z0-9.-]*$/;
 
 /**
  * Limits for a type from the generated table, or undefined when the table does not know it. The object is
@@ -25,12 +55,10 @@ const TYPE_NAME = /^[A-Za-z0-9][A-Za-z0-9.-]*$/;
 export function lookupInstanceType(name: string): InstanceTypeLimits | undefined {
   if (byName) return byName.get(name);
   // Before the whole table is needed, parse only the type's own line: a node boot looks up one type.
-  if (!TYPE_NAME.test(name)) return undefined;
-  const start = INSTANCE_TYPE_JSON.indexOf(`\n{"name":"${name}",`);
+  if (name === '' || /\s/.test(name)) return undefined;
+  const start = INSTANCE_TYPE_TABLE.indexOf(`\n${name} `);
   if (start === -1) return undefined;
-  const end = INSTANCE_TYPE_JSON.indexOf('\n', start + 1);
-  const line = INSTANCE_TYPE_JSON.slice(start + 1, end);
-  return JSON.parse(line.endsWith(',') ? line.slice(0, -1) : line) as InstanceTypeLimits;
+  return parseLine(INSTANCE_TYPE_TABLE.slice(start + 1, INSTANCE_TYPE_TABLE.indexOf('\n', start + 1)));
 }
 
 /** Every known type, sorted by name. */

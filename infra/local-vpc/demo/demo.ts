@@ -62,10 +62,6 @@ export class Demo {
     this.progress = new Progress(io.out, io.tty);
   }
 
-  get prefix(): string | undefined {
-    return this.cluster?.vpc.prefix;
-  }
-
   async run(hold?: Hold): Promise<number> {
     const workDir = mkdtempSync(join(tmpdir(), 'vpccni-demo-'));
     this.workDir = workDir;

@@ -1,6 +1,7 @@
 /**
  * One attached ENI = one veth pair: the router end in the router namespace (holding the subnet's
- * gateway address, so ARP for the gateway is answered on it), the instance end in the instance
+ * gateway address, so ARP for the gateway is answered on it, and a permanent neighbour entry for
+ * the ENI's primary address, through which the router delivers every address of the ENI), the instance end in the instance
  * namespace named eth<device index> with the ENI's MAC. Only the primary ENI is configured, as
  * cloud-init/DHCP does on a real instance; secondary ENIs arrive down and without an address.
  */
@@ -30,6 +31,8 @@ export function createEniLinkLines(eni: AttachedEniView, routerLink: string, ins
     // (Per link: a non-initial namespace has no neigh "default" sysctls.)
     `ntable change name arp_cache dev ${routerLink} proxy_delay 0`,
     `link set ${routerLink} up`,
+    // The router knows the ENI's MAC, as the VPC does; it never ARPs toward instances.
+    `neigh replace ${eni.primaryIp} lladdr ${eni.mac} dev ${routerLink} nud permanent`,
   ];
 }
 

@@ -17,7 +17,7 @@ import {
   validatePrefix,
 } from './names.js';
 import { createNetns, setInternetAllowList, setUpInternetHost, setUpRouter } from './router.js';
-import { asCidr, diffRoutes, routeBatch } from './routes.js';
+import { asCidr, diffRoutes, type RouteTarget, routeBatch } from './routes.js';
 import { readDeliveryRoutes } from './routes-kernel.js';
 import { ipBatch, runCommand } from './shell.js';
 import { setSysctls } from './sysctl.js';
@@ -60,7 +60,7 @@ export class Fabric {
   private readonly pending = new Map<string, NodeJS.Timeout>();
   private readonly watched = new Set<string>();
   private readonly instances = new Map<string, InstanceRecord>();
-  private routes = new Map<string, string>();
+  private routes = new Map<string, RouteTarget>();
   private allowList = '';
   private linkCounter = 0;
   private dirty = false;
@@ -139,8 +139,8 @@ export class Fabric {
     return undefined;
   }
 
-  /** The router's delivery routes as the fabric last set them (destination -> router link). */
-  routeTable(): ReadonlyMap<string, string> {
+  /** The router's delivery routes as the fabric last set them. */
+  routeTable(): ReadonlyMap<string, RouteTarget> {
     return new Map(this.routes);
   }
 
@@ -264,27 +264,32 @@ export class Fabric {
     }
     if (routerLines.length === 0) return;
     try {
-      await ipBatch(this.routerNs, routerLines);
+      // force: a pair that is already gone must not keep the new ones from being made.
+      await ipBatch(this.routerNs, routerLines, { force: true });
       await ipBatch(record.ns, instanceLines);
     } catch (err) {
       // Undo the half-made pairs and forget them, so the next pass recreates them from scratch.
       const undo = created.map((eni) => `link del ${record.links.get(eni.eniId)!.routerLink}`);
-      await runCommand('ip', ['-n', this.routerNs, '-force', '-batch', '-'], `${undo.join('\n')}\n`);
+      if (undo.length > 0)
+        await runCommand('ip', ['-n', this.routerNs, '-force', '-batch', '-'], `${undo.join('\n')}\n`);
       for (const eni of created) record.links.delete(eni.eniId);
       throw new Error(`instance ${view.instanceId}: ${(err as Error).message}`, { cause: err });
     }
   }
 
   private async reconcileRoutes(live: readonly InstanceView[]): Promise<void> {
-    const desired = new Map<string, string>();
+    const desired = new Map<string, RouteTarget>();
     for (const view of live) {
       const record = this.instances.get(view.instanceId);
       if (!record) continue;
       for (const eni of view.enis) {
         const link = record.links.get(eni.eniId);
         if (!link) continue;
-        for (const ip of eni.privateIps) desired.set(asCidr(ip), link.routerLink);
-        for (const prefix of eni.prefixes) desired.set(asCidr(prefix), link.routerLink);
+        const dev = link.routerLink;
+        for (const ip of eni.privateIps) {
+          desired.set(asCidr(ip), ip === eni.primaryIp ? { dev } : { dev, via: eni.primaryIp });
+        }
+        for (const prefix of eni.prefixes) desired.set(asCidr(prefix), { dev, via: eni.primaryIp });
       }
     }
     const lines = routeBatch(diffRoutes(this.routes, desired));
@@ -322,7 +327,7 @@ export class Fabric {
   }
 
   private forgetRoutesVia(routerLink: string): void {
-    for (const [dst, dev] of this.routes) if (dev === routerLink) this.routes.delete(dst);
+    for (const [dst, target] of this.routes) if (target.dev === routerLink) this.routes.delete(dst);
   }
 
   private async removeInstance(instanceId: string): Promise<void> {

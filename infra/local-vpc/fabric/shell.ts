@@ -42,10 +42,16 @@ export async function mustRun(cmd: string, args: readonly string[], input?: stri
  * Runs `ip` commands (one per line, without the leading "ip") in namespace `ns` as one batch.
  * Without -force ip stops at the first failing line, and reports its number.
  */
-export async function ipBatch(ns: string, lines: readonly string[]): Promise<void> {
+export async function ipBatch(
+  ns: string,
+  lines: readonly string[],
+  opts: { force?: boolean } = {},
+): Promise<void> {
   if (lines.length === 0) return;
   try {
-    await mustRun('ip', ['-n', ns, '-batch', '-'], `${lines.join('\n')}\n`);
+    // -force runs every line even after a failure (and still fails at the end).
+    const args = ['-n', ns, ...(opts.force ? ['-force'] : []), '-batch', '-'];
+    await mustRun('ip', args, `${lines.join('\n')}\n`);
   } catch (err) {
     throw new Error(`${(err as Error).message}\n  batch was:\n    ${lines.join('\n    ')}`);
   }

@@ -110,4 +110,71 @@ describe('chained with portmap', () => {
       expect(node.exec('iptables-save', ['-t', 'nat'])).not.toContain('8080');
     },
   );
+
+  it.skipIf(!existsSync('/usr/lib/cni/tuning') || !existsSync('/usr/lib/cni/bandwidth'))(
+    'tuning sets a pod sysctl and bandwidth shapes the host veth, both from our result',
+    async () => {
+      const tunePod = Netns.create(`vpccni-${id}-tune`);
+      try {
+        const common = {
+          containerId: 'c-tuned',
+          netns: tunePod.path,
+          ifName: 'eth0',
+          args: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=tuned',
+          node,
+        };
+        const ours = { cniVersion: '1.0.0', name: 'aws-cni', type: 'aws-cni', ipamdSocket: socketPath };
+        const add = await cni({ ...common, command: 'ADD', conf: ours });
+        expect(add.exitCode, add.stdout).toBe(0);
+        const tuning = {
+          cniVersion: '1.0.0',
+          name: 'aws-cni',
+          type: 'tuning',
+          sysctl: { 'net.ipv4.conf.eth0.accept_local': '1' },
+        };
+        const tuned = await cni({
+          ...common,
+          command: 'ADD',
+          plugin: '/usr/lib/cni/tuning',
+          conf: { ...tuning, prevResult: add.json },
+        });
+        expect(tuned.exitCode, tuned.stdout + tuned.stderr).toBe(0);
+        expect(tunePod.exec('sysctl', ['-n', 'net.ipv4.conf.eth0.accept_local']).trim()).toBe('1');
+
+        // Egress shaping only: ingress would need an ifb device.
+        const bandwidth = {
+          cniVersion: '1.0.0',
+          name: 'aws-cni',
+          type: 'bandwidth',
+          capabilities: { bandwidth: true },
+          runtimeConfig: { bandwidth: { egressRate: 1_000_000, egressBurst: 100_000 } },
+        };
+        const bw = await cni({
+          ...common,
+          command: 'ADD',
+          plugin: '/usr/lib/cni/bandwidth',
+          conf: { ...bandwidth, prevResult: tuned.json },
+        });
+        if (bw.exitCode !== 0) {
+          // The VM's kernel may lack the ifb/tbf modules; say so rather than pretend.
+          console.warn(`bandwidth plugin unavailable here: ${bw.stdout}`);
+        } else {
+          const hostVeth = (add.json!.interfaces as { name: string }[])[0]!.name;
+          expect(node.exec('tc', ['qdisc', 'show', 'dev', hostVeth])).toMatch(/tbf|ingress/);
+          const bwDel = await cni({
+            ...common,
+            command: 'DEL',
+            plugin: '/usr/lib/cni/bandwidth',
+            conf: { ...bandwidth, prevResult: bw.json },
+          });
+          expect(bwDel.exitCode, bwDel.stdout).toBe(0);
+        }
+        const del = await cni({ ...common, command: 'DEL', conf: { ...ours, prevResult: tuned.json } });
+        expect(del.exitCode, del.stdout).toBe(0);
+        expect(node.linkNames()).toEqual(['lo']);
+      } finally {
+        tunePod.delete();
+      }
+    },
+  );
 });

@@ -152,7 +152,10 @@ describe.skipIf(missing.length > 0)('containerd (ctr run --cni) runs aws-cni', (
     mkdirSync(dir, { recursive: true });
     node = Netns.create(`vpccni-${id}-cnode`);
     node.ip('addr', 'add', '192.168.250.1/32', 'dev', 'lo');
-    fake = await new FakeIpamd({ socketPath: ipamdSock, addresses: [{ address: '10.0.1.10', deviceNumber: 0, routeTable: 254 }] }).start();
+    fake = await new FakeIpamd({
+      socketPath: ipamdSock,
+      addresses: [{ address: '10.0.1.10', deviceNumber: 0, routeTable: 254 }],
+    }).start();
     const image = buildImage();
     mounts = cniOverlays();
     writeFileSync(
@@ -169,9 +172,13 @@ describe.skipIf(missing.length > 0)('containerd (ctr run --cni) runs aws-cni', (
         '',
       ].join('\n'),
     );
-    containerd = spawn('nsenter', [`--net=${node.path}`, 'containerd', '--config', join(dir, 'containerd.toml')], {
-      stdio: 'ignore',
-    });
+    containerd = spawn(
+      'nsenter',
+      [`--net=${node.path}`, 'containerd', '--config', join(dir, 'containerd.toml')],
+      {
+        stdio: 'ignore',
+      },
+    );
     await waitFor(() => (existsSync(sock) ? true : undefined), 'containerd socket');
     const imported = await ctrDone(['image', 'import', '--snapshotter', 'native', image]);
     expect(imported.code, imported.out).toBe(0);
@@ -202,7 +209,10 @@ describe.skipIf(missing.length > 0)('containerd (ctr run --cni) runs aws-cni', (
     expect(node.json('route', 'show', 'table', 'main')).toEqual([
       expect.objectContaining({ dst: '10.0.1.10', dev: hostVeth }),
     ]);
-    await waitFor(() => (node.status('ping', ['-c1', '-W1', '10.0.1.10']) === 0 ? true : undefined), 'ping to the task');
+    await waitFor(
+      () => (node.status('ping', ['-c1', '-W1', '10.0.1.10']) === 0 ? true : undefined),
+      'ping to the task',
+    );
     const add = fake.requests.find((r) => r.op === 'add');
     expect(add).toMatchObject({ network: 'aws-cni', ifName: 'eth0' });
     expect((add as { netns: string }).netns).toMatch(/^\/proc\/\d+\/ns\/net$/);

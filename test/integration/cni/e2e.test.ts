@@ -170,8 +170,10 @@ describe.skipIf(bundleMissing())('aws-cni in the local VPC with the real ipamd',
   });
 
   it("pod to the other node's primary address, and each node to its own pods", async () => {
-    expect(ping(pods.a2!, b.primaryIp)).toBe(0);
-    expect(ping(pods.b1!, a.primaryIp)).toBe(0);
+    // The replies come back through the VPC router to the pods' addresses.
+    expect([ping(pods.a2!, b.primaryIp), ping(pods.b1!, a.primaryIp)], await routerDelivery()).toEqual([
+      0, 0,
+    ]);
     for (const p of [pods.a1!, pods.a2!]) expect(await s.vpc.ping(a, p.address, { timeoutS: 2 })).toBe(true);
     for (const p of [pods.b1!, pods.b2!]) expect(await s.vpc.ping(b, p.address, { timeoutS: 2 })).toBe(true);
   });
@@ -194,7 +196,7 @@ describe.skipIf(bundleMissing())('aws-cni in the local VPC with the real ipamd',
     ]);
     expect(node.stdout).toContain(c.primaryIp);
     expect(await whoAmI(pods.c1!)).toBeUndefined();
-    expect(ping(pods.c1!, pods.a1!.address)).toBe(0);
+    expect(ping(pods.c1!, pods.a1!.address), await routerDelivery()).toBe(0);
   });
 
   it('the source/destination check proves policy routing for the secondary-ENI pod', async () => {
@@ -218,11 +220,12 @@ describe.skipIf(bundleMissing())('aws-cni in the local VPC with the real ipamd',
       'table',
       r.table,
     ];
+    expect(ping(pod, pods.b1!.address), await routerDelivery()).toBe(0);
     // Without the rule its traffic leaves by the primary ENI, which does not own its address: dropped.
     for (const r of from) await s.vpc.exec(a, 'ip', ['rule', 'del', ...ruleArgs(r)]);
     expect(ping(pod, pods.b1!.address)).not.toBe(0);
     for (const r of from) await s.vpc.exec(a, 'ip', ['rule', 'add', ...ruleArgs(r)]);
-    expect(ping(pod, pods.b1!.address)).toBe(0);
+    expect(ping(pod, pods.b1!.address), await routerDelivery()).toBe(0);
   });
 
   it('CHECK passes on a wired pod and detects a missing host route', async () => {

@@ -150,6 +150,46 @@ describe('source/destination check', () => {
   });
 });
 
+describe('a pod behind a node', () => {
+  it('receives packets for its address although the node does not answer ARP for it', async () => {
+    // As the CNI wires a pod: the address lives in the pod's namespace, the node only routes it.
+    const podIp = unassignedAddress('10.0.1');
+    await ec2.send(
+      new AssignPrivateIpAddressesCommand({
+        NetworkInterfaceId: a.primaryEniId,
+        PrivateIpAddresses: [podIp],
+      }),
+    );
+    await vpc.settled();
+    const pod = `${vpc.prefix}-pod1`;
+    execFileSync('ip', ['netns', 'add', pod]);
+    await sh(
+      a,
+      [
+        `ip link add vpod1 type veth peer name eth0 netns ${pod}`,
+        'ip link set vpod1 up',
+        'sysctl -qw net.ipv4.conf.vpod1.proxy_arp=1',
+        `ip route add ${podIp}/32 dev vpod1`,
+      ].join('; '),
+    );
+    await sh(
+      pod,
+      [
+        'ip link set lo up',
+        `ip addr add ${podIp}/32 dev eth0`,
+        'ip link set eth0 up',
+        'ip route add 169.254.1.1 dev eth0',
+        'ip route add default via 169.254.1.1 dev eth0',
+      ].join('; '),
+    );
+    expect(await vpc.ping(b, podIp)).toBe(true);
+    expect(await vpc.ping(pod, b.primaryIp)).toBe(true);
+    // The router delivered to the ENI's MAC; it never had to resolve the pod's address.
+    const neigh = await sh(vpc.routerNetns, `ip neigh show ${podIp}`);
+    expect(neigh.trim()).toBe('');
+  });
+});
+
 describe('delegated prefixes', () => {
   it('delivers every address of an assigned /28 to the ENI that owns it', async () => {
     const out = await ec2.send(
@@ -325,6 +365,20 @@ describe('lifecycle', () => {
     } finally {
       await slow.destroy();
     }
+  });
+
+  it('reports a link it cannot make through settled(), and makes it on the next change', async () => {
+    // Something in the instance already holds the name eth2: the attachment cannot appear.
+    await sh(c, 'ip link add eth2 type veth peer name squat2');
+    const eni = vpc.state.createNetworkInterface({ subnetId: c.subnetId });
+    vpc.state.attachNetworkInterface({ eniId: eni.id, instanceId: c.id, deviceIndex: 2 });
+    await expect(vpc.settled()).rejects.toThrow(new RegExp(`instance ${c.id}: .*eth2`, 's'));
+    await sh(c, 'ip link del eth2');
+    vpc.state.assignPrivateIpAddresses({ eniId: eni.id, count: 1 }); // any change runs the loop again
+    await vpc.settled();
+    expect((await linkOf(c.netns, 'eth2')).address).toBe(eni.mac);
+    const added = vpc.state.getEni(eni.id)!.privateIps[1]!.address;
+    expect(await routerDevFor(added)).toBe(vpc.routerLinkOf(eni.id));
   });
 
   it('destroy removes every namespace of the prefix and the processes started in them', async () => {

@@ -62,31 +62,38 @@ describe('fabric addresses', () => {
 describe('router delivery routes', () => {
   it('adds new destinations, moves reassigned ones and removes released ones', () => {
     const actual = new Map([
-      ['10.0.1.10/32', 've0'],
-      ['10.0.1.11/32', 've0'],
-      ['10.0.1.12/32', 've0'],
+      ['10.0.1.10/32', { dev: 've0' }],
+      ['10.0.1.11/32', { dev: 've0', via: '10.0.1.10' }],
+      ['10.0.1.12/32', { dev: 've0', via: '10.0.1.10' }],
     ]);
     const desired = new Map([
-      ['10.0.1.10/32', 've0'],
-      ['10.0.1.11/32', 've1'], // moved to another ENI
-      ['10.0.1.32/28', 've1'], // new prefix
+      ['10.0.1.10/32', { dev: 've0' }],
+      ['10.0.1.11/32', { dev: 've1', via: '10.0.1.20' }], // moved to another ENI
+      ['10.0.1.32/28', { dev: 've1', via: '10.0.1.20' }], // new prefix
     ]);
     const diff = diffRoutes(actual, desired);
     expect(diff.replace).toEqual([
-      { dst: '10.0.1.11/32', dev: 've1' },
-      { dst: '10.0.1.32/28', dev: 've1' },
+      { dst: '10.0.1.11/32', dev: 've1', via: '10.0.1.20' },
+      { dst: '10.0.1.32/28', dev: 've1', via: '10.0.1.20' },
     ]);
     expect(diff.remove).toEqual(['10.0.1.12/32']);
     expect(routeBatch(diff)).toEqual([
       'route del 10.0.1.12/32',
-      'route replace 10.0.1.11/32 dev ve1 scope link',
-      'route replace 10.0.1.32/28 dev ve1 scope link',
+      'route replace 10.0.1.11/32 via 10.0.1.20 dev ve1 onlink',
+      'route replace 10.0.1.32/28 via 10.0.1.20 dev ve1 onlink',
     ]);
   });
 
+  it('routes an ENI primary address straight to the link', () => {
+    const diff = diffRoutes(new Map(), new Map([['10.0.1.10/32', { dev: 've0' }]]));
+    expect(routeBatch(diff)).toEqual(['route replace 10.0.1.10/32 dev ve0 scope link']);
+  });
+
   it('produces nothing when the kernel already matches', () => {
-    const t = new Map([['10.0.1.10/32', 've0']]);
-    expect(routeBatch(diffRoutes(t, new Map(t)))).toEqual([]);
+    const t = new Map([['10.0.1.11/32', { dev: 've0', via: '10.0.1.10' }]]);
+    expect(routeBatch(diffRoutes(t, new Map([['10.0.1.11/32', { dev: 've0', via: '10.0.1.10' }]])))).toEqual(
+      [],
+    );
   });
 
   it('treats bare addresses as /32', () => {
@@ -114,6 +121,7 @@ describe('ENI link commands', () => {
     expect(lines[0]).toContain('link add ve7 mtu 9001 type veth peer name eth2 netns vpccni-x-i-1');
     expect(lines[0]).toContain('address 02:11:22:33:44:55');
     expect(lines).toContain('address add 10.0.2.1/32 dev ve7');
+    expect(lines).toContain('neigh replace 10.0.2.9 lladdr 02:11:22:33:44:55 dev ve7 nud permanent');
   });
 
   it('configures the primary ENI like DHCP: address with the subnet length, up, default via gateway', () => {
