@@ -30,7 +30,7 @@ export interface Config {
   customNetworking: boolean;
   /** The local ENIConfig (file or env); in a cluster it may instead come from the API server. */
   eniConfig: EniConfig | null;
-  /** Set when ipamd runs in a Kubernetes cluster (KUBERNETES_SERVICE_HOST and MY_NODE_NAME). */
+  /** Set when ipamd can reach a Kubernetes API (KUBERNETES_SERVICE_HOST or KUBECONFIG, and MY_NODE_NAME). */
   cluster: { nodeName: string; eniConfigLabel: string; eniConfigAnnotation: string } | null;
   subnetDiscovery: boolean;
   snat: SnatConfig;
@@ -316,7 +316,7 @@ export function loadConfig(env: Env = process.env): Config {
   const eniConfig = parseEniConfig(r);
   const nodeName = r.raw('MY_NODE_NAME');
   const cluster =
-    r.isSet('KUBERNETES_SERVICE_HOST') && nodeName !== undefined
+    (r.isSet('KUBERNETES_SERVICE_HOST') || r.isSet('KUBECONFIG')) && nodeName !== undefined
       ? {
           nodeName,
           eniConfigLabel: r.raw('ENI_CONFIG_LABEL_DEF') ?? 'k8s.amazonaws.com/eniConfig',
@@ -326,7 +326,7 @@ export function loadConfig(env: Env = process.env): Config {
   const noLocalEniConfig = eniConfig === null && !r.problems.some((p) => p.startsWith('ENI_CONFIG'));
   if (customNetworking && noLocalEniConfig && cluster === null) {
     r.problems.push(
-      'AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true needs ENI_CONFIG_FILE, or ENI_CONFIG_SUBNET and ENI_CONFIG_SECURITY_GROUPS, or a cluster (KUBERNETES_SERVICE_HOST and MY_NODE_NAME) with ENIConfig objects',
+      'AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true needs ENI_CONFIG_FILE, or ENI_CONFIG_SUBNET and ENI_CONFIG_SECURITY_GROUPS, or a cluster (KUBERNETES_SERVICE_HOST or KUBECONFIG, and MY_NODE_NAME) with ENIConfig objects',
     );
   }
 

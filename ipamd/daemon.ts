@@ -23,7 +23,7 @@ import { restoreCheckpoint } from './datastore/restore.js';
 import { setupEniNetwork, teardownEniNetwork } from './hostnet/eni.js';
 import { setupNodeNetwork } from './hostnet/node.js';
 import { IpamService } from './ipam-handler.js';
-import { readClusterSettings } from './k8s.js';
+import { readClusterSettings } from './k8s/index.js';
 import type { Logger } from './log.js';
 import { eniMax, ipMax } from './metrics.js';
 import {
@@ -150,11 +150,17 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   if (cfg.cluster) {
     const cs = await readClusterSettings({
       ...cfg.cluster,
+      availabilityZone: identity.availabilityZone,
       wantEniConfig: cfg.customNetworking && cfg.eniConfig === null,
       log: log.child({ component: 'k8s' }),
     });
     clusterMaxPods = cs.maxPods;
-    eniConfig ??= cs.eniConfig;
+    // An ENIConfig without security groups means the primary ENI's (the reference's rule).
+    if (cs.eniConfig && !eniConfig) {
+      const groups =
+        cs.eniConfig.securityGroups.length > 0 ? cs.eniConfig.securityGroups : primary.securityGroups;
+      eniConfig = { subnet: cs.eniConfig.subnet, securityGroups: groups };
+    }
   }
   const limits = poolLimits(type, {
     mode: cfg.mode,

@@ -161,11 +161,15 @@ export class Demo {
     this.stopping = true;
     this.progress.clear();
     this.say('Cleaning up: DEL every pod, stop ipamd, remove the VPC');
+    const t0 = Date.now();
     const problems = (await mapLimit(this.pods, this.opts.concurrency * 2, (p) => stopPod(p))).filter(
       (p): p is string => p !== undefined,
     );
+    const tPods = Date.now();
     await cluster.stopIpamd();
+    const tIpamd = Date.now();
     await cluster.vpc.destroy().catch((err: Error) => problems.push(err.message));
+    const tVpc = Date.now();
     // Whatever the VPC did not know about (a pod namespace made during an interrupt) goes by prefix.
     const leftovers = await cleanupPrefix(cluster.vpc.prefix).catch((err: Error) => {
       problems.push(err.message);
@@ -178,7 +182,7 @@ export class Demo {
     this.say(
       `  done: ${this.pods.filter((p) => p.attempts > 0).length} pods deleted, ${cluster.nodes.length} ipamd stopped, ${
         left.length === 0 ? `no namespace of ${cluster.vpc.prefix} left` : `STILL PRESENT: ${left.join(', ')}`
-      }`,
+      } (pods ${secs(tPods - t0)}, ipamd ${secs(tIpamd - tPods)}, VPC ${secs(tVpc - tIpamd)})`,
     );
     // On failure the ipamd logs and checkpoints are the evidence: keep them.
     if (this.failed) this.say(`ipamd logs kept in ${this.workDir}/node-*/ipamd.log`);
@@ -319,4 +323,8 @@ export class Demo {
     const errors = ec2ErrorLines(cluster.vpc.callLog.entries());
     if (errors.length > 0) this.say(`EC2 errors: ${errors.join(', ')}`);
   }
+}
+
+function secs(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
 }

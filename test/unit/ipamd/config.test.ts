@@ -136,3 +136,23 @@ describe('loadConfig', () => {
     expect(c.maxEni).toBe(2);
   });
 });
+
+describe('loadConfig (cluster)', () => {
+  it('accepts custom networking without a local ENIConfig only when a cluster is reachable', () => {
+    const c = loadConfig({
+      AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG: 'true',
+      KUBERNETES_SERVICE_HOST: '10.100.0.1',
+      MY_NODE_NAME: 'node-a',
+    });
+    expect(c.cluster).toEqual({
+      nodeName: 'node-a',
+      eniConfigLabel: 'k8s.amazonaws.com/eniConfig',
+      eniConfigAnnotation: 'k8s.amazonaws.com/eniConfig',
+    });
+    expect(c.eniConfig).toBeNull();
+    expect(loadConfig({ KUBERNETES_SERVICE_HOST: '10.100.0.1' }).cluster).toBeNull();
+    expect(() => loadConfig({ AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG: 'true', MY_NODE_NAME: 'n' })).toThrow(
+      /needs ENI_CONFIG_FILE/,
+    );
+  });
+});

@@ -8,7 +8,7 @@ import {
   detectCluster,
   detectClusterSource,
   K8sRequestError,
-  nodeContextFromCluster,
+  readClusterSettings,
   readNodeContext,
 } from '../../../../ipamd/k8s/index.js';
 import { createLogger } from '../../../../ipamd/log.js';
@@ -130,6 +130,18 @@ describe('ipamd/k8s through a kubeconfig', () => {
       eniConfigAnnotation: 'example.com/none',
     });
     expect([custom.eniConfigName, custom.eniConfigNameSource]).toEqual(['custom-label', 'label']);
+    // An externally managed label outranks both.
+    api.nodes.set(
+      NODE,
+      node({
+        labels: { 'vpc.amazonaws.com/externalEniConfig': 'from-label' },
+        annotations: { 'k8s.amazonaws.com/eniConfig': 'from-annotation' },
+      }),
+    );
+    expect(await read(true)).toMatchObject({
+      eniConfigName: 'from-label',
+      eniConfigNameSource: 'external-label',
+    });
   });
 
   it('falls back to the ENIConfig named after the availability zone', async () => {
@@ -146,21 +158,40 @@ describe('ipamd/k8s through a kubeconfig', () => {
     expect((await read(true)).eniConfig?.subnet).toBe('subnet-0b0b0b0b');
   });
 
+  it('falls back to the ENIConfig named "default" when none is named after the zone', async () => {
+    api.nodes.set(NODE, node({ pods: '29' }));
+    api.eniConfigs.set('default', eniConfig('default', GOOD_SPEC));
+    expect(await read(true)).toMatchObject({ eniConfigName: 'default', eniConfigNameSource: 'default' });
+    expect(api.requests.map((r) => r.path.split('/').pop())).toEqual([NODE, AZ, 'default']);
+  });
+
   it('fails clearly when the ENIConfig does not exist', async () => {
     api.nodes.set(NODE, node({ pods: '29' }));
     await expect(read(true)).rejects.toThrow(
-      /^ENIConfig 'us-west-2a' not found \(named by the node's availability zone\)/,
+      `ENIConfig 'us-west-2a' not found (nor 'default'), named by the availability zone of node '${NODE}'`,
     );
+    // A name the node gives explicitly is not second-guessed.
+    api.nodes.set(NODE, node({ labels: { 'k8s.amazonaws.com/eniConfig': 'pods-x' } }));
+    api.eniConfigs.set('default', eniConfig('default', GOOD_SPEC));
+    await expect(read(true)).rejects.toThrow(
+      /^ENIConfig 'pods-x' not found, named by label k8s.amazonaws.com\/eniConfig/,
+    );
+  });
+
+  it("accepts an ENIConfig without security groups (the primary ENI's apply)", async () => {
+    api.nodes.set(NODE, node({ labels: { 'k8s.amazonaws.com/eniConfig': 'x' } }));
+    api.eniConfigs.set('x', eniConfig('x', { subnet: 'subnet-0a1b2c3d' }));
+    expect((await read(true)).eniConfig).toEqual({ subnet: 'subnet-0a1b2c3d', securityGroups: [] });
   });
 
   it.each([
     [{ securityGroups: ['sg-0123abcd'] }, "ENIConfig 'x' has no spec.subnet"],
-    [{ subnet: 'subnet-0a1b2c3d' }, "ENIConfig 'x' has no spec.securityGroups"],
+    [{ subnet: 'subnet-0a1b2c3d', securityGroups: 'sg-0123abcd' }, 'lists more than 16'],
     [
       { subnet: 'vpc-123', securityGroups: ['sg-0123abcd'] },
       `ENIConfig 'x': spec.subnet "vpc-123" is not a subnet id`,
     ],
-    [{ subnet: 'subnet-0a1b2c3d', securityGroups: [] }, 'spec.securityGroups must list 1 to 16'],
+    [{ subnet: 'subnet-0a1b2c3d', securityGroups: Array(17).fill('sg-0123abcd') }, 'lists more than 16'],
     [
       { subnet: 'subnet-0a1b2c3d', securityGroups: ['default'] },
       'entry "default" is not a security group id',
@@ -202,19 +233,26 @@ describe('ipamd/k8s through a kubeconfig', () => {
     expect(Date.now() - t).toBeLessThan(1_500);
   });
 
-  it('nodeContextFromCluster: needs MY_NODE_NAME, and returns null with no cluster', async () => {
+  it("readClusterSettings: the daemon's view, from the environment's API server", async () => {
     const log = createLogger('silent');
-    const settings = {
-      cluster: detectClusterSource(env),
-      nodeName: null,
-      customNetworking: false,
+    const o = {
+      nodeName: NODE,
+      availabilityZone: AZ,
       eniConfigLabel: 'k8s.amazonaws.com/eniConfig',
       eniConfigAnnotation: 'k8s.amazonaws.com/eniConfig',
+      wantEniConfig: true,
+      log,
+      env,
     };
-    await expect(nodeContextFromCluster(settings, AZ, log)).rejects.toThrow(/MY_NODE_NAME is not set/);
     api.nodes.set(NODE, node({ pods: '58' }));
-    expect(await nodeContextFromCluster({ ...settings, nodeName: NODE }, AZ, log)).toEqual({ maxPods: 58 });
-    expect(await nodeContextFromCluster({ ...settings, cluster: null }, AZ, log)).toBeNull();
+    api.eniConfigs.set(AZ, eniConfig(AZ, GOOD_SPEC));
+    expect(await readClusterSettings(o)).toEqual({ maxPods: 58, eniConfigName: AZ, eniConfig: GOOD_SPEC });
+    expect(await readClusterSettings({ ...o, wantEniConfig: false })).toEqual({
+      maxPods: 58,
+      eniConfigName: null,
+      eniConfig: null,
+    });
+    await expect(readClusterSettings({ ...o, env: {} })).rejects.toThrow(/no Kubernetes API server/);
   });
 });
 
