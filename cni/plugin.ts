@@ -83,7 +83,10 @@ async function cmdAdd(env: CniEnv, conf: NetConf, log: Logger): Promise<unknown>
  * holds other plugins' interfaces: only the pod interface (ifName, in a sandbox), its addresses and
  * the host end this plugin lists right before it are ours.
  */
-export function fromPrevResult(prev: Result | undefined, env: CniEnv): { addresses: string[]; hostVeths: string[] } {
+export function fromPrevResult(
+  prev: Result | undefined,
+  env: CniEnv,
+): { addresses: string[]; hostVeths: string[] } {
   const none = { addresses: [], hostVeths: [] };
   if (!prev) return none;
   const podIndex = prev.interfaces.findIndex((i) => i.name === env.ifName && i.sandbox !== undefined);

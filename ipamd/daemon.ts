@@ -168,10 +168,12 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     maxPods: cfg.maxPods ?? clusterMaxPods,
   });
 
-  // 2. One describe for every attached ENI.
-  const described = new Map(
-    (await ec2.describeNetworkInterfaces(seen.map((e) => e.id))).map((e) => [e.id, e]),
-  );
+  // 2. One describe for every attached ENI (tags, addresses as EC2 knows them). By attachment rather
+  // than by id: an id IMDS lists but EC2 does not show yet would fail the whole call.
+  const attached = await ec2.findNetworkInterfaces([
+    { Name: 'attachment.instance-id', Values: [identity.instanceId] },
+  ]);
+  const described = new Map(attached.map((e) => [e.id, e]));
   const unmanaged = new Map<string, number>();
   const ds = new Datastore(cfg.ipCooldownSeconds * 1000);
   const nodeTags: Record<string, string> = {

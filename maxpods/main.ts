@@ -7,6 +7,7 @@ import {
   allInstanceTypes,
   type InstanceTypeLimits,
   instanceFamily,
+  instanceTypesInFamily,
   lookupInstanceType,
 } from '../lib/instance-types/index.js';
 import { computeMaxPods, type Fallback, type MaxPodsOptions } from './compute.js';
@@ -150,16 +151,16 @@ function checkConflicts(f: RawFlags): void {
   }
 }
 
+/** The error for a type the table lacks, with the likeliest fix: the lower-case name or the family's sizes. */
 function unknownType(name: string): CalculatorError {
   const lower = name.toLowerCase();
-  const hint = lookupInstanceType(lower)
-    ? `; did you mean ${lower}?`
-    : (() => {
-        const family = allInstanceTypes()
-          .filter((t) => instanceFamily(t.name) === instanceFamily(lower))
-          .map((t) => t.name);
-        return family.length > 0 ? `; known ${instanceFamily(lower)} types: ${family.join(', ')}` : '';
-      })();
+  let hint = '';
+  if (lookupInstanceType(lower)) hint = `; did you mean ${lower}?`;
+  else {
+    const family = instanceFamily(lower);
+    const sizes = instanceTypesInFamily(family).map((t) => t.name);
+    if (sizes.length > 0) hint = `; known ${family} types: ${sizes.join(', ')}`;
+  }
   return new CalculatorError(
     `unknown instance type ${JSON.stringify(name)}: not among the ${allInstanceTypes().length} known types${hint}`,
   );

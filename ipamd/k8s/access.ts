@@ -49,7 +49,6 @@ async function loadKubeConfig(source: ClusterSource): Promise<KubeConfig> {
   if (source.kind === 'kubeconfig') {
     try {
       kc.loadFromFile(source.path);
-      if (source.context) kc.setCurrentContext(source.context);
     } catch (err) {
       throw new K8sRequestError(`kubeconfig ${source.path}: ${(err as Error).message}`, null);
     }

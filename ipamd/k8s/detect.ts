@@ -13,7 +13,7 @@ export const DEFAULT_SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/servi
 
 export type ClusterSource =
   | { kind: 'in-cluster'; server: string; tokenFile: string; caFile: string }
-  | { kind: 'kubeconfig'; path: string; context: string | null };
+  | { kind: 'kubeconfig'; path: string };
 
 /** Thrown when the environment names a cluster but names it wrongly. */
 export class ClusterConfigError extends Error {
@@ -59,7 +59,7 @@ export function detectClusterSource(env: Env): ClusterSource | null {
     if (!existsSync(path)) {
       throw new ClusterConfigError(`KUBECONFIG=${kubeconfig}: ${path} does not exist`);
     }
-    return { kind: 'kubeconfig', path, context: env.KUBECONFIG_CONTEXT?.trim() || null };
+    return { kind: 'kubeconfig', path };
   }
   return null;
 }

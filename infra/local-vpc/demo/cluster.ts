@@ -7,6 +7,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ipamdRequest } from '../../../ipamd/server/client.js';
 import { type HealthResult, PROTOCOL_VERSION } from '../../../lib/protocol/ipamd.js';
 import { createVpc, type Instance, type LocalVpc } from '../index.js';
@@ -32,7 +33,7 @@ export interface Bundles {
 
 /** Finds the built programs next to this bundle (dist/), or in dist/ when run from sources. */
 export function locateBundles(fromUrl: string): Bundles {
-  const here = dirname(new URL(fromUrl).pathname);
+  const here = dirname(fileURLToPath(fromUrl));
   const candidates = [here, join(here, '../../../dist')];
   for (const dir of candidates) {
     const ipamd = join(dir, 'ipamd.mjs');

@@ -82,6 +82,7 @@ export class Demo {
         );
       }
 
+      this.say(`  work directory ${workDir} (per node: ipamd socket, log, checkpoint, CNI config)`);
       this.say('Starting ipamd on every node (it fills the warm pool, attaching ENIs as it goes)');
       cluster.startIpamd();
       await cluster.waitReady(90_000, () => this.progress.update(`ipamd warming up | ${this.poolStatus()}`));
@@ -94,6 +95,7 @@ export class Demo {
         `Starting ${opts.pods} pods through the CNI chain (aws-cni, portmap), ${opts.concurrency} at a time per node`,
       );
       const failures = await this.startPods();
+      if (this.stopping) return 1;
       this.progress.clear();
       const started = this.pods.filter((p) => p.address !== '');
       this.say(`  ${started.length}/${this.pods.length} pods running: ${this.poolStatus()}`);
@@ -106,6 +108,7 @@ export class Demo {
       await vpc.settled();
       this.say(`Checking connectivity from every pod (same node, across nodes, internet via SNAT)`);
       const checks = await this.runChecks(started);
+      if (this.stopping) return 1;
       this.progress.clear();
 
       this.report(checks);
@@ -137,6 +140,8 @@ export class Demo {
       }
       return exitCode;
     } catch (err) {
+      // After an interrupt, errors from the half-torn-down VPC are expected noise.
+      if (this.stopping) return 1;
       this.progress.clear();
       this.say(`FAIL: ${(err as Error).message}`);
       this.failed = true;
@@ -159,6 +164,8 @@ export class Demo {
       return;
     }
     this.stopping = true;
+    // Decided now: an interrupted run goes on failing in the background while we tear down.
+    const keepLogs = this.failed;
     this.progress.clear();
     this.say('Cleaning up: DEL every pod, stop ipamd, remove the VPC');
     const t0 = Date.now();
@@ -185,7 +192,7 @@ export class Demo {
       } (pods ${secs(tPods - t0)}, ipamd ${secs(tIpamd - tPods)}, VPC ${secs(tVpc - tIpamd)})`,
     );
     // On failure the ipamd logs and checkpoints are the evidence: keep them.
-    if (this.failed) this.say(`ipamd logs kept in ${this.workDir}/node-*/ipamd.log`);
+    if (keepLogs) this.say(`ipamd logs kept in ${this.workDir}/node-*/ipamd.log`);
     else if (this.workDir) rmSync(this.workDir, { recursive: true, force: true });
   }
 

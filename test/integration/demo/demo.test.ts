@@ -49,6 +49,12 @@ function ipamdPids(out: string): number[] {
   return m[1]!.split(',').map((s) => Number(s.trim()));
 }
 
+function workDirOf(out: string): string {
+  const m = /work directory (\S+)/.exec(out);
+  if (!m) throw new Error(`no work directory in the output:\n${out}`);
+  return m[1]!;
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -85,12 +91,15 @@ describe.skipIf(missing)('the main job (dist/demo.mjs)', () => {
     expect(rows).toHaveLength(4);
     for (const r of rows)
       expect(r).toMatch(/eth0 \(primary\)\s+10\.0\.\d+\.\d+\s+default\/demo-0\d\s+ip-10-0-\d-\d+$/);
+    // The live status line while the pool fills (one line a second when not on a terminal).
+    expect(run.out).toMatch(/^\[\s*\d+\.\ds\] ipamd warming up \| node-1 eth0\S* \d+ IPs \| node-2 eth0/m);
     expect(run.out).toMatch(/EC2 ACTION\s+CALLS\s+node-1\s+node-2/);
     expect(run.out).toMatch(/^CreateNetworkInterface\s+\d+/m);
     expect(run.out).toMatch(/^total\s+\d+/m);
     const prefix = prefixOf(run.out);
     expect(await netnsWithPrefix(prefix)).toEqual([]);
     for (const pid of ipamdPids(run.out)) expect(alive(pid), `ipamd ${pid} still running`).toBe(false);
+    expect(existsSync(workDirOf(run.out))).toBe(false);
   });
 
   it('tears everything down on SIGINT while pods are starting', async () => {
@@ -104,12 +113,15 @@ describe.skipIf(missing)('the main job (dist/demo.mjs)', () => {
     expect(run.out).toMatch(/SIGINT: tearing down/);
     expect(await netnsWithPrefix(prefix)).toEqual([]);
     for (const pid of pids) expect(alive(pid), `ipamd ${pid} still running`).toBe(false);
+    expect(existsSync(workDirOf(run.out))).toBe(false);
   });
 
   it('--keep leaves the pods reachable until `down` removes them', async () => {
-    const up = await start(['--keep', '--instances', '1', '--pods', '2', '--name', 'it']).done;
+    // 11 pods on one m5.large: 9 fill the primary ENI, 2 land on eth1.
+    const up = await start(['--keep', '--instances', '1', '--pods', '11', '--name', 'it']).done;
     expect(up.code, up.out).toBe(0);
     expect(up.out).toMatch(/Kept running as "it"/);
+    expect(up.out).toMatch(/^i-\S+\s+eni-\S+\s+eth1\s+10\.0\.1\.\d+\s+default\/demo-\d+/m);
     const prefix = prefixOf(up.out);
     const namespaces = await netnsWithPrefix(prefix);
     expect(namespaces).toContain(`${prefix}-pod-01`);
