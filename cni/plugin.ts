@@ -56,6 +56,7 @@ async function cmdAdd(env: CniEnv, conf: NetConf, log: Logger): Promise<unknown>
       routeTable: alloc.routeTable,
       snat: alloc.snat.enabled,
       vpcCidrs: alloc.vpcCidrs,
+      excludeSnatCidrs: alloc.snat.excludeCidrs,
     });
   } catch (err) {
     // wirePod undid its own steps; give the address back so it is not leaked.

@@ -94,6 +94,8 @@ export interface Wiring {
   /** SNAT on (external SNAT off): only VPC-bound traffic follows the ENI's table. */
   snat: boolean;
   vpcCidrs: string[];
+  /** AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS: not SNATed, so they must leave by the ENI that owns the address. */
+  excludeSnatCidrs?: string[];
 }
 
 export interface Wired {
@@ -102,13 +104,15 @@ export interface Wired {
 }
 
 /** The policy rules an address needs on the host. */
-export function hostRules(w: Pick<Wiring, 'address' | 'routeTable' | 'snat' | 'vpcCidrs'>): RuleSpec[] {
+export function hostRules(
+  w: Pick<Wiring, 'address' | 'routeTable' | 'snat' | 'vpcCidrs' | 'excludeSnatCidrs'>,
+): RuleSpec[] {
   const ip = `${w.address}/32`;
   const rules: RuleSpec[] = [{ priority: TO_POD_RULE_PRIORITY, dst: ip, table: 'main' }];
   if (w.routeTable !== MAIN_TABLE) {
     if (w.snat) {
       // Off-VPC traffic falls through to main, leaves by the primary ENI and is SNATed there.
-      for (const cidr of w.vpcCidrs)
+      for (const cidr of [...w.vpcCidrs, ...(w.excludeSnatCidrs ?? [])])
         rules.push({ priority: FROM_POD_RULE_PRIORITY, src: ip, dst: cidr, table: w.routeTable });
     } else {
       rules.push({ priority: FROM_POD_RULE_PRIORITY, src: ip, table: w.routeTable });

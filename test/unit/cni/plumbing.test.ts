@@ -18,6 +18,17 @@ describe('hostRules', () => {
     ]);
   });
 
+  it('secondary ENI with SNAT: excluded CIDRs also follow the ENI table (they keep the pod address)', () => {
+    expect(
+      hostRules({ ...base, routeTable: 3, snat: true, excludeSnatCidrs: ['198.51.100.0/24'] }),
+    ).toContainEqual({
+      priority: 1536,
+      src: '10.0.2.20/32',
+      dst: '198.51.100.0/24',
+      table: 3,
+    });
+  });
+
   it('secondary ENI with external SNAT: everything from the pod uses the ENI table', () => {
     expect(hostRules({ ...base, routeTable: 2, snat: false })).toEqual([
       { priority: 512, dst: '10.0.2.20/32', table: 'main' },
