@@ -31,7 +31,8 @@ async function run(instanceType: string, target: number, env: Record<string, str
     const ipamd = s.startIpamd(node, { AWS_VPC_K8S_CNI_LOGLEVEL: 'info', ...env });
     await ipamd.waitServing(120_000);
     const serving = performance.now() - started;
-    const own = ipamd.events().find((e) => e.msg === 'ipamd serving')?.startupMs;
+    const own = (await eventually(() => ipamd.events().find((e) => e.msg === 'ipamd serving'), 10_000))
+      .startupMs;
     // Full = EC2 holds the addresses and ipamd has every ENI set up and in its datastore.
     await eventually(
       () =>

@@ -89,6 +89,9 @@ describe('ipamd/k8s through a kubeconfig', () => {
   it('falls back to allocatable pods, and leaves max pods unset when the kubelet has not reported it', async () => {
     api.nodes.set(NODE, node({ allocatable: '17' }));
     expect(await read(false)).toEqual({ maxPods: 17 });
+    // Capacity is the kubelet's --max-pods; it wins over allocatable when both are reported.
+    api.nodes.set(NODE, node({ pods: '110', allocatable: '100' }));
+    expect(await read(false)).toEqual({ maxPods: 110 });
     api.nodes.set(NODE, node());
     expect(await read(false)).toEqual({});
   });
@@ -342,7 +345,6 @@ describe('detectCluster', () => {
       expect(detectClusterSource({ KUBECONFIG: `${kc}:/other` })).toEqual({
         kind: 'kubeconfig',
         path: kc,
-        context: null,
       });
     } finally {
       tmp.remove();
