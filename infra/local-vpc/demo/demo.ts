@@ -53,6 +53,7 @@ export class Demo {
   private workDir: string | undefined;
   /** Set once teardown starts: no new pod is started after it. */
   private stopping = false;
+  private silent = false;
 
   constructor(
     private readonly opts: DemoOptions,
@@ -197,7 +198,13 @@ export class Demo {
   }
 
   private say(text: string): void {
-    this.progress.log(text);
+    if (!this.silent) this.progress.log(text);
+  }
+
+  /** Stops all output (the reader of stdout went away); the run and its teardown go on. */
+  silence(): void {
+    this.silent = true;
+    this.progress.silence();
   }
 
   /** "node-1 eth0+eth1 18 IPs | node-2 ... | 14 EC2 calls", from the EC2 model as it is now. */

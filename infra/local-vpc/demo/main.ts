@@ -7,6 +7,7 @@
  * Without --keep it builds everything, reports, tears everything down and exits 0 only when every
  * pod started and every connectivity check passed. SIGINT/SIGTERM tear down before exiting.
  */
+import { constants } from 'node:os';
 import { Command } from 'commander';
 import { locateBundles } from './cluster.js';
 import { Demo } from './demo.js';
@@ -53,11 +54,17 @@ async function runHere(opts: DemoOptions, hold: boolean, tty: boolean): Promise<
     }
     if (interrupted) return;
     interrupted = true;
-    process.stdout.write(`\n${sig}: tearing down\n`);
-    void demo.teardown().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+    if (sig !== 'SIGPIPE') process.stdout.write(`\n${sig}: tearing down\n`);
+    void demo.teardown().finally(() => process.exit(128 + (constants.signals[sig] ?? 15)));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // A reader that went away (`| head`) must not kill us before the teardown: stop writing, stop the run.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    demo.silence();
+    onSignal('SIGPIPE');
+  });
   return demo.run(
     hold
       ? async (outcome, exitCode) => {

@@ -7,6 +7,7 @@ export class Progress {
   private live = false;
   private readonly started = Date.now();
   private lastPrinted = 0;
+  private silent = false;
 
   constructor(
     private readonly out: NodeJS.WritableStream & { isTTY?: boolean },
@@ -16,7 +17,7 @@ export class Progress {
 
   /** Shows `text` as the current status (skipped when unchanged). */
   update(text: string): void {
-    if (text === this.last) return;
+    if (this.silent || text === this.last) return;
     // Into a log, one line a second is plenty; the report has the final numbers.
     if (!this.tty && Date.now() - this.lastPrinted < this.minIntervalMs) return;
     this.last = text;
@@ -32,13 +33,19 @@ export class Progress {
 
   /** Prints a permanent line (ending any live status line first). */
   log(text: string): void {
+    if (this.silent) return;
     this.clear();
     this.out.write(`${text}\n`);
   }
 
+  /** No more output at all (nobody reads it any more). */
+  silence(): void {
+    this.silent = true;
+  }
+
   /** Ends the live line so the next output starts on a fresh line. */
   clear(): void {
-    if (this.live) this.out.write('\r\x1b[K');
+    if (this.live && !this.silent) this.out.write('\r\x1b[K');
     this.live = false;
     this.last = '';
   }

@@ -116,6 +116,16 @@ describe.skipIf(missing)('the main job (dist/demo.mjs)', () => {
     expect(existsSync(workDirOf(run.out))).toBe(false);
   });
 
+  it('still cleans up when the reader of its output goes away (| head)', async () => {
+    const { child, done, output } = start(['--pods', '2', '--instances', '1']);
+    await until('the instance line', () => /node-1: i-/.test(output()), 60_000);
+    const prefix = prefixOf(output());
+    child.stdout!.destroy();
+    const run = await done;
+    expect(run.code).toBe(141);
+    expect(await netnsWithPrefix(prefix)).toEqual([]);
+  });
+
   it('--keep leaves the pods reachable until `down` removes them', async () => {
     // 11 pods on one m5.large: 9 fill the primary ENI, 2 land on eth1.
     const up = await start(['--keep', '--instances', '1', '--pods', '11', '--name', 'it']).done;
