@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chartDefaults } from '../../../infra/helm/chart.js';
-import { bundleMaxPods, ROOT } from './helpers.js';
+import { bundleMaxPods, ipamdEnvNames, PLATFORM_ENV, ROOT } from './helpers.js';
 
 const DOCS = ['README.md', 'architecture.md', 'configuration.md', 'operations.md', 'migration.md'];
 
@@ -51,9 +51,7 @@ const shell = all.filter((b) => ['sh', 'bash', 'shell', 'console'].includes(b.la
 // ---------------------------------------------------------------- what the repository offers
 
 const read = (p: string) => readFileSync(join(ROOT, p), 'utf8');
-const ipamdEnv = new Set(
-  [...read('ipamd/config.ts').matchAll(/'([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)'/g)].map((m) => m[1]!),
-);
+const ipamdEnv = ipamdEnvNames();
 const buildOutputs = new Set(
   [...read('scripts/build.mjs').matchAll(/out:\s*'([^']+)'/g)].map((m) => `${m[1]}.mjs`),
 );
@@ -312,7 +310,7 @@ describe('docs/configuration.md', () => {
 
   it('documents no variable ipamd does not read, apart from the DaemonSet’s own', () => {
     expect(
-      [...documented].filter((n) => !ipamdEnv.has(n) && !['MY_NODE_NAME', 'MY_POD_NAME'].includes(n)),
+      [...documented].filter((n) => !ipamdEnv.has(n) && !PLATFORM_ENV.has(n) && n !== 'MY_POD_NAME'),
     ).toEqual([]);
   });
 });

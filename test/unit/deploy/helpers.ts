@@ -1,5 +1,6 @@
 /** Shared fixtures for the deployment tests: a freshly bundled calculator and a tiny IMDSv2 server. */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -7,6 +8,21 @@ import { promisify } from 'node:util';
 import { build } from 'esbuild';
 
 export const ROOT = new URL('../../../', import.meta.url).pathname;
+
+/** Set by the kubelet or the chart's downward API, never by a user: not Helm values, not in the env tables. */
+export const PLATFORM_ENV = new Set([
+  'KUBERNETES_SERVICE_HOST',
+  'KUBERNETES_SERVICE_PORT',
+  'KUBECONFIG',
+  'MY_NODE_NAME',
+]);
+
+/** The environment variables ipamd's one configuration module reads that a user sets. */
+export function ipamdEnvNames(): Set<string> {
+  const text = readFileSync(join(ROOT, 'ipamd/config.ts'), 'utf8');
+  const names = [...text.matchAll(/'([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)'/g)].map((m) => m[1]!);
+  return new Set(names.filter((n) => !PLATFORM_ENV.has(n)));
+}
 export const run = promisify(execFile);
 
 /** Bundles maxpods/cli.ts the way scripts/build.mjs does, so these tests need no prior build. */
