@@ -16,10 +16,12 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm ci when node_modules is missing or older than the lockfile.
+# npm install (pinned by package-lock.json) when node_modules is missing or older than the lockfile.
+# Not `npm ci`: npm 11 rejects this lockfile's platform-specific optional packages (biome's) as
+# "missing" although `npm install` resolves them to the same versions.
 if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then
   echo "setup: installing npm packages" >&2
-  npm ci --no-audit --no-fund --loglevel=error
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 npm run --silent build
