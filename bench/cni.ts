@@ -1,14 +1,16 @@
 /**
- * ADD/DEL latency of the whole aws-cni process, exec'd as a runtime does (env + config on stdin,
- * inside the node's network namespace), against Debian's ptp + host-local (ipMasq off) in the same
- * run, interleaved so both see the same machine load. Prints median/p90/p99 and the ratio.
+ * ADD/DEL latency of the whole CNI process, exec'd as a runtime does (env + config on stdin, inside
+ * the node's network namespace), for three contenders in the same run, interleaved so all see the
+ * same machine load: the native shim handing the call to ipamd (dist/aws-cni), the Node plugin
+ * (dist/aws-cni.mjs), and Debian's ptp + host-local (ipMasq off). Prints median/p90/p99 and ratios.
  *
  *   npx tsx bench/cni.ts [--n 40] [--local-vpc | --node-netns NAME --ipamd-socket PATH]
  *
  * --local-vpc (the issue's setting): an m5.large of the local VPC running the real ipamd.
  * --node-netns/--ipamd-socket: an existing node. Neither: a namespace of its own answered by the
- * ipamd TEST DOUBLE (plugin cost without the daemon's). NODE_EXTRA_CA_CERTS is removed from every
- * contender's environment.
+ * ipamd TEST DOUBLE (plugin cost without the daemon's; the double does not run forwarded calls, so
+ * the shim contender there measures the shim's fallback to the Node plugin). NODE_EXTRA_CA_CERTS is
+ * removed from every contender's environment.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -28,6 +30,7 @@ const { values: opts } = parseArgs({
     'node-netns': { type: 'string' },
     'ipamd-socket': { type: 'string' },
     plugin: { type: 'string', default: resolve(import.meta.dirname, '../dist/aws-cni.mjs') },
+    shim: { type: 'string', default: resolve(import.meta.dirname, '../dist/aws-cni') },
     ptp: { type: 'string', default: '/usr/lib/cni/ptp' },
     /** Extra aws-cni contenders, NAME=COMMAND LINE (e.g. to compare node flags or wrappers). */
     variant: { type: 'string', multiple: true, default: [] },
@@ -121,8 +124,9 @@ async function main(): Promise<void> {
     }).start();
   }
   const awsPod = Netns.create(`vpccni-${id}-baws`);
+  const shimPod = Netns.create(`vpccni-${id}-bshim`);
   const ptpPod = Netns.create(`vpccni-${id}-bptp`);
-  created.push(awsPod, ptpPod);
+  created.push(awsPod, shimPod, ptpPod);
 
   const awsConf = JSON.stringify({
     cniVersion: '1.0.0',
@@ -138,8 +142,10 @@ async function main(): Promise<void> {
     mtu: 9001,
     ipam: { type: 'host-local', subnet: '10.250.0.0/24', dataDir },
   });
+  const shimName = fake ? 'shim (fallback)' : 'shim->ipamd';
   const contenders: Record<string, (cmd: string) => Call> = {
-    'aws-cni': (cmd) => ({ exe: opts.plugin!, env: env(cmd, 'benchaws', awsPod.path), stdin: awsConf }),
+    [shimName]: (cmd) => ({ exe: opts.shim!, env: env(cmd, 'benchshim', shimPod.path), stdin: awsConf }),
+    'node plugin': (cmd) => ({ exe: opts.plugin!, env: env(cmd, 'benchaws', awsPod.path), stdin: awsConf }),
     'ptp+host-local': (cmd) => ({ exe: opts.ptp!, env: env(cmd, 'benchptp', ptpPod.path), stdin: ptpConf }),
   };
   for (const v of opts.variant ?? []) {
@@ -184,9 +190,11 @@ async function main(): Promise<void> {
       console.log(`${name.padEnd(W)} ${cmd}  ${fmt(pct(xs, 50))} ${fmt(pct(xs, 90))} ${fmt(pct(xs, 99))}`);
     }
   }
-  for (const cmd of ['ADD', 'DEL'] as const) {
-    const ratio = pct(times['aws-cni']![cmd], 50) / pct(times['ptp+host-local']![cmd], 50);
-    console.log(`ratio aws-cni / ptp+host-local, ${cmd} median: ${ratio.toFixed(2)}`);
+  for (const name of Object.keys(times).filter((n) => n !== 'ptp+host-local')) {
+    for (const cmd of ['ADD', 'DEL'] as const) {
+      const ratio = pct(times[name]![cmd], 50) / pct(times['ptp+host-local']![cmd], 50);
+      console.log(`ratio ${name} / ptp+host-local, ${cmd} median: ${ratio.toFixed(2)}`);
+    }
   }
 }
 

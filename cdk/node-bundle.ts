@@ -5,7 +5,8 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
-const REQUIRED = ['aws-cni.mjs', 'ipamd.mjs', 'ipamd-probe.mjs', 'max-pods.mjs'];
+// aws-cni is the native CNI shim (native/cni-shim); the rest are the Node bundles.
+const REQUIRED = ['aws-cni', 'aws-cni.mjs', 'ipamd.mjs', 'ipamd-probe.mjs', 'max-pods.mjs'];
 const AMI_DIR = new URL('../infra/ami', import.meta.url).pathname;
 
 /** Copies the bundle's files under `stageRoot` (the CDK output directory) and returns that directory. */
@@ -20,7 +21,7 @@ export function stageNodeBundle(distDir: string, stageRoot: string): string {
   rmSync(stage, { recursive: true, force: true });
   mkdirSync(join(stage, 'dist'), { recursive: true });
   for (const f of readdirSync(distDir)) {
-    if ((f.endsWith('.mjs') || f.endsWith('.node')) && f !== 'local-vpc.mjs')
+    if (f === 'aws-cni' || ((f.endsWith('.mjs') || f.endsWith('.node')) && f !== 'local-vpc.mjs'))
       cpSync(join(distDir, f), join(stage, 'dist', f));
   }
   cpSync(AMI_DIR, join(stage, 'infra/ami'), { recursive: true });

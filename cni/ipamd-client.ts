@@ -30,7 +30,8 @@ const MAX_RESPONSE_BYTES = 1024 * 1024;
 /** Thrown when the socket cannot be reached at all; DEL falls back to local teardown on it. */
 export class IpamdUnreachable extends CniError {}
 
-function mapError(code: ErrorCode | string, message: string, op: string): CniError {
+/** ipamd's error kinds as CNI errors (shared with ipamd's in-process path, ipamd/cni-exec.ts). */
+export function mapError(code: ErrorCode | string, message: string, op: string): CniError {
   switch (code) {
     case 'not_ready':
       return new CniError(Code.tryAgainLater, 'ipamd is not ready', `${message}; the runtime will retry`);
@@ -175,7 +176,15 @@ function decode(line: string, op: string): unknown {
   throw new CniError(Code.ipamdError, 'ipamd sent an unexpected answer', line.slice(0, 200));
 }
 
-export class IpamdClient {
+/** What the handlers need from ipamd: the socket client, or ipamd itself when it runs the call. */
+export interface IpamdApi {
+  add(req: Omit<AddRequest, 'v' | 'op'>): Promise<AddResult>;
+  del(req: Omit<DelRequest, 'v' | 'op'>): Promise<DelResult>;
+  gc(req: Omit<GcRequest, 'v' | 'op'>): Promise<GcResult>;
+  health(): Promise<HealthResult>;
+}
+
+export class IpamdClient implements IpamdApi {
   constructor(private readonly opts: ClientOptions) {}
 
   add(req: Omit<AddRequest, 'v' | 'op'>): Promise<AddResult> {

@@ -6,29 +6,30 @@
  */
 import type { CniEnv, Command } from './env.js';
 import { CniError, Code, describe } from './errors.js';
-import { IpamdClient, IpamdUnreachable } from './ipamd-client.js';
+import { type IpamdApi, IpamdUnreachable } from './ipamd-client.js';
 import type { Logger } from './log.js';
 import type { NetConf } from './netconf.js';
 import * as plumbing from './plumbing.js';
 import { appendResult, formatResult, type Result } from './result.js';
 import { hostVethName } from './veth-name.js';
 
-export type Handler = (env: CniEnv, conf: NetConf, log: Logger) => Promise<unknown>;
-
-function client(conf: NetConf): IpamdClient {
-  return new IpamdClient({ socketPath: conf.ipamdSocket });
+/** What a handler works with besides the call itself: its log and the way to reach ipamd. */
+export interface Context {
+  log: Logger;
+  ipamd: IpamdApi;
 }
+
+export type Handler = (env: CniEnv, conf: NetConf, ctx: Context) => Promise<unknown>;
 
 function attachment(env: CniEnv, conf: NetConf) {
   return { network: conf.name, containerId: env.containerId, ifName: env.ifName };
 }
 
-async function cmdAdd(env: CniEnv, conf: NetConf, log: Logger): Promise<unknown> {
+async function cmdAdd(env: CniEnv, conf: NetConf, { log, ipamd }: Context): Promise<unknown> {
   // Refuse before asking ipamd: assignment is idempotent per attachment, so releasing after a
   // clash would take the address from the interface that already holds it.
   await plumbing.assertInterfaceAbsent(env.netns, env.ifName);
 
-  const ipamd = client(conf);
   const asked = performance.now();
   const alloc = await ipamd.add({
     ...attachment(env, conf),
@@ -100,11 +101,11 @@ export function fromPrevResult(
   return { addresses, hostVeths: host && host.sandbox === undefined ? [host.name] : [] };
 }
 
-async function cmdDel(env: CniEnv, conf: NetConf, log: Logger): Promise<unknown> {
+async function cmdDel(env: CniEnv, conf: NetConf, { log, ipamd }: Context): Promise<unknown> {
   const addresses = new Set<string>();
   let ipamdError: CniError | undefined;
   try {
-    const released = await client(conf).del(attachment(env, conf));
+    const released = await ipamd.del(attachment(env, conf));
     if (released.address) addresses.add(released.address);
     log.info('address released', { address: released.address });
   } catch (err) {
@@ -162,10 +163,10 @@ async function cmdCheck(env: CniEnv, conf: NetConf): Promise<unknown> {
   return undefined;
 }
 
-async function cmdStatus(_env: CniEnv, conf: NetConf): Promise<unknown> {
-  let health: Awaited<ReturnType<IpamdClient['health']>>;
+async function cmdStatus(_env: CniEnv, _conf: NetConf, { ipamd }: Context): Promise<unknown> {
+  let health: Awaited<ReturnType<IpamdApi['health']>>;
   try {
-    health = await client(conf).health();
+    health = await ipamd.health();
   } catch (err) {
     throw new CniError(Code.pluginNotAvailable, 'ipamd is not available', describe(err));
   }
@@ -179,7 +180,7 @@ async function cmdStatus(_env: CniEnv, conf: NetConf): Promise<unknown> {
   return undefined;
 }
 
-async function cmdGc(_env: CniEnv, conf: NetConf, log: Logger): Promise<unknown> {
+async function cmdGc(_env: CniEnv, conf: NetConf, { log, ipamd }: Context): Promise<unknown> {
   if (!conf.validAttachments) {
     throw new CniError(
       Code.invalidConfig,
@@ -187,7 +188,7 @@ async function cmdGc(_env: CniEnv, conf: NetConf, log: Logger): Promise<unknown>
       'refusing to release every address of the network without the list of attachments still in use',
     );
   }
-  const { released } = await client(conf).gc({ network: conf.name, valid: conf.validAttachments });
+  const { released } = await ipamd.gc({ network: conf.name, valid: conf.validAttachments });
   log.info('gc released', { released });
   const failures: string[] = [];
   for (const r of released) {

@@ -50,6 +50,12 @@ function podRtnl(netns: string, missingOk = false): Rtnl | undefined {
   }
 }
 
+/** Closes the handle into one pod's namespace (a long-lived caller, ipamd, after each call). */
+export function releasePod(netns: string): void {
+  pods.get(netns)?.close();
+  pods.delete(netns);
+}
+
 /** Closes the handles (the process normally just exits). */
 export function closeAll(): void {
   host?.close();

@@ -16,6 +16,7 @@ import { lookupInstanceType } from '../lib/instance-types/index.js';
 import { createEc2Client, Ec2Api } from './aws/ec2.js';
 import { Imds, type ImdsEni } from './aws/imds.js';
 import { Checkpoint, type CheckpointData } from './checkpoint.js';
+import { CniExecutor } from './cni-exec.js';
 import type { Config } from './config.js';
 import { usesIpTargets } from './config.js';
 import { Datastore, type EniInfo } from './datastore/datastore.js';
@@ -331,10 +332,13 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     maxPods: limits.maxPods,
   });
   handler.setReady(null);
+  // The native aws-cni shim forwards whole CNI calls here: ipamd runs the plugin's handlers itself.
+  const cniExec = new CniExecutor(handler, log.child({ component: 'cni' }));
   const socket = await startSocketServer({
     path: cfg.socketPath,
     mode: cfg.socketMode,
     handler,
+    cni: (req) => cniExec.run(req),
     log: log.child({ component: 'socket' }),
   });
   if (cfg.writeCniConflist) {

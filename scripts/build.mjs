@@ -37,6 +37,24 @@ if (existsSync(`${addonDir}/binding.gyp`)) {
   installAddon(addonOut, 'dist/netns.node');
 }
 
+// The CNI binary runtimes exec (dist/aws-cni): a small C shim that hands the call to ipamd and execs
+// aws-cni.mjs beside it when ipamd is away. Installed by rename: the old one may be running.
+const shimSrc = 'native/cni-shim/shim.c';
+if (existsSync(shimSrc)) {
+  const tmp = `dist/aws-cni.tmp-${process.pid}`;
+  const cc = process.env.CC ?? 'cc';
+  try {
+    execFileSync(cc, ['-O2', '-std=gnu11', '-Wall', '-Wextra', '-Werror', '-o', tmp, shimSrc], {
+      stdio: 'inherit',
+    });
+  } catch (err) {
+    throw new Error(
+      `build: compiling ${shimSrc} with "${cc}" failed (${err.message}); install a C compiler or set CC`,
+    );
+  }
+  renameSync(tmp, 'dist/aws-cni');
+}
+
 // The `netlink` package's socket binding: lib/net loads it from next to the bundle as netlink.node.
 const netlinkBinding = [
   'node_modules/netlink/build/Release/netlink_binding.node',

@@ -7,13 +7,13 @@ set -eu
 out=$1
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 dist=${DIST_DIR:-$repo/dist}
-for f in aws-cni.mjs ipamd.mjs ipamd-probe.mjs max-pods.mjs; do
+for f in aws-cni.mjs ipamd.mjs ipamd-probe.mjs max-pods.mjs aws-cni; do
   [ -f "$dist/$f" ] || { echo "bundle.sh: $dist/$f is missing; run npm run build first" >&2; exit 1; }
 done
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/dist" "$stage/infra"
-for f in "$dist"/*.mjs "$dist"/*.node; do
+for f in "$dist"/aws-cni "$dist"/*.mjs "$dist"/*.node; do
   [ -f "$f" ] || continue
   case "$(basename "$f")" in local-vpc.mjs) continue ;; esac # a development tool, not for nodes
   cp "$f" "$stage/dist/"

@@ -11,7 +11,8 @@
 #
 # Layout:
 #   /opt/vpc-cni/bin/node, /opt/vpc-cni/lib/*.mjs|*.node    runtime and bundles
-#   /opt/cni/bin/aws-cni                                     the CNI plugin the runtime execs
+#   /opt/cni/bin/aws-cni                                     the CNI plugin the runtime execs (native shim)
+#   /opt/cni/bin/aws-cni.mjs                                 the Node plugin the shim execs when ipamd is away
 #   /usr/local/bin/max-pods, /usr/local/bin/vpc-cni-bootstrap the calculator and the kubelet hook
 #   /etc/vpc-cni/ipamd.env                                   settings (kept when already present)
 #   /etc/vpc-cni/10-aws.conflist.template                    what ipamd writes to /etc/cni/net.d when ready
@@ -44,7 +45,7 @@ done
 [ -n "$node_bin" ] && [ -x "$node_bin" ] || die "no Node.js binary: pass --node PATH (Node.js 20 or newer)"
 major=$("$node_bin" -p 'process.versions.node.split(".")[0]' 2>/dev/null) || die "$node_bin does not run"
 [ "$major" -ge 20 ] 2>/dev/null || die "$node_bin is Node.js $major; vpc-cni needs 20 or newer"
-for f in aws-cni.mjs ipamd.mjs ipamd-probe.mjs max-pods.mjs; do
+for f in aws-cni.mjs ipamd.mjs ipamd-probe.mjs max-pods.mjs aws-cni; do
   [ -f "$dist/$f" ] || die "$dist/$f is missing; run npm run build first (or pass --dist)"
 done
 
@@ -53,7 +54,7 @@ put() { # src dst mode
   mkdir -p "$(dirname "$2")"
   cp "$1" "$2.tmp.$$" && chmod "$3" "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"
 }
-wrapper() { # program dst
+wrapper() { # program dst (a script: the shim execs aws-cni.mjs, whose #! line picks the runtime)
   mkdir -p "$(dirname "$2")"
   printf '#!/bin/sh\n# Installed by vpc-cni; runs %s with the Node.js runtime shipped beside it.\nexec /opt/vpc-cni/bin/node /opt/vpc-cni/lib/%s.mjs "$@"\n' "$1" "$1" >"$2.tmp.$$"
   chmod 0755 "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"
@@ -66,7 +67,8 @@ for f in "$dist"/*.mjs "$dist"/*.node; do
   case "$(basename "$f")" in local-vpc.mjs) continue ;; esac # a development tool, not for nodes
   put "$f" "$root/opt/vpc-cni/lib/$(basename "$f")" 0644
 done
-wrapper aws-cni "$root/opt/cni/bin/aws-cni"
+put "$dist/aws-cni" "$root/opt/cni/bin/aws-cni" 0755
+wrapper aws-cni "$root/opt/cni/bin/aws-cni.mjs"
 wrapper max-pods "$root/usr/local/bin/max-pods"
 put "$here/vpc-cni-bootstrap" "$root/usr/local/bin/vpc-cni-bootstrap" 0755
 if [ ! -e "$root/opt/cni/bin/portmap" ] && [ -f "$cni_plugins/portmap" ]; then

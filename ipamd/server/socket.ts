@@ -13,6 +13,9 @@ import { chmod, chown, lstat, mkdir, rename, rmdir, unlink } from 'node:fs/promi
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import {
+  type CniOutcome,
+  type CniRequest,
+  cniFrame,
   type ErrorCode,
   errorLine,
   MAX_REQUEST_BYTES,
@@ -31,6 +34,8 @@ export interface SocketServerOptions {
   /** Group owning the socket when mode is 0o660. */
   gid?: number;
   handler: IpamHandler;
+  /** Runs a whole CNI call forwarded by the native shim (op "cni"); without it such calls are refused. */
+  cni?: (req: CniRequest) => Promise<CniOutcome>;
   log: Logger;
   /** How long a client has to send its whole request line. */
   readTimeoutMs?: number;
@@ -68,7 +73,9 @@ export async function startSocketServer(opts: SocketServerOptions): Promise<Sock
 
   const connections = new Set<Connection>();
   const server = createServer({ allowHalfOpen: true }, (sock) => {
-    const conn = new Connection(sock, opts.handler, log, readTimeoutMs, () => connections.delete(conn));
+    const conn = new Connection(sock, opts.handler, opts.cni, log, readTimeoutMs, () =>
+      connections.delete(conn),
+    );
     connections.add(conn);
   });
   server.maxConnections = opts.maxConnections ?? 1024;
@@ -105,6 +112,7 @@ class Connection {
   constructor(
     private readonly sock: Socket,
     private readonly handler: IpamHandler,
+    private readonly cni: SocketServerOptions['cni'],
     private readonly log: Logger,
     readTimeoutMs: number,
     private readonly onClosed: () => void,
@@ -156,7 +164,7 @@ class Connection {
     let reply: string;
     try {
       req = parseRequest(line);
-      reply = okLine(await this.dispatch(req));
+      reply = req.op === 'cni' ? cniFrame(await this.runCni(req)) : okLine(await this.dispatch(req));
     } catch (err) {
       if (err instanceof ProtocolError) {
         reply = errorLine(err.code, err.message);
@@ -173,7 +181,14 @@ class Connection {
     await this.finish(reply);
   }
 
-  private dispatch(req: Request): Promise<unknown> {
+  private runCni(req: CniRequest): Promise<CniOutcome> {
+    if (!this.cni) {
+      return Promise.reject(new ProtocolError('bad_request', 'this ipamd does not run forwarded CNI calls'));
+    }
+    return this.cni(req);
+  }
+
+  private dispatch(req: Exclude<Request, CniRequest>): Promise<unknown> {
     switch (req.op) {
       case 'add':
         return this.handler.add(req);

@@ -44,7 +44,33 @@ export interface HealthRequest {
   op: 'health';
 }
 
-export type Request = AddRequest | DelRequest | GcRequest | HealthRequest;
+/**
+ * A whole CNI call forwarded by the native shim (dist/aws-cni): the runtime's CNI_* environment and
+ * the netconf from stdin. ipamd runs the plugin's own handlers and answers with a CNI frame (below),
+ * not a JSON response line, so the shim needs no JSON parser.
+ */
+export interface CniRequest {
+  v: number;
+  op: 'cni';
+  /** Only CNI_* variables (CNI_COMMAND, CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME, CNI_ARGS, CNI_PATH). */
+  env: Record<string, string>;
+  /** The netconf; absent when the runtime gave none (VERSION from a terminal). */
+  stdin?: string;
+}
+
+export type Request = AddRequest | DelRequest | GcRequest | HealthRequest | CniRequest;
+
+/** What running a forwarded CNI call produced: the plugin's exit code and its stdout. */
+export interface CniOutcome {
+  exitCode: number;
+  stdout: string;
+}
+
+export const CNI_ENV_KEY = /^CNI_[A-Z0-9_]{1,64}$/;
+export const MAX_CNI_ENV_VARS = 32;
+export const MAX_CNI_ENV_VALUE_BYTES = 4096;
+/** The frame header before the plugin's stdout bytes: `CNI_FRAME_PREFIX<exit code>}}\n`. */
+export const CNI_FRAME_PREFIX = `{"v":${PROTOCOL_VERSION},"ok":true,"result":{"exitCode":`;
 
 export interface SnatConfig {
   /** false when AWS_VPC_K8S_CNI_EXTERNALSNAT is on: off-VPC traffic keeps the pod's address. */
@@ -180,12 +206,53 @@ export function parseRequest(line: string): Request {
       });
       return { v: PROTOCOL_VERSION, op: 'gc', network, valid };
     }
+    case 'cni':
+      return parseCniRequest(o);
     default:
       throw new ProtocolError(
         'bad_request',
-        `unknown op ${JSON.stringify(o.op)}; expected add, del, gc or health`,
+        `unknown op ${JSON.stringify(o.op)}; expected add, del, gc, health or cni`,
       );
   }
+}
+
+function parseCniRequest(o: Record<string, unknown>): CniRequest {
+  const env = o.env;
+  if (typeof env !== 'object' || env === null || Array.isArray(env)) {
+    throw new ProtocolError('bad_request', 'field "env" must be an object of CNI_* variables');
+  }
+  const entries = Object.entries(env);
+  if (entries.length > MAX_CNI_ENV_VARS) {
+    throw new ProtocolError('bad_request', `field "env" has more than ${MAX_CNI_ENV_VARS} variables`);
+  }
+  const out: Record<string, string> = {};
+  for (const [key, value] of entries) {
+    if (!CNI_ENV_KEY.test(key)) {
+      throw new ProtocolError('bad_request', `env key ${JSON.stringify(key)} is not a CNI_* variable`);
+    }
+    if (typeof value !== 'string' || Buffer.byteLength(value) > MAX_CNI_ENV_VALUE_BYTES) {
+      throw new ProtocolError(
+        'bad_request',
+        `env.${key} must be a string of at most ${MAX_CNI_ENV_VALUE_BYTES} bytes`,
+      );
+    }
+    out[key] = value;
+  }
+  if (o.stdin !== undefined && typeof o.stdin !== 'string') {
+    throw new ProtocolError('bad_request', 'field "stdin" must be a string when present');
+  }
+  return { v: PROTOCOL_VERSION, op: 'cni', env: out, ...(o.stdin === undefined ? {} : { stdin: o.stdin }) };
+}
+
+/**
+ * The answer to a `cni` request: a fixed header line the shim matches byte for byte, then the
+ * plugin's stdout verbatim. Any other answer (an error line) means the call was not run.
+ */
+export function cniFrame(outcome: CniOutcome): string {
+  if (!Number.isInteger(outcome.exitCode) || outcome.exitCode < 0 || outcome.exitCode > 255) {
+    throw new Error(`exit code ${outcome.exitCode} is not 0-255`);
+  }
+  return `${CNI_FRAME_PREFIX}${outcome.exitCode}}}\n${outcome.stdout}`;
 }
 
 export function okLine<T>(result: T): string {

@@ -38,7 +38,9 @@ export function locateBundles(fromUrl: string): Bundles {
   for (const dir of candidates) {
     const ipamd = join(dir, 'ipamd.mjs');
     const plugin = join(dir, 'aws-cni.mjs');
-    if (existsSync(ipamd) && existsSync(plugin)) return { ipamd, plugin };
+    // The native shim hands each call to ipamd and execs aws-cni.mjs beside it when ipamd is away.
+    const shim = join(dir, 'aws-cni');
+    if (existsSync(ipamd) && existsSync(plugin)) return { ipamd, plugin: existsSync(shim) ? shim : plugin };
   }
   throw new Error(
     `dist/ipamd.mjs and dist/aws-cni.mjs not found (looked in ${candidates.join(', ')}): run npm run build`,

@@ -118,6 +118,9 @@ export class FakeIpamd {
         }
         return okLine({ released });
       }
+      case 'cni':
+        // Like an ipamd without the fast path: the shim falls back to the Node plugin.
+        return errorLine('bad_request', 'test double: does not run forwarded CNI calls');
     }
   }
 }

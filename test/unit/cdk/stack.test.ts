@@ -44,6 +44,7 @@ beforeAll(async () => {
   await bundleMaxPods(dist);
   for (const f of ['aws-cni', 'ipamd', 'ipamd-probe'])
     writeFileSync(join(dist, `${f}.mjs`), `console.log('${f}');\n`);
+  writeFileSync(join(dist, 'aws-cni'), '#!/bin/sh\n', { mode: 0o755 }); // stands in for the native shim
   A = synth('a', {}, true);
   B = synth(
     'b',

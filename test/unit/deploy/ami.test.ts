@@ -50,6 +50,7 @@ beforeAll(async () => {
   await bundleMaxPods(dist);
   for (const f of ['aws-cni', 'ipamd', 'ipamd-probe', 'local-vpc'])
     writeFileSync(join(dist, `${f}.mjs`), `console.log('${f}');\n`);
+  writeFileSync(join(dist, 'aws-cni'), '#!/bin/sh\n# native shim stand-in\n', { mode: 0o755 });
   writeFileSync(join(dist, 'netns.node'), 'addon');
   mkdirSync(join(t, 'cni'));
   writeFileSync(join(t, 'cni/portmap'), '#!/bin/sh\n');
@@ -65,6 +66,7 @@ describe('infra/ami/install.sh into a DESTDIR', () => {
     const executable = [
       'opt/vpc-cni/bin/node',
       'opt/cni/bin/aws-cni',
+      'opt/cni/bin/aws-cni.mjs',
       'opt/cni/bin/portmap',
       'usr/local/bin/max-pods',
       'usr/local/bin/vpc-cni-bootstrap',
@@ -87,7 +89,9 @@ describe('infra/ami/install.sh into a DESTDIR', () => {
   });
 
   it('points the wrappers at the shipped runtime, and the runtime runs the installed calculator', async () => {
-    expect(readFileSync(join(root, 'opt/cni/bin/aws-cni'), 'utf8')).toContain(
+    // The runtime execs the native shim; it execs the Node plugin beside it when ipamd is away.
+    expect(readFileSync(join(root, 'opt/cni/bin/aws-cni'), 'utf8')).toContain('native shim stand-in');
+    expect(readFileSync(join(root, 'opt/cni/bin/aws-cni.mjs'), 'utf8')).toContain(
       'exec /opt/vpc-cni/bin/node /opt/vpc-cni/lib/aws-cni.mjs "$@"',
     );
     expect(readFileSync(join(root, 'usr/local/bin/max-pods'), 'utf8')).toContain(

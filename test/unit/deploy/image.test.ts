@@ -48,6 +48,8 @@ describe('vpc-cni-init (the DaemonSet init container)', () => {
       join(src, 'lib/aws-cni.mjs'),
       'process.stdout.write(JSON.stringify({ cni: process.argv.slice(2) }));\n',
     );
+    // Stands in for the native shim with ipamd away: it execs the Node plugin beside it.
+    write(join(src, 'lib/aws-cni'), '#!/bin/sh\nexec "$(dirname "$0")/aws-cni.mjs" "$@"\n', 0o755);
     if (existsSync(REAL_MAX_PODS)) write(join(src, 'lib/max-pods.mjs'), readFileSync(REAL_MAX_PODS, 'utf8'));
     else write(join(src, 'lib/max-pods.mjs'), 'process.stdout.write("29\\n");\n');
     write(join(src, 'lib/netns.node'), 'addon');
@@ -131,7 +133,9 @@ describe('the container image definition', () => {
     expect(copies.length).toBeGreaterThan(0);
     const build = readFileSync(join(ROOT, 'scripts/build.mjs'), 'utf8');
     const outputs = new Set(
-      [...build.matchAll(/out:\s*'([^']+)'/g)].map((m) => `dist/${m[1]}.mjs`).concat('dist/netns.node'),
+      [...build.matchAll(/out:\s*'([^']+)'/g)]
+        .map((m) => `dist/${m[1]}.mjs`)
+        .concat('dist/netns.node', 'dist/aws-cni'),
     );
     for (const c of copies) {
       expect(c, 'no ADD').toMatch(/^COPY\b/);

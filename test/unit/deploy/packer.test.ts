@@ -17,6 +17,7 @@ beforeAll(async () => {
   await bundleMaxPods(dist);
   for (const f of ['aws-cni', 'ipamd', 'ipamd-probe', 'local-vpc'])
     writeFileSync(join(dist, `${f}.mjs`), `console.log('${f}');\n`);
+  writeFileSync(join(dist, 'aws-cni'), '#!/bin/sh\n', { mode: 0o755 }); // stands in for the native shim
   bundle = join(t, 'vpc-cni-bundle.tar.gz');
   const r = spawnSync('sh', [join(ROOT, 'infra/ami/bundle.sh'), bundle], {
     env: { PATH: process.env.PATH, DIST_DIR: dist },
@@ -30,6 +31,7 @@ describe('the image bundle (infra/ami/bundle.sh)', () => {
   it('holds the node bundles and infra/ami, without the development tools', () => {
     const list = spawnSync('tar', ['-tzf', bundle], { encoding: 'utf8' }).stdout.split('\n');
     for (const f of [
+      'dist/aws-cni',
       'dist/aws-cni.mjs',
       'dist/ipamd.mjs',
       'dist/ipamd-probe.mjs',
