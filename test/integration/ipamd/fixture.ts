@@ -121,6 +121,20 @@ export class Ipamd {
     });
   }
 
+  /**
+   * add() as a container runtime does it: "try again later" (pool_empty, not_ready: CNI code 11) is
+   * retried, so a test adding faster than ENIs attach still sees only final answers.
+   */
+  async addAsRuntime(containerId: string, timeoutMs = 20_000): Promise<Reply> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = await this.add(containerId);
+      const retryable = !r.ok && (r.error?.code === 'pool_empty' || r.error?.code === 'not_ready');
+      if (!retryable || Date.now() > deadline) return r;
+      await sleep(200);
+    }
+  }
+
   del(containerId: string): Promise<Reply> {
     return this.request({ op: 'del', network: 'aws-cni', containerId, ifName: 'eth0' });
   }

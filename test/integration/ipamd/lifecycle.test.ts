@@ -20,10 +20,10 @@ describe.skipIf(bundleMissing())('ipamd shrink, cooldown and unmanaged ENIs', ()
     await ipamd.waitServing();
     await eventually(() => s.secondaryIpCount(node) === 2, 10_000, '2 IPs');
     const addrs: Record<string, string> = {};
-    for (const p of ['a', 'b', 'c', 'd']) addrs[p] = String((await ipamd.add(p)).result!.address);
+    for (const p of ['a', 'b', 'c', 'd']) addrs[p] = String((await ipamd.addAsRuntime(p)).result!.address);
     await eventually(() => s.secondaryIpCount(node) === 6, 10_000, '6 IPs');
     expect((await ipamd.del('a')).result).toMatchObject({ address: addrs.a, routeTable: 254 });
-    const e = await ipamd.add('e');
+    const e = await ipamd.addAsRuntime('e');
     expect(e.result!.address).not.toBe(addrs.a);
     // Deleting an unknown (already deleted) pod is success.
     expect((await ipamd.del('a')).result).toEqual({ address: null, deviceNumber: null, routeTable: null });
@@ -38,7 +38,7 @@ describe.skipIf(bundleMissing())('ipamd shrink, cooldown and unmanaged ENIs', ()
     const node = await s.launch('m5.large');
     const ipamd = s.startIpamd(node, { IP_COOLDOWN_PERIOD: '1', IPAMD_SHRINK_INTERVAL_SECONDS: '1' });
     await ipamd.waitServing();
-    for (let i = 0; i < 10; i++) expect((await ipamd.add(`w${i}`)).ok).toBe(true);
+    for (let i = 0; i < 10; i++) expect((await ipamd.addAsRuntime(`w${i}`)).ok).toBe(true);
     await eventually(() => s.enisOf(node).length === 3, 20_000, '3 ENIs');
     const extra = s
       .enisOf(node)
@@ -60,7 +60,7 @@ describe.skipIf(bundleMissing())('ipamd shrink, cooldown and unmanaged ENIs', ()
     s.vpc.state.attachNetworkInterface({ eniId: foreign.id, instanceId: node.id, deviceIndex: 1 });
     const ipamd = s.startIpamd(node);
     await ipamd.waitServing();
-    expect((await ipamd.add('u1')).ok).toBe(true);
+    expect((await ipamd.addAsRuntime('u1')).ok).toBe(true);
     await eventually(() => s.enisOf(node).length === 3, 20_000, 'a managed ENI at device 2');
     const enis = s.enisOf(node);
     expect(enis[2]!.attachment!.deviceIndex).toBe(2);
@@ -68,7 +68,7 @@ describe.skipIf(bundleMissing())('ipamd shrink, cooldown and unmanaged ENIs', ()
     // 9 + 9 managed addresses; the unmanaged ENI's are never handed out.
     const got: string[] = [];
     for (let i = 2; i <= 19; i++) {
-      const r = await ipamd.add(`u${i}`);
+      const r = await ipamd.addAsRuntime(`u${i}`);
       if (r.ok) got.push(String(r.result!.address));
       else {
         expect(r.error!.code).toBe('exhausted');
