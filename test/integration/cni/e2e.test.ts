@@ -62,7 +62,12 @@ async function startPod(name: string, node: Instance, ipamd: Ipamd): Promise<Pod
   const ns = Netns.create(`${s.vpc.prefix}-${name}`);
   namespaces.push(ns);
   const containerId = `ctr-${name}`;
-  const r = await cni(node, ipamd, 'ADD', { name, containerId, ns });
+  // As a runtime does: code 11 ("try again later": the pool is still growing) is retried.
+  let r = await cni(node, ipamd, 'ADD', { name, containerId, ns });
+  for (const deadline = Date.now() + 20_000; r.code === 11 && Date.now() < deadline; ) {
+    await new Promise((done) => setTimeout(done, 200));
+    r = await cni(node, ipamd, 'ADD', { name, containerId, ns });
+  }
   if (r.code !== 0) throw new Error(`ADD ${name} failed: ${r.raw}`);
   const ips = r.json!.ips as { address: string }[];
   const pod = {
@@ -82,7 +87,7 @@ async function startPod(name: string, node: Instance, ipamd: Ipamd): Promise<Pod
 async function fillPrimary(ipamd: Ipamd, tag: string): Promise<number> {
   let n = 0;
   for (;;) {
-    const r = await ipamd.add(`orphan-${tag}-${n}`);
+    const r = await ipamd.addAsRuntime(`orphan-${tag}-${n}`);
     if (!r.ok) throw new Error(`filler add failed: ${JSON.stringify(r.error)}`);
     n++;
     if ((r.result as { deviceNumber: number }).deviceNumber !== 0) return n;
