@@ -85,6 +85,11 @@ describe.skipIf(bundleMissing())('ipamd under EC2 faults', () => {
     });
     await second.waitServing();
     await eventually(() => s.vpc.state.getEni(leaked) === undefined, 20_000, 'leaked ENI deleted');
-    expect(second.events().some((e) => e.msg === 'deleted leaked ENI' && e.eniId === leaked)).toBe(true);
+    // The log line follows the DeleteNetworkInterface reply through a pipe: wait for it, don't race it.
+    await eventually(
+      () => second.events().some((e) => e.msg === 'deleted leaked ENI' && e.eniId === leaked),
+      5_000,
+      'the deletion logged with its reason',
+    );
   });
 });

@@ -65,10 +65,21 @@ export class Ipamd {
     readonly socketPath: string,
     readonly checkpointPath: string,
   ) {
-    proc.stderr?.on('data', (d: Buffer) => this.logs.push(...d.toString().split('\n').filter(Boolean)));
-    proc.stdout?.on('data', (d: Buffer) => this.logs.push(...d.toString().split('\n').filter(Boolean)));
+    // A log line can arrive split over two chunks: keep the unfinished tail until its newline.
+    const collect = (stream: NodeJS.ReadableStream | null) => {
+      let rest = '';
+      stream?.on('data', (d: Buffer) => {
+        const lines = (rest + d.toString()).split('\n');
+        rest = lines.pop() ?? '';
+        this.logs.push(...lines.filter(Boolean));
+      });
+      stream?.on('end', () => rest && this.logs.push(rest));
+    };
+    collect(proc.stderr);
+    collect(proc.stdout);
+    // 'close', not 'exit': by then every line the process wrote has been read.
     this.exited = new Promise((r) =>
-      proc.on('exit', (code) => {
+      proc.on('close', (code) => {
         this.exitCode = code;
         r(code);
       }),
@@ -97,7 +108,13 @@ export class Ipamd {
         throw new Error(`ipamd exited (${this.exitCode}):\n${this.logs.slice(-20).join('\n')}`);
       if (existsSync(this.socketPath)) {
         const health = await this.request({ op: 'health' }).catch(() => null);
-        if (health?.ok && health.result?.ready === true) return;
+        // Ready, and its 'ipamd serving' line read: every startup log line before it is in this.logs.
+        if (
+          health?.ok &&
+          health.result?.ready === true &&
+          this.events().some((e) => e.msg === 'ipamd serving')
+        )
+          return;
       }
       await sleep(100);
     }
