@@ -64,6 +64,8 @@ export class Ipamd {
     readonly dir: string,
     readonly socketPath: string,
     readonly checkpointPath: string,
+    /** Whether the daemon logs at info or below, i.e. writes its 'ipamd serving' line. */
+    private readonly logsInfo = true,
   ) {
     // A log line can arrive split over two chunks: keep the unfinished tail until its newline.
     const collect = (stream: NodeJS.ReadableStream | null) => {
@@ -112,7 +114,7 @@ export class Ipamd {
         if (
           health?.ok &&
           health.result?.ready === true &&
-          this.events().some((e) => e.msg === 'ipamd serving')
+          (!this.logsInfo || this.events().some((e) => e.msg === 'ipamd serving'))
         )
           return;
       }
@@ -202,7 +204,8 @@ export class Scenario {
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const daemon = new Ipamd(proc, d, socketPath, checkpointPath);
+    const level = env.AWS_VPC_K8S_CNI_LOGLEVEL ?? 'debug';
+    const daemon = new Ipamd(proc, d, socketPath, checkpointPath, ['trace', 'debug', 'info'].includes(level));
     this.daemons.push(daemon);
     return daemon;
   }
