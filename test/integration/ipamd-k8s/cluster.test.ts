@@ -1,11 +1,11 @@
 // The real dist/ipamd.mjs in a local-VPC instance, with a Kubernetes API server stand-in (HTTPS) in the
 // same namespace reached through a kubeconfig: max pods comes from the node object and, with custom
 // networking, the pod subnet and security group from the ENIConfig the node's label names.
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selfSignedCert } from '../../unit/ipamd/k8s/api-server.js';
 import { bundleMissing, eventually, Scenario } from '../ipamd/fixture.js';
 
 const NODE = 'ip-k8s-node-a';
@@ -40,31 +40,7 @@ describe.skipIf(bundleMissing())('ipamd in a cluster', () => {
     const node = await s.launch('m5.large', { subnet: 0 });
     const podSubnet = s.vpc.subnetIds[1]!;
     const podGroup = s.vpc.state.createSecurityGroup({ vpcId: s.vpc.vpcId });
-    const key = join(dir, 'tls.key');
-    const cert = join(dir, 'tls.crt');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=kubernetes',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    );
+    const { keyFile: key, certFile: cert } = selfSignedCert(dir);
     writeFileSync(
       join(dir, 'objects.json'),
       JSON.stringify({

@@ -76,7 +76,12 @@ export async function startFakeApiServer(tls?: { key: string; cert: string }): P
 }
 
 /** A self-signed certificate for 127.0.0.1 (openssl), as files in `dir`. */
-export function selfSignedCert(dir: string): { key: string; cert: string; certFile: string } {
+export function selfSignedCert(dir: string): {
+  key: string;
+  cert: string;
+  keyFile: string;
+  certFile: string;
+} {
   const keyFile = join(dir, 'tls.key');
   const certFile = join(dir, 'tls.crt');
   execFileSync(
@@ -102,7 +107,7 @@ export function selfSignedCert(dir: string): { key: string; cert: string; certFi
     ],
     { stdio: 'ignore' },
   );
-  return { key: readFileSync(keyFile, 'utf8'), cert: readFileSync(certFile, 'utf8'), certFile };
+  return { key: readFileSync(keyFile, 'utf8'), cert: readFileSync(certFile, 'utf8'), keyFile, certFile };
 }
 
 /** A kubeconfig pointing at `server` with a bearer token (and the CA that signed the server's certificate), written into `dir`. */
