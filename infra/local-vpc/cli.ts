@@ -51,19 +51,25 @@ function nameOption(value: string): string {
   }
 }
 
-program
-  .command('up')
-  .description('start a VPC with N instances in the background and print how to reach it')
-  .option('--instances <n>', 'number of instances', countOption, 2)
-  .option('--instance-type <type>', 'EC2 instance type', 'm5.large')
-  .option('--name <name>', 'name of this VPC (several can run side by side)', nameOption, 'default')
-  .option('--imds-lag-ms <ms>', 'how far IMDS lags EC2', '0')
-  .option('--eni-attach-delay-ms <ms>', 'how long an attached ENI takes to appear in the instance', '0')
-  .option('--state-dir <dir>', 'where running VPCs are recorded', stateDir())
-  .action(async (opts: UpOptions) => {
-    const record = await up(opts);
-    process.stdout.write(describe(record));
-  });
+/** The options `up` takes and hands on to the background `serve` it starts. */
+function withVpcOptions(cmd: Command): Command {
+  return cmd
+    .option('--instances <n>', 'number of instances', countOption, 2)
+    .option('--instance-type <type>', 'EC2 instance type', 'm5.large')
+    .option('--name <name>', 'name of this VPC (several can run side by side)', nameOption, 'default')
+    .option('--imds-lag-ms <ms>', 'how far IMDS lags EC2', '0')
+    .option('--eni-attach-delay-ms <ms>', 'how long an attached ENI takes to appear in the instance', '0')
+    .option('--state-dir <dir>', 'where running VPCs are recorded', stateDir());
+}
+
+withVpcOptions(
+  program
+    .command('up')
+    .description('start a VPC with N instances in the background and print how to reach it'),
+).action(async (opts: UpOptions) => {
+  const record = await up(opts);
+  process.stdout.write(describe(record));
+});
 
 program
   .command('status')
@@ -131,18 +137,13 @@ program
     );
   });
 
-program
-  .command('serve', { hidden: true })
-  .description('run a VPC in the foreground (what `up` starts in the background)')
-  .option('--instances <n>', 'number of instances', countOption, 2)
-  .option('--instance-type <type>', 'EC2 instance type', 'm5.large')
-  .option('--name <name>', 'name of this VPC', nameOption, 'default')
-  .option('--imds-lag-ms <ms>', 'how far IMDS lags EC2', '0')
-  .option('--eni-attach-delay-ms <ms>', 'how long an attached ENI takes to appear in the instance', '0')
-  .option('--state-dir <dir>', 'where running VPCs are recorded', stateDir())
-  .action(async (opts: UpOptions) => {
-    await serve(opts);
-  });
+withVpcOptions(
+  program
+    .command('serve', { hidden: true })
+    .description('run a VPC in the foreground (what `up` starts in the background)'),
+).action(async (opts: UpOptions) => {
+  await serve(opts);
+});
 
 interface UpOptions {
   instances: number;
