@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseCniArgs, parseEnv, validateIfName } from '../../../cni/env.js';
-import { CniError } from '../../../cni/errors.js';
+import { codeOf } from './cni-error.js';
 
 const base = {
   CNI_COMMAND: 'ADD',
@@ -10,16 +10,6 @@ const base = {
   CNI_PATH: '/opt/cni/bin:/usr/lib/cni',
   CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=abc123',
 };
-
-function codeOf(fn: () => unknown): { code: number; message: string } {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(CniError);
-    return { code: (err as CniError).code, message: (err as CniError).message };
-  }
-  throw new Error('expected an error');
-}
 
 describe('parseEnv', () => {
   it('reads a complete ADD environment', () => {

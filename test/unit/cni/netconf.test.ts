@@ -1,19 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { CniError } from '../../../cni/errors.js';
 import { parseNetConf } from '../../../cni/netconf.js';
+import { codeOf } from './cni-error.js';
 
 const conf = (over: Record<string, unknown> = {}) =>
   JSON.stringify({ cniVersion: '1.0.0', name: 'aws-cni', type: 'aws-cni', ...over });
-
-function codeOf(fn: () => unknown): { code: number; message: string } {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(CniError);
-    return { code: (err as CniError).code, message: (err as CniError).message };
-  }
-  throw new Error('expected an error');
-}
 
 describe('parseNetConf', () => {
   it('fills defaults', () => {
