@@ -60,5 +60,9 @@ async function run(instanceType: string, target: number, env: Record<string, str
   }
 }
 
-if (!process.env.ONLY_BIG) await run('m5.large', 27, { MINIMUM_IP_TARGET: '27', WARM_IP_TARGET: '1' });
+if (!process.env.ONLY_BIG) {
+  await run('m5.large', 27, { MINIMUM_IP_TARGET: '27', WARM_IP_TARGET: '1' });
+  // Whole warm ENIs: every ENI the type allows, each with all its secondary IPs.
+  await run('m5.large', 27, { WARM_ENI_TARGET: '3' });
+}
 await run('m5.4xlarge', 100, { MINIMUM_IP_TARGET: '100', WARM_IP_TARGET: '1' });

@@ -3,12 +3,20 @@
  * 250 pods added over the socket, then VmRSS of the ipamd process. Needs root and `npm run build`.
  *   npx tsx bench/ipamd-rss.ts
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { eventually, Scenario } from '../test/integration/ipamd/fixture.js';
 
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m?.[1] ?? 0) / 1024;
+}
+
+/** Where the resident memory is: the node binary's own pages (shared, file-backed) vs the process's heap. */
+function breakdown(pid: number): string {
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? 0);
+  return `anonymous ${(kb('Anonymous') / 1024).toFixed(1)} MB, file-backed ${((kb('Rss') - kb('Anonymous')) / 1024).toFixed(1)} MB`;
 }
 
 const s = await Scenario.create({ subnets: ['10.0.16.0/20'] });
@@ -23,7 +31,7 @@ try {
   });
   await ipamd.waitServing();
   const pid = ipamd.proc.pid!;
-  console.log(`RSS after start: ${rssMb(pid).toFixed(1)} MB`);
+  console.log(`RSS after start: ${rssMb(pid).toFixed(1)} MB (${breakdown(pid)})`);
   for (let i = 0; i < 250; i++) {
     await eventually(
       async () => {
@@ -35,7 +43,11 @@ try {
     );
   }
   await new Promise((r) => setTimeout(r, 1000));
-  console.log(`RSS with 250 assigned addresses: ${rssMb(pid).toFixed(1)} MB (target < 60 MB)`);
+  console.log(
+    `RSS with 250 assigned addresses: ${rssMb(pid).toFixed(1)} MB (target < 60 MB; ${breakdown(pid)})`,
+  );
+  if (process.env.BENCH_SMAPS)
+    console.log(execFileSync('bash', ['/tmp/smaps.sh', String(pid)], { encoding: 'utf8' }));
   await ipamd.kill('SIGTERM');
 } catch (err) {
   console.error(s.daemons[0]?.logs.slice(-15).join('\n'));

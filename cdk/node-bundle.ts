@@ -6,7 +6,8 @@ import { cpSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 // aws-cni is the native CNI shim (native/cni-shim); the rest are the Node bundles.
-const REQUIRED = ['aws-cni', 'aws-cni.mjs', 'ipamd.mjs', 'ipamd-probe.mjs', 'max-pods.mjs'];
+// ipamd-chunks/ holds the parts ipamd loads on demand (Kubernetes client, credential providers).
+const REQUIRED = ['aws-cni', 'aws-cni.mjs', 'ipamd.mjs', 'ipamd-chunks', 'ipamd-probe.mjs', 'max-pods.mjs'];
 const AMI_DIR = new URL('../infra/ami', import.meta.url).pathname;
 
 /** Copies the bundle's files under `stageRoot` (the CDK output directory) and returns that directory. */
@@ -24,6 +25,7 @@ export function stageNodeBundle(distDir: string, stageRoot: string): string {
     if (f === 'aws-cni' || ((f.endsWith('.mjs') || f.endsWith('.node')) && f !== 'local-vpc.mjs'))
       cpSync(join(distDir, f), join(stage, 'dist', f));
   }
+  cpSync(join(distDir, 'ipamd-chunks'), join(stage, 'dist', 'ipamd-chunks'), { recursive: true });
   cpSync(AMI_DIR, join(stage, 'infra/ami'), { recursive: true });
   return stage;
 }

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_SOCKET_PATH, type SnatConfig } from '../lib/protocol/ipamd.js';
+import { resolveGroup } from './server/group.js';
 
 export type Env = Record<string, string | undefined>;
 
@@ -50,6 +51,8 @@ export interface Config {
   metricsBind: string | null;
   socketPath: string;
   socketMode: number;
+  /** Group owning the socket (IPAMD_SOCKET_GROUP, mode 0660), or null for root-only 0600. */
+  socketGid: number | null;
   checkpointPath: string;
   cniConfDir: string;
   writeCniConflist: boolean;
@@ -59,6 +62,8 @@ export interface Config {
   poolCheckIntervalSeconds: number;
   leakedEniAgeSeconds: number;
   leakedEniIntervalSeconds: number;
+  /** In a cluster: how often the watched node and ENIConfig are listed again (the watch's safety net). */
+  k8sResyncIntervalSeconds: number;
   /** Client-side EC2 rate limits (calls per second) so a node never bursts past EC2's token buckets. */
   ec2MutatingRate: number;
   ec2DescribeRate: number;
@@ -343,7 +348,26 @@ export function loadConfig(env: Env = process.env): Config {
   if (!LOG_LEVELS.has(logLevel)) {
     r.problems.push(`AWS_VPC_K8S_CNI_LOGLEVEL=${logLevel} must be one of ${[...LOG_LEVELS].join(', ')}`);
   }
-  const socketModeRaw = r.oneOf('IPAMD_SOCKET_MODE', ['0600', '0660'] as const, '0600');
+  const socketGroup = r.raw('IPAMD_SOCKET_GROUP');
+  let socketGid: number | null = null;
+  if (socketGroup !== undefined) {
+    try {
+      socketGid = resolveGroup(socketGroup);
+    } catch (err) {
+      r.problems.push(`IPAMD_SOCKET_GROUP=${JSON.stringify(socketGroup)}: ${(err as Error).message}`);
+    }
+  }
+  // A socket group only makes sense with group access: it implies 0660 and contradicts an explicit 0600.
+  const socketModeRaw = r.oneOf(
+    'IPAMD_SOCKET_MODE',
+    ['0600', '0660'] as const,
+    socketGroup !== undefined ? '0660' : '0600',
+  );
+  if (socketGroup !== undefined && socketModeRaw === '0600') {
+    r.problems.push(
+      'IPAMD_SOCKET_GROUP gives a group access to the socket, which IPAMD_SOCKET_MODE=0600 forbids; use 0660 or unset IPAMD_SOCKET_GROUP',
+    );
+  }
 
   const config: Config = {
     mode: prefixMode ? 'prefix' : 'ip',
@@ -377,6 +401,7 @@ export function loadConfig(env: Env = process.env): Config {
     metricsBind: r.bool('DISABLE_METRICS', false) ? null : r.bind('METRICS_BIND_ADDRESS', '0.0.0.0:61678'),
     socketPath: r.absPath('IPAMD_SOCKET_PATH', DEFAULT_SOCKET_PATH),
     socketMode: Number.parseInt(socketModeRaw, 8),
+    socketGid,
     checkpointPath: r.absPath('IPAMD_CHECKPOINT_PATH', '/var/run/aws-node/ipam.json'),
     cniConfDir: r.absPath('CNI_CONF_DIR', '/etc/cni/net.d'),
     writeCniConflist: r.bool('WRITE_CNI_CONFLIST', true),
@@ -385,6 +410,7 @@ export function loadConfig(env: Env = process.env): Config {
     poolCheckIntervalSeconds: r.positive('IPAMD_POOL_CHECK_INTERVAL_SECONDS', 5),
     leakedEniAgeSeconds: r.positive('IPAMD_LEAKED_ENI_AGE_SECONDS', 300),
     leakedEniIntervalSeconds: r.positive('IPAMD_LEAKED_ENI_INTERVAL_SECONDS', 600),
+    k8sResyncIntervalSeconds: r.positive('IPAMD_K8S_RESYNC_INTERVAL_SECONDS', 300),
     ec2MutatingRate: r.positive('IPAMD_EC2_MUTATING_RATE', 5),
     ec2DescribeRate: r.positive('IPAMD_EC2_DESCRIBE_RATE', 20),
     ec2MaxAttempts: r.int('IPAMD_EC2_MAX_ATTEMPTS', 8, 1, 20),

@@ -13,7 +13,7 @@
 import { mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { lookupInstanceType } from '../lib/instance-types/index.js';
-import { createEc2Client, Ec2Api } from './aws/ec2.js';
+import { createEc2Transport, Ec2Api } from './aws/ec2.js';
 import { Imds, type ImdsEni } from './aws/imds.js';
 import { Checkpoint, type CheckpointData } from './checkpoint.js';
 import { CniExecutor } from './cni-exec.js';
@@ -24,9 +24,9 @@ import { restoreCheckpoint } from './datastore/restore.js';
 import { setupEniNetwork, teardownEniNetwork } from './hostnet/eni.js';
 import { setupNodeNetwork } from './hostnet/node.js';
 import { IpamService } from './ipam-handler.js';
-import { readClusterSettings } from './k8s/index.js';
+import type { ClusterFollower, FollowedSettings } from './k8s/index.js';
 import type { Logger } from './log.js';
-import { eniMax, ipMax } from './metrics.js';
+import { eniMax, ipMax, trackAssignedPerCidr } from './metrics.js';
 import {
   type HostNetwork,
   PoolExecutor,
@@ -42,6 +42,8 @@ import { SubnetPicker } from './pool/subnets.js';
 import { startIntrospectionServer } from './server/introspection.js';
 import { startMetricsServer } from './server/metrics-server.js';
 import { startSocketServer } from './server/socket.js';
+
+type FollowedSettingsHandler = (next: FollowedSettings, prev: FollowedSettings) => void;
 
 export interface DaemonOptions {
   /** Replaces host networking (unit tests, or a host where another agent owns it). */
@@ -134,7 +136,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   if (!primary) throw new Error(`IMDS lists no ENI with the primary MAC ${identity.primaryMac}`);
   log.info({ ...identity, enis: seen.length }, 'instance discovered');
 
-  const ec2 = new Ec2Api(createEc2Client(cfg.region ?? identity.region, cfg.ec2Endpoint), {
+  const ec2 = new Ec2Api(createEc2Transport(cfg.region ?? identity.region, cfg.ec2Endpoint), {
     maxAttempts: cfg.ec2MaxAttempts,
     mutatingRate: cfg.ec2MutatingRate,
     describeRate: cfg.ec2DescribeRate,
@@ -148,22 +150,43 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   // In a cluster the node object gives max pods and names the ENIConfig; local settings take precedence.
   let eniConfig = cfg.eniConfig;
   let clusterMaxPods: number | null = null;
+  const eniConfigFromCluster = cfg.customNetworking && cfg.eniConfig === null;
+  // An ENIConfig without security groups means the primary ENI's (the reference's rule).
+  const withGroups = (c: { subnet: string; securityGroups: string[] }) => ({
+    subnet: c.subnet,
+    securityGroups: c.securityGroups.length > 0 ? c.securityGroups : primary.securityGroups,
+  });
+  // Set in a cluster: keeps following the node and its ENIConfig once the pool exists (step 8).
+  let followCluster: ((apply: FollowedSettingsHandler) => ClusterFollower) | null = null;
   if (cfg.cluster) {
-    const cs = await readClusterSettings({
-      ...cfg.cluster,
-      availabilityZone: identity.availabilityZone,
-      wantEniConfig: cfg.customNetworking && cfg.eniConfig === null,
-      log: log.child({ component: 'k8s' }),
+    // Loaded only with a cluster: client-node is a separate chunk a daemon without one never reads.
+    const k8s = await import('./k8s/index.js');
+    const k8sLog = log.child({ component: 'k8s' });
+    const access = k8s.detectCluster(process.env) ?? undefined;
+    const where = { ...cfg.cluster, availabilityZone: identity.availabilityZone };
+    const cs = await k8s.readClusterSettings({
+      ...where,
+      wantEniConfig: eniConfigFromCluster,
+      log: k8sLog,
+      access,
     });
     clusterMaxPods = cs.maxPods;
-    // An ENIConfig without security groups means the primary ENI's (the reference's rule).
-    if (cs.eniConfig && !eniConfig) {
-      const groups =
-        cs.eniConfig.securityGroups.length > 0 ? cs.eniConfig.securityGroups : primary.securityGroups;
-      eniConfig = { subnet: cs.eniConfig.subnet, securityGroups: groups };
+    if (cs.eniConfig && !eniConfig) eniConfig = withGroups(cs.eniConfig);
+    // Nothing to follow when MAX_PODS and a local ENIConfig (or no custom networking) decide everything.
+    if (access && (eniConfigFromCluster || cfg.maxPods === null)) {
+      followCluster = (onChange) =>
+        new k8s.ClusterFollower({
+          ...where,
+          access,
+          wantEniConfig: eniConfigFromCluster,
+          initial: cs,
+          onChange,
+          log: k8sLog,
+          resyncMs: cfg.k8sResyncIntervalSeconds * 1000,
+        });
     }
   }
-  const limits = poolLimits(type, {
+  let limits = poolLimits(type, {
     mode: cfg.mode,
     maxEni: cfg.maxEni,
     maxPods: cfg.maxPods ?? clusterMaxPods,
@@ -177,6 +200,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   const described = new Map(attached.map((e) => [e.id, e]));
   const unmanaged = new Map<string, number>();
   const ds = new Datastore(cfg.ipCooldownSeconds * 1000);
+  trackAssignedPerCidr(() => ds.assignedPerCidr());
   const nodeTags: Record<string, string> = {
     [TAG_INSTANCE_ID]: identity.instanceId,
     ...(cfg.clusterName ? { [TAG_CLUSTER]: cfg.clusterName } : {}),
@@ -279,13 +303,16 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     disableProvisioning: cfg.disableProvisioning,
     unmanagedDeviceNumbers: () => [...unmanaged.values()],
   });
-  eniMax.set(limits.maxEnis - unmanaged.size);
-  ipMax.set(
-    Math.min(
-      limits.maxPods,
-      (limits.maxEnis - unmanaged.size) * limits.slotsPerEni * (cfg.mode === 'prefix' ? 16 : 1),
-    ),
-  );
+  const setLimitGauges = () => {
+    eniMax.set(limits.maxEnis - unmanaged.size);
+    ipMax.set(
+      Math.min(
+        limits.maxPods,
+        (limits.maxEnis - unmanaged.size) * limits.slotsPerEni * (cfg.mode === 'prefix' ? 16 : 1),
+      ),
+    );
+  };
+  setLimitGauges();
   log.info(
     {
       instanceType: type.name,
@@ -329,7 +356,10 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     snat: cfg.snat,
     podMtu: cfg.podMtu,
     vethPrefix: cfg.vethPrefix,
-    maxPods: limits.maxPods,
+    // Read per request: max pods can change with the node object.
+    get maxPods() {
+      return limits.maxPods;
+    },
   });
   handler.setReady(null);
   // The native aws-cni shim forwards whole CNI calls here: ipamd runs the plugin's handlers itself.
@@ -337,6 +367,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   const socket = await startSocketServer({
     path: cfg.socketPath,
     mode: cfg.socketMode,
+    ...(cfg.socketGid !== null ? { gid: cfg.socketGid } : {}),
     handler,
     cni: (req) => cniExec.run(req),
     log: log.child({ component: 'socket' }),
@@ -415,6 +446,31 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
         .catch((err) => log.warn({ err: (err as Error).message }, 'leaked-ENI cleanup failed; will retry'));
     every(cfg.leakedEniIntervalSeconds, clean);
   }
+  // Cluster changes (node relabelled, ENIConfig edited, max pods changed) apply to the next ENI.
+  const follower =
+    followCluster?.((next, prev) => {
+      if (next.maxPods !== prev.maxPods && cfg.maxPods !== null) {
+        log.info(
+          { maxPods: cfg.maxPods, node: next.maxPods },
+          'node max pods changed; MAX_PODS keeps precedence',
+        );
+      } else if (next.maxPods !== prev.maxPods) {
+        const before = limits.maxPods;
+        limits = poolLimits(type, { mode: cfg.mode, maxEni: cfg.maxEni, maxPods: next.maxPods });
+        pool.setLimits(limits);
+        setLimitGauges();
+        log.info({ from: before, to: limits.maxPods }, `pool max pods ${before} → ${limits.maxPods}`);
+      }
+      if (eniConfigFromCluster) {
+        if (next.eniConfig) {
+          const c = withGroups(next.eniConfig);
+          subnets.setCustomSubnet({ subnetId: c.subnet, securityGroups: c.securityGroups });
+        }
+        subnets.hold(next.eniConfigProblem);
+      }
+      pool.kick();
+    }) ?? null;
+  follower?.start();
 
   let stopped: Promise<void> | null = null;
   return {
@@ -426,6 +482,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
         stopping = true;
         log.info('shutting down: no more growth, finishing in-flight work');
         for (const t of timers) clearInterval(t);
+        await follower?.stop();
         handler.setReady('ipamd is shutting down');
         await pool.stop();
         await socket.close();

@@ -36,12 +36,30 @@ export const totalPrefixes = new Gauge({
   help: 'The total number of IPv4 prefixes',
   registers: [registry],
 });
+/** Where awscni_assigned_ip_per_cidr reads the pool from (the daemon's datastore); unset = no series. */
+let assignedPerCidrSource: (() => Map<string, number>) | null = null;
+
+/**
+ * Read from the datastore whenever the registry is collected, so it follows every assignment,
+ * release and checkpoint restore, and a CIDR that leaves the pool loses its series at once.
+ */
 export const assignedIpPerCidr = new Gauge({
   name: 'awscni_assigned_ip_per_cidr',
   help: 'The total number of IP addresses assigned per cidr',
   labelNames: ['cidr'],
   registers: [registry],
+  collect() {
+    if (!assignedPerCidrSource) return;
+    this.reset();
+    for (const [cidr, n] of assignedPerCidrSource()) this.set({ cidr }, n);
+  },
 });
+
+/** Binds awscni_assigned_ip_per_cidr to the pool's per-CIDR counts (null unbinds and clears it). */
+export function trackAssignedPerCidr(source: (() => Map<string, number>) | null): void {
+  assignedPerCidrSource = source;
+  assignedIpPerCidr.reset();
+}
 export const assignedIpPerEni = new Gauge({
   name: 'awscni_assigned_ip_per_eni',
   help: 'The number of allocated ips partitioned by eni',

@@ -1,13 +1,25 @@
 // Builds the native netns addon (node-gyp) and bundles each entry point into dist/ with esbuild.
 // A bundle per program keeps start-up to one file read: the CNI binary's start-up is on every pod's path.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { build } from 'esbuild';
 
 const entries = [
   { in: 'maxpods/cli.ts', out: 'max-pods' },
-  // ESM entry points of the AWS SDK tree-shake: ipamd's RSS drops by ~50 MB (bench/ipamd-rss.ts).
-  { in: 'ipamd/main.ts', out: 'ipamd', mainFields: ['module', 'main'] },
+  // ESM entry points tree-shake; split: each dynamic import (client-node, rarely used credential providers)
+  // becomes a chunk under dist/ipamd-chunks/ that a daemon which never needs it never reads. The source
+  // text a process loads costs it several times its size in RSS (bench/ipamd-rss.ts).
+  { in: 'ipamd/main.ts', out: 'ipamd', mainFields: ['module', 'main'], split: true },
   { in: 'cni/main.ts', out: 'aws-cni' },
   { in: 'infra/local-vpc/cli.ts', out: 'local-vpc' },
   { in: 'infra/local-vpc/demo/main.ts', out: 'demo' },
@@ -68,15 +80,24 @@ for (const entry of entries) {
     continue;
   }
   const outfile = `dist/${entry.out}.mjs`;
-  await build({
-    entryPoints: [entry.in],
+  const chunkDir = `dist/${entry.out}-chunks`;
+  const result = await build({
+    ...(entry.split
+      ? {
+          entryPoints: { [entry.out]: entry.in },
+          outdir: 'dist',
+          splitting: true,
+          outExtension: { '.js': '.mjs' },
+          chunkNames: `${entry.out}-chunks/[name]-[hash]`,
+          metafile: true,
+        }
+      : { entryPoints: [entry.in], outfile }),
     ...(entry.mainFields ? { mainFields: entry.mainFields } : {}),
-    outfile,
     bundle: true,
     platform: 'node',
     target: 'node20',
     format: 'esm',
-    minify: false,
+    minify: entry.split === true,
     sourcemap: false,
     legalComments: 'none',
     // The native addon is loaded at run time from next to the bundle.
@@ -87,4 +108,13 @@ for (const entry of entries) {
     logLevel: 'warning',
   });
   chmodSync(outfile, 0o755);
+  if (entry.split) pruneChunks(chunkDir, result.metafile);
+}
+
+/** Removes chunks an earlier build wrote that this build no longer references (names carry a hash). */
+function pruneChunks(dir, metafile) {
+  const current = new Set(Object.keys(metafile.outputs).map((f) => f.replace(/^.*\//, '')));
+  for (const f of existsSync(dir) ? readdirSync(dir) : []) {
+    if (!current.has(f)) rmSync(`${dir}/${f}`);
+  }
 }

@@ -48,6 +48,7 @@ major=$("$node_bin" -p 'process.versions.node.split(".")[0]' 2>/dev/null) || die
 for f in aws-cni.mjs ipamd.mjs ipamd-probe.mjs max-pods.mjs aws-cni; do
   [ -f "$dist/$f" ] || die "$dist/$f is missing; run npm run build first (or pass --dist)"
 done
+[ -d "$dist/ipamd-chunks" ] || die "$dist/ipamd-chunks/ is missing; run npm run build first (or pass --dist)"
 
 # Write to a temporary name and rename: a runtime exec'ing aws-cni never sees a half-written file.
 put() { # src dst mode
@@ -66,6 +67,14 @@ for f in "$dist"/*.mjs "$dist"/*.node; do
   [ -f "$f" ] || continue
   case "$(basename "$f")" in local-vpc.mjs) continue ;; esac # a development tool, not for nodes
   put "$f" "$root/opt/vpc-cni/lib/$(basename "$f")" 0644
+done
+# ipamd's on-demand parts. Chunk names carry a content hash: add the new ones before the entry point
+# that imports them is replaced, and drop the ones no bundle references any more.
+chunks=$root/opt/vpc-cni/lib/ipamd-chunks
+mkdir -p "$chunks"
+for f in "$dist"/ipamd-chunks/*.mjs; do put "$f" "$chunks/$(basename "$f")" 0644; done
+for f in "$chunks"/*.mjs; do
+  [ -f "$dist/ipamd-chunks/$(basename "$f")" ] || rm -f "$f"
 done
 put "$dist/aws-cni" "$root/opt/cni/bin/aws-cni" 0755
 wrapper aws-cni "$root/opt/cni/bin/aws-cni.mjs"

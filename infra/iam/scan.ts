@@ -1,10 +1,11 @@
 /**
  * Finds the EC2 API actions a source tree calls, for the policy-vs-code test.
  * Works on the TypeScript syntax tree (identifiers only, so comments and strings never count) and
- * recognises the three ways the SDK can be called:
+ * recognises the four ways EC2 can be called:
  *   - `XxxCommand` classes exported by @aws-sdk/client-ec2 (`new DescribeSubnetsCommand(...)`),
  *   - paginators `paginateXxx`,
- *   - methods of the aggregated `EC2` client (`ec2.describeSubnets(...)`) in files that use it.
+ *   - methods of the aggregated `EC2` client (`ec2.describeSubnets(...)`) in files that use it,
+ *   - ipamd's Query-protocol transport: `.send('DescribeSubnets', ...)` with the action as a literal.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -70,6 +71,16 @@ export function scanEc2ActionsInFiles(root: string, files: string[], sdk: Ec2Sdk
     const visit = (node: ts.Node) => {
       if (ts.isIdentifier(node)) identifiers.push(node.text);
       if (ts.isPropertyAccessExpression(node)) memberNames.push(node.name.text);
+      const first = ts.isCallExpression(node) ? node.arguments[0] : undefined;
+      if (
+        first &&
+        ts.isStringLiteralLike(first) &&
+        ts.isPropertyAccessExpression((node as ts.CallExpression).expression) &&
+        ((node as ts.CallExpression).expression as ts.PropertyAccessExpression).name.text === 'send' &&
+        sdk.actions.has(first.text)
+      ) {
+        note(first.text, rel);
+      }
       ts.forEachChild(node, visit);
     };
     visit(sf);

@@ -6,29 +6,17 @@
  *  - turns failures into Ec2Error with an actionable message.
  * Replies are validated and normalised into the small shapes below; the rest of ipamd never sees SDK types.
  */
-import {
-  type _InstanceType,
-  AssignPrivateIpAddressesCommand,
-  AttachNetworkInterfaceCommand,
-  CreateNetworkInterfaceCommand,
-  CreateTagsCommand,
-  DeleteNetworkInterfaceCommand,
-  DescribeInstanceTypesCommand,
-  DescribeNetworkInterfacesCommand,
-  DescribeSubnetsCommand,
-  DetachNetworkInterfaceCommand,
-  EC2Client,
-  type Filter,
-  ModifyNetworkInterfaceAttributeCommand,
-  type NetworkInterface,
-  UnassignPrivateIpAddressesCommand,
-} from '@aws-sdk/client-ec2';
+
+import { randomUUID } from 'node:crypto';
+import type { Filter, NetworkInterface } from '@aws-sdk/client-ec2';
 import PQueue from 'p-queue';
-import { limitsFromInstanceTypeInfo } from '../../lib/instance-types/describe.js';
+import { limitsFromInstanceTypeInfo } from '../../lib/instance-types/from-ec2.js';
 import type { InstanceTypeLimits } from '../../lib/instance-types/index.js';
 import type { Logger } from '../log.js';
 import { awsApiLatency, ec2ApiErrors, ec2ApiRequests, ec2Throttled } from '../metrics.js';
+import type { Ec2Transport } from './ec2-wire.js';
 import { type CallContext, classifyEc2Error, Ec2Error } from './errors.js';
+import { Ec2QueryClient } from './query-client.js';
 import { assertCidr, assertEniId, assertIpv4, assertMac } from './validate.js';
 
 export type AddressUnit = 'ip' | 'prefix';
@@ -65,9 +53,9 @@ export interface Ec2ApiOptions {
   maxDelayMs?: number;
 }
 
-/** EC2 SDK client pointed at AWS_EC2_ENDPOINT when set; retries are ours, so the SDK makes one attempt. */
-export function createEc2Client(region: string, endpoint: string | null): EC2Client {
-  return new EC2Client({ region, maxAttempts: 1, ...(endpoint ? { endpoint } : {}) });
+/** The Query-protocol client pointed at AWS_EC2_ENDPOINT when set; it makes one attempt, retries are ours. */
+export function createEc2Transport(region: string, endpoint: string | null): Ec2QueryClient {
+  return new Ec2QueryClient({ region, endpoint });
 }
 
 export class Ec2Api {
@@ -77,7 +65,7 @@ export class Ec2Api {
   private readonly maxDelayMs: number;
 
   constructor(
-    private readonly client: EC2Client,
+    private readonly ec2: Ec2Transport,
     private readonly opts: Ec2ApiOptions,
   ) {
     // EC2 refills its buckets continuously; a strict rolling window keeps us under the refill rate.
@@ -127,7 +115,7 @@ export class Ec2Api {
   async describeNetworkInterfaces(ids: string[]): Promise<Ec2Eni[]> {
     if (ids.length === 0) return [];
     const out = await this.call('DescribeNetworkInterfaces', false, () =>
-      this.client.send(new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: ids })),
+      this.ec2.send('DescribeNetworkInterfaces', { NetworkInterfaceIds: ids }),
     );
     return (out.NetworkInterfaces ?? []).map(toEni);
   }
@@ -138,9 +126,7 @@ export class Ec2Api {
     let token: string | undefined;
     do {
       const out = await this.call('DescribeNetworkInterfaces', false, () =>
-        this.client.send(
-          new DescribeNetworkInterfacesCommand({ Filters: filters, NextToken: token, MaxResults: 1000 }),
-        ),
+        this.ec2.send('DescribeNetworkInterfaces', { Filters: filters, NextToken: token, MaxResults: 1000 }),
       );
       enis.push(...(out.NetworkInterfaces ?? []).map(toEni));
       token = out.NextToken;
@@ -156,23 +142,24 @@ export class Ec2Api {
     description: string;
     tags: Record<string, string>;
   }): Promise<Ec2Eni> {
+    // One token for every attempt: a retry after a lost reply gets the first ENI back, not a second one.
+    const clientToken = randomUUID();
     const out = await this.call(
       'CreateNetworkInterface',
       true,
       () =>
-        this.client.send(
-          new CreateNetworkInterfaceCommand({
-            SubnetId: p.subnetId,
-            Groups: p.securityGroups,
-            Description: p.description,
-            ...(p.count > 0
-              ? p.unit === 'ip'
-                ? { SecondaryPrivateIpAddressCount: p.count }
-                : { Ipv4PrefixCount: p.count }
-              : {}),
-            TagSpecifications: [{ ResourceType: 'network-interface', Tags: tagList(p.tags) }],
-          }),
-        ),
+        this.ec2.send('CreateNetworkInterface', {
+          ClientToken: clientToken,
+          SubnetId: p.subnetId,
+          Groups: p.securityGroups,
+          Description: p.description,
+          ...(p.count > 0
+            ? p.unit === 'ip'
+              ? { SecondaryPrivateIpAddressCount: p.count }
+              : { Ipv4PrefixCount: p.count }
+            : {}),
+          TagSpecifications: [{ ResourceType: 'network-interface', Tags: tagList(p.tags) }],
+        }),
       { subnetId: p.subnetId },
     );
     if (!out.NetworkInterface) throw badReply('CreateNetworkInterface', 'no NetworkInterface in the reply');
@@ -184,14 +171,12 @@ export class Ec2Api {
       'AttachNetworkInterface',
       true,
       () =>
-        this.client.send(
-          new AttachNetworkInterfaceCommand({
-            NetworkInterfaceId: eniId,
-            InstanceId: instanceId,
-            DeviceIndex: deviceIndex,
-            NetworkCardIndex: 0,
-          }),
-        ),
+        this.ec2.send('AttachNetworkInterface', {
+          NetworkInterfaceId: eniId,
+          InstanceId: instanceId,
+          DeviceIndex: deviceIndex,
+          NetworkCardIndex: 0,
+        }),
       { eniId },
     );
     if (!out.AttachmentId) throw badReply('AttachNetworkInterface', 'no AttachmentId in the reply');
@@ -203,12 +188,10 @@ export class Ec2Api {
       'ModifyNetworkInterfaceAttribute',
       true,
       () =>
-        this.client.send(
-          new ModifyNetworkInterfaceAttributeCommand({
-            NetworkInterfaceId: eniId,
-            Attachment: { AttachmentId: attachmentId, DeleteOnTermination: true },
-          }),
-        ),
+        this.ec2.send('ModifyNetworkInterfaceAttribute', {
+          NetworkInterfaceId: eniId,
+          Attachment: { AttachmentId: attachmentId, DeleteOnTermination: true },
+        }),
       { eniId },
     );
   }
@@ -217,7 +200,7 @@ export class Ec2Api {
     await this.call(
       'DetachNetworkInterface',
       true,
-      () => this.client.send(new DetachNetworkInterfaceCommand({ AttachmentId: attachmentId })),
+      () => this.ec2.send('DetachNetworkInterface', { AttachmentId: attachmentId }),
       { eniId },
     );
   }
@@ -226,7 +209,7 @@ export class Ec2Api {
     await this.call(
       'DeleteNetworkInterface',
       true,
-      () => this.client.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: eniId })),
+      () => this.ec2.send('DeleteNetworkInterface', { NetworkInterfaceId: eniId }),
       { eniId },
     );
   }
@@ -242,12 +225,10 @@ export class Ec2Api {
       'AssignPrivateIpAddresses',
       true,
       () =>
-        this.client.send(
-          new AssignPrivateIpAddressesCommand({
-            NetworkInterfaceId: eniId,
-            ...(unit === 'ip' ? { SecondaryPrivateIpAddressCount: count } : { Ipv4PrefixCount: count }),
-          }),
-        ),
+        this.ec2.send('AssignPrivateIpAddresses', {
+          NetworkInterfaceId: eniId,
+          ...(unit === 'ip' ? { SecondaryPrivateIpAddressCount: count } : { Ipv4PrefixCount: count }),
+        }),
       { eniId, subnetId },
     );
     const got =
@@ -266,12 +247,10 @@ export class Ec2Api {
       'UnassignPrivateIpAddresses',
       true,
       () =>
-        this.client.send(
-          new UnassignPrivateIpAddressesCommand({
-            NetworkInterfaceId: eniId,
-            ...(unit === 'ip' ? { PrivateIpAddresses: items } : { Ipv4Prefixes: items }),
-          }),
-        ),
+        this.ec2.send('UnassignPrivateIpAddresses', {
+          NetworkInterfaceId: eniId,
+          ...(unit === 'ip' ? { PrivateIpAddresses: items } : { Ipv4Prefixes: items }),
+        }),
       { eniId },
     );
   }
@@ -279,13 +258,13 @@ export class Ec2Api {
   async createTags(resourceIds: string[], tags: Record<string, string>): Promise<void> {
     if (resourceIds.length === 0) return;
     await this.call('CreateTags', true, () =>
-      this.client.send(new CreateTagsCommand({ Resources: resourceIds, Tags: tagList(tags) })),
+      this.ec2.send('CreateTags', { Resources: resourceIds, Tags: tagList(tags) }),
     );
   }
 
   async describeSubnets(filters: Filter[]): Promise<Ec2Subnet[]> {
     const out = await this.call('DescribeSubnets', false, () =>
-      this.client.send(new DescribeSubnetsCommand({ Filters: filters })),
+      this.ec2.send('DescribeSubnets', { Filters: filters }),
     );
     return (out.Subnets ?? []).map((s) => ({
       id: requireString(s.SubnetId, 'DescribeSubnets', 'SubnetId'),
@@ -298,7 +277,7 @@ export class Ec2Api {
   /** Limits of a type the generated table does not know, validated like the calculator does. */
   async describeInstanceType(name: string): Promise<InstanceTypeLimits | null> {
     const out = await this.call('DescribeInstanceTypes', false, () =>
-      this.client.send(new DescribeInstanceTypesCommand({ InstanceTypes: [name as _InstanceType] })),
+      this.ec2.send('DescribeInstanceTypes', { InstanceTypes: [name as never] }),
     );
     const info = out.InstanceTypes?.[0];
     return info ? limitsFromInstanceTypeInfo(info) : null;

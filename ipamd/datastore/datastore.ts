@@ -337,6 +337,25 @@ export class Datastore {
     });
   }
 
+  /**
+   * Assigned addresses per CIDR of the pool, as the reference's awscni_assigned_ip_per_cidr labels
+   * them: each secondary IP as <ip>/32, each prefix as itself; free CIDRs count 0.
+   */
+  assignedPerCidr(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const eni of this.enis.values()) {
+      if (!eni.forPods) continue;
+      for (const ip of eni.secondaryIps) out.set(`${ip}/32`, 0);
+      for (const prefix of eni.prefixes) out.set(prefix, 0);
+    }
+    for (const s of this.slots.values()) {
+      if (!s.assignment) continue;
+      const cidr = s.prefix ?? `${s.address}/32`;
+      out.set(cidr, (out.get(cidr) ?? 0) + 1);
+    }
+    return out;
+  }
+
   eniStats(): EniStats[] {
     return this.allEnis().map((eni) => ({
       eni,

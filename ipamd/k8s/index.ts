@@ -3,7 +3,10 @@
  * object gives max pods and names the ENIConfig, and the ENIConfig gives the custom-networking subnet
  * and security groups; without one, ipamd runs from its local configuration.
  *
- * RBAC needed: get on nodes; get on eniconfigs.crd.k8s.amazonaws.com (the chart grants get/list/watch).
+ * After the start-up read, ClusterFollower (follow.ts) watches the node and its ENIConfig so changes
+ * apply to the next ENI.
+ *
+ * RBAC needed: get/list/watch on nodes and on eniconfigs.crd.k8s.amazonaws.com (the chart grants them).
  */
 import type { Logger } from '../log.js';
 import { createK8sAccess, type K8sAccess } from './access.js';
@@ -12,6 +15,7 @@ import { readNodeContext } from './node-context.js';
 
 export { createK8sAccess, type K8sAccess, K8sRequestError } from './access.js';
 export { ClusterConfigError, type ClusterSource, detectClusterSource } from './detect.js';
+export { ClusterFollower, type FollowedSettings, type FollowOptions } from './follow.js';
 export { type NodeContext, readNodeContext, validateEniConfigObject } from './node-context.js';
 
 /** The API server named by the environment, or null without one. client-node loads on the first request. */

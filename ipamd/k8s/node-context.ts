@@ -64,7 +64,7 @@ function podQuantity(v: unknown, where: string, nodeName: string): number | unde
   return Number(s);
 }
 
-function maxPodsOf(node: Obj, nodeName: string): number | undefined {
+export function maxPodsOf(node: Obj, nodeName: string): number | undefined {
   const status = node.status;
   if (status === undefined || status === null) return undefined;
   if (!isObj(status)) throw new Error(`node '${nodeName}': status is not an object`);
@@ -78,11 +78,18 @@ function maxPodsOf(node: Obj, nodeName: string): number | undefined {
   return undefined;
 }
 
+export interface EniConfigCandidate {
+  name: string;
+  source: EniConfigNameSource;
+  /** Where the name came from, for messages ("label k8s.amazonaws.com/eniConfig"). */
+  from: string;
+}
+
 /** The ENIConfig names to try, in order: an explicit one alone, else the zone's then "default". */
-function eniConfigCandidates(
+export function eniConfigCandidates(
   node: Obj,
-  opts: NodeContextOptions,
-): { name: string; source: EniConfigNameSource; from: string }[] {
+  opts: Pick<NodeContextOptions, 'nodeName' | 'availabilityZone' | 'eniConfigLabel' | 'eniConfigAnnotation'>,
+): EniConfigCandidate[] {
   const annotations = stringMap(node, 'annotations', opts.nodeName);
   const labels = stringMap(node, 'labels', opts.nodeName);
   const annotationKey = opts.eniConfigAnnotation ?? DEFAULT_ENI_CONFIG_ANNOTATION;

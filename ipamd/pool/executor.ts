@@ -4,13 +4,15 @@
  *  - grow: EC2 first, then host networking, then the datastore (an address is never handed out
  *    before it and its ENI's routes exist);
  *  - shrink: the datastore first (nothing can be handed out meanwhile), then EC2; put back on failure.
+ * The ENIs of one create-enis action are created concurrently (each at the device number the planner
+ * gave it); Ec2Api's queues keep the burst within the configured EC2 call rates.
  */
 import type { Ec2Api } from '../aws/ec2.js';
 import type { Ec2Error } from '../aws/errors.js';
 import type { Imds, ImdsEni, InstanceIdentity } from '../aws/imds.js';
 import type { Datastore, EniInfo } from '../datastore/datastore.js';
 import type { Logger } from '../log.js';
-import type { PoolAction } from './planner.js';
+import type { NewEni, PoolAction } from './planner.js';
 import type { SubnetPicker } from './subnets.js';
 
 export const TAG_INSTANCE_ID = 'node.k8s.amazonaws.com/instance_id';
@@ -51,8 +53,8 @@ export class PoolExecutor {
     switch (action.kind) {
       case 'assign':
         return this.assign(action.eniId, action.unit, action.count);
-      case 'create-eni':
-        return this.createEni(action.deviceNumber, action.unit, action.count);
+      case 'create-enis':
+        return this.createEnis(action.unit, action.enis);
       case 'release':
         return this.release(action.eniId, action.unit, action.items);
       case 'delete-eni':
@@ -82,11 +84,40 @@ export class PoolExecutor {
     );
   }
 
-  private async createEni(deviceNumber: number, unit: 'ip' | 'prefix', count: number): Promise<void> {
-    const { ec2, subnets, identity, log } = this.d;
+  /**
+   * Creates every ENI of the action at once and waits for all of them: the ones that succeed are kept
+   * (set up and in the datastore) even when a sibling fails; any failure is rethrown afterwards so
+   * the manager records it and retries what is still missing on a later tick.
+   */
+  private async createEnis(unit: 'ip' | 'prefix', enis: NewEni[]): Promise<void> {
+    const { subnets, log } = this.d;
+    const devices = enis.map((e) => e.deviceNumber);
+    if (new Set(devices).size !== devices.length) {
+      throw new Error(`refusing to create ENIs at duplicate device numbers ${devices.join(', ')}`);
+    }
+    // One discovery read per batch, not one per ENI.
     await subnets
       .refresh()
       .catch((err) => log.warn({ err: (err as Error).message }, 'subnet discovery failed'));
+    // Concurrent creations that hit the same full subnet count as one failure for its backoff.
+    const markedFull = new Set<string>();
+    const outcomes = await Promise.allSettled(
+      enis.map((e) => this.createEni(e.deviceNumber, unit, e.count, markedFull)),
+    );
+    const failed = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason as Error] : []));
+    if (failed.length === 0) return;
+    if (failed.length === 1 && enis.length === 1) throw failed[0];
+    const messages = [...new Set(failed.map((e) => e.message))].join('; ');
+    throw new AggregateError(failed, `${failed.length} of ${enis.length} ENI creations failed: ${messages}`);
+  }
+
+  private async createEni(
+    deviceNumber: number,
+    unit: 'ip' | 'prefix',
+    count: number,
+    markedFull: Set<string>,
+  ): Promise<void> {
+    const { ec2, subnets, identity, log } = this.d;
     const subnet = subnets.pick();
     if (!subnet) throw new Error(subnets.blockedReason() ?? 'no subnet available for a new ENI');
     let created: Awaited<ReturnType<Ec2Api['createNetworkInterface']>>;
@@ -100,7 +131,10 @@ export class PoolExecutor {
         tags: { ...this.d.eniTags, [TAG_CREATED_AT]: new Date().toISOString() },
       });
     } catch (err) {
-      if (isSubnetExhaustion(err)) subnets.markFull(subnet.subnetId, err.message);
+      if (isSubnetExhaustion(err) && !markedFull.has(subnet.subnetId)) {
+        markedFull.add(subnet.subnetId);
+        subnets.markFull(subnet.subnetId, err.message);
+      }
       throw err;
     }
     subnets.markOk(subnet.subnetId);

@@ -46,6 +46,15 @@ export class PoolManager {
     this.now = o.now ?? Date.now;
   }
 
+  get limits(): PoolLimits {
+    return this.o.limits;
+  }
+
+  /** New limits (max pods changed on the node) for the next plan; the caller kicks the pool. */
+  setLimits(limits: PoolLimits): void {
+    this.o.limits = limits;
+  }
+
   /** Runs fn after every earlier job, and before any later one. */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.chain.then(fn, fn);

@@ -1,7 +1,7 @@
 /**
  * The deciding half of the pool ("prepare"): from a snapshot of the pool, the targets and the limits,
- * choose the one next action (grow an ENI, create an ENI, release surplus, delete a free ENI, or
- * nothing) with the reason for it. Pure: no I/O, no clock; table-tested.
+ * choose the one next action (grow an ENI, create the ENIs still needed, release surplus, delete a free
+ * ENI, or nothing) with the reason for it. Pure: no I/O, no clock; table-tested.
  */
 
 export type AddressUnit = 'ip' | 'prefix';
@@ -60,9 +60,16 @@ export type PoolAction =
   /** The pool is short but cannot grow; `permanent` when only a pod deletion can help. */
   | { kind: 'blocked'; reason: string; permanent: boolean }
   | { kind: 'assign'; eniId: string; unit: AddressUnit; count: number; reason: string }
-  | { kind: 'create-eni'; deviceNumber: number; unit: AddressUnit; count: number; reason: string }
+  /** Every ENI still needed, each at its own free device number, created concurrently. */
+  | { kind: 'create-enis'; unit: AddressUnit; enis: NewEni[]; reason: string }
   | { kind: 'release'; eniId: string; unit: AddressUnit; items: string[]; reason: string }
   | { kind: 'delete-eni'; eniId: string; reason: string };
+
+/** One ENI to create: the device number it attaches at and the addresses (or prefixes) it starts with. */
+export interface NewEni {
+  deviceNumber: number;
+  count: number;
+}
 
 export interface PoolTotals {
   total: number;
@@ -124,11 +131,37 @@ export function surplus(input: PlannerInput): number {
   return Math.max(t.ready - targets.warmEni * limits.slotsPerEni, 0);
 }
 
-function firstFreeDeviceNumber(used: number[]): number {
+/** The `n` lowest device numbers (from 1; 0 is the primary ENI) no attached ENI uses. */
+export function freeDeviceNumbers(used: number[], n: number): number[] {
   const taken = new Set(used);
-  let n = 1;
-  while (taken.has(n)) n++;
-  return n;
+  const out: number[] = [];
+  for (let d = 1; out.length < n; d++) if (!taken.has(d)) out.push(d);
+  return out;
+}
+
+/**
+ * Splits the slots still wanted over new ENIs: as many ENIs as the shortfall needs (never more than
+ * `freeEnis`), each filled up to the per-ENI limit. In ENI mode the count of ENIs follows the
+ * shortfall but each ENI is filled whole (bounded by max pods), as the reference does.
+ */
+function newEnis(
+  needSlots: number,
+  roomSlots: number,
+  wholeEnis: boolean,
+  slotsPerEni: number,
+  freeEnis: number,
+): number[] {
+  const wanted = Math.min(freeEnis, Math.ceil(needSlots / slotsPerEni));
+  const counts: number[] = [];
+  let need = needSlots;
+  let room = roomSlots;
+  for (let i = 0; i < wanted && need > 0 && room > 0; i++) {
+    const count = Math.min(slotsPerEni, room, wholeEnis ? slotsPerEni : need);
+    counts.push(count);
+    need -= count;
+    room -= count;
+  }
+  return counts;
 }
 
 export function plan(input: PlannerInput): PoolAction {
@@ -180,14 +213,16 @@ export function plan(input: PlannerInput): PoolAction {
     if (input.createBlockedReason !== null) {
       return { kind: 'blocked', reason: input.createBlockedReason, permanent: false };
     }
-    const count = Math.min(limits.slotsPerEni, wholeEnis ? roomSlots : needSlots);
-    const deviceNumber = firstFreeDeviceNumber(input.usedDeviceNumbers);
+    const counts = newEnis(needSlots, roomSlots, wholeEnis, limits.slotsPerEni, limits.maxEnis - attached);
+    const devices = freeDeviceNumbers(input.usedDeviceNumbers, counts.length);
+    const enis = counts.map((count, i) => ({ deviceNumber: devices[i]!, count }));
+    const unitName = mode === 'ip' ? 'IP(s)' : 'prefix(es)';
+    const what = enis.map((e) => `device ${e.deviceNumber} with ${e.count} ${unitName}`).join(', ');
     return {
-      kind: 'create-eni',
-      deviceNumber,
+      kind: 'create-enis',
       unit: mode,
-      count,
-      reason: `${why}: existing ENIs are full, creating an ENI at device ${deviceNumber} with ${count} ${mode === 'ip' ? 'IP(s)' : 'prefix(es)'}`,
+      enis,
+      reason: `${why}: existing ENIs are full, creating ${enis.length} ENI(s) at once: ${what}`,
     };
   }
 

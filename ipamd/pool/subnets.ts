@@ -38,6 +38,10 @@ export interface SubnetPickerOptions {
 
 export class SubnetPicker {
   private candidates: Candidate[];
+  /** The ENIConfig's subnet; replaced at run time when the cluster's ENIConfig changes. */
+  private custom: { subnetId: string; securityGroups: string[] } | null;
+  /** Why new ENIs must wait whatever the subnets say (the node's ENIConfig is missing or invalid). */
+  private held: string | null = null;
   private readonly backoff = new Map<string, Backoff>();
   private refreshedAt = Number.NEGATIVE_INFINITY;
   /** Set when a subnet ran full: the tagged set may have changed, look again before the next attempt. */
@@ -46,6 +50,7 @@ export class SubnetPicker {
 
   constructor(private readonly opts: SubnetPickerOptions) {
     this.now = opts.now ?? Date.now;
+    this.custom = opts.customSubnet;
     const first = opts.customSubnet ?? opts.primary;
     this.candidates = [{ id: first.subnetId, securityGroups: first.securityGroups, available: -1 }];
   }
@@ -53,7 +58,7 @@ export class SubnetPicker {
   /** Re-reads the tagged subnets (discovery only, at most once per refresh period). */
   async refresh(force = false): Promise<void> {
     const d = this.opts.discovery;
-    if (!d || this.opts.customSubnet) return;
+    if (!d || this.custom) return;
     if (!force && !this.stale && this.now() - this.refreshedAt < (this.opts.refreshMs ?? 60_000)) return;
     const tagged = await this.opts.ec2.describeSubnets([
       { Name: 'vpc-id', Values: [d.vpcId] },
@@ -79,7 +84,24 @@ export class SubnetPicker {
 
   /** Refreshes only after a subnet ran full (cheap to call on every pool tick). */
   async refreshIfStale(): Promise<void> {
-    if (this.stale && this.opts.discovery && !this.opts.customSubnet) await this.refresh();
+    if (this.stale && this.opts.discovery && !this.custom) await this.refresh();
+  }
+
+  /** Custom networking: the subnet and groups for the NEXT ENI (ENIs already attached stay put). */
+  setCustomSubnet(next: { subnetId: string; securityGroups: string[] }): void {
+    const prev = this.custom;
+    if (prev?.subnetId === next.subnetId && prev.securityGroups.join() === next.securityGroups.join()) return;
+    this.custom = { subnetId: next.subnetId, securityGroups: [...next.securityGroups] };
+    this.candidates = [{ id: next.subnetId, securityGroups: this.custom.securityGroups, available: -1 }];
+    this.opts.log.info({ from: prev, to: this.custom }, 'new ENIs go to a changed subnet / security groups');
+  }
+
+  /** Holds new ENIs with a reason (null releases them); a held picker picks nothing. */
+  hold(reason: string | null): void {
+    if (reason === this.held) return;
+    if (reason) this.opts.log.warn({ reason }, 'new ENIs held');
+    else this.opts.log.info({ was: this.held }, 'new ENIs no longer held');
+    this.held = reason;
   }
 
   isBlocked(subnetId: string): boolean {
@@ -89,6 +111,7 @@ export class SubnetPicker {
 
   /** The usable subnet with the most free addresses, or null when all are backing off. */
   pick(): { subnetId: string; securityGroups: string[] } | null {
+    if (this.held) return null;
     const usable = this.candidates.filter((c) => !this.isBlocked(c.id));
     usable.sort((a, b) => b.available - a.available);
     const c = usable[0];
@@ -97,6 +120,7 @@ export class SubnetPicker {
 
   /** Why no subnet can take a new ENI right now, or null. */
   blockedReason(): string | null {
+    if (this.held) return this.held;
     if (this.pick()) return null;
     const now = this.now();
     return this.candidates

@@ -31,7 +31,7 @@ export interface SocketServerOptions {
   path: string;
   /** File mode of the socket: 0o600 (root only, the default) or 0o660 (root and `gid`). */
   mode?: number;
-  /** Group owning the socket when mode is 0o660. */
+  /** Group owning the socket (root:<gid>); needs mode 0o660. Unset: the process's own group. */
   gid?: number;
   handler: IpamHandler;
   /** Runs a whole CNI call forwarded by the native shim (op "cni"); without it such calls are refused. */
@@ -59,6 +59,14 @@ export async function startSocketServer(opts: SocketServerOptions): Promise<Sock
   if (!ALLOWED_MODES.has(mode)) {
     throw new Error(`socket mode must be 0600 or 0660, got 0${mode.toString(8)}`);
   }
+  if (opts.gid !== undefined) {
+    if (!Number.isInteger(opts.gid) || opts.gid < 0 || opts.gid > 2 ** 32 - 2) {
+      throw new Error(`socket group must be a gid between 0 and ${2 ** 32 - 2}, got ${opts.gid}`);
+    }
+    if (mode !== 0o660) {
+      throw new Error(`a socket group (gid ${opts.gid}) needs mode 0660, got 0${mode.toString(8)}`);
+    }
+  }
   if (!opts.path.startsWith('/')) {
     throw new Error(`socket path must be absolute, got "${opts.path}"`);
   }
@@ -82,7 +90,10 @@ export async function startSocketServer(opts: SocketServerOptions): Promise<Sock
   server.on('error', (err) => log.error({ err }, 'socket server error'));
 
   const ino = await listenPrivately(server, opts.path, mode, opts.gid);
-  log.info({ path: opts.path, mode: `0${mode.toString(8)}` }, 'serving ipamd socket');
+  log.info(
+    { path: opts.path, mode: `0${mode.toString(8)}`, ...(opts.gid !== undefined ? { gid: opts.gid } : {}) },
+    'serving ipamd socket',
+  );
 
   let closing: Promise<void> | undefined;
   return {
@@ -275,8 +286,9 @@ async function listenPrivately(server: Server, path: string, mode: number, gid?:
         resolve();
       });
     });
-    await chmod(tmp, mode);
+    // Owner and group before the mode: group access is granted only once the group is the right one.
     if (gid !== undefined) await chown(tmp, process.getuid?.() ?? 0, gid);
+    await chmod(tmp, mode);
     await rename(tmp, path);
     return (await lstat(path, { bigint: true })).ino;
   } catch (err) {

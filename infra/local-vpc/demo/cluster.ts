@@ -8,6 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { IPAMD_NODE_FLAGS } from '../../../ipamd/node-flags.js';
 import { ipamdRequest } from '../../../ipamd/server/client.js';
 import { type HealthResult, PROTOCOL_VERSION } from '../../../lib/protocol/ipamd.js';
 import { createVpc, type Instance, type LocalVpc } from '../index.js';
@@ -88,21 +89,26 @@ export class Cluster {
   startIpamd(): void {
     for (const node of this.nodes) {
       const log = openSync(node.logPath, 'a');
-      node.ipamd = this.vpc.runIn(node.instance, process.execPath, [this.bundles.ipamd], {
-        env: {
-          PATH: process.env.PATH,
-          // A key per node tells the nodes apart in the EC2 call log.
-          AWS_ACCESS_KEY_ID: `AKID${node.instance.id}`,
-          AWS_SECRET_ACCESS_KEY: 'local',
-          AWS_EC2_ENDPOINT: node.instance.ec2Endpoint,
-          AWS_EC2_METADATA_SERVICE_ENDPOINT: node.instance.imdsEndpoint,
-          IPAMD_SOCKET_PATH: node.socketPath,
-          IPAMD_CHECKPOINT_PATH: join(node.dir, 'ipam.json'),
-          CNI_CONF_DIR: join(node.dir, 'net.d'),
-          CLUSTER_NAME: 'vpccni-demo',
+      node.ipamd = this.vpc.runIn(
+        node.instance,
+        process.execPath,
+        [...IPAMD_NODE_FLAGS, this.bundles.ipamd],
+        {
+          env: {
+            PATH: process.env.PATH,
+            // A key per node tells the nodes apart in the EC2 call log.
+            AWS_ACCESS_KEY_ID: `AKID${node.instance.id}`,
+            AWS_SECRET_ACCESS_KEY: 'local',
+            AWS_EC2_ENDPOINT: node.instance.ec2Endpoint,
+            AWS_EC2_METADATA_SERVICE_ENDPOINT: node.instance.imdsEndpoint,
+            IPAMD_SOCKET_PATH: node.socketPath,
+            IPAMD_CHECKPOINT_PATH: join(node.dir, 'ipam.json'),
+            CNI_CONF_DIR: join(node.dir, 'net.d'),
+            CLUSTER_NAME: 'vpccni-demo',
+          },
+          stdio: ['ignore', log, log],
         },
-        stdio: ['ignore', log, log],
-      });
+      );
       closeSync(log);
     }
   }

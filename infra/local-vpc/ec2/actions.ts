@@ -285,8 +285,16 @@ const describeNetworkInterfaces: ActionHandler = ({ state, params: p, hidden }) 
   return { networkInterfaceSet: page.map((e) => renderEni(state, e)), nextToken };
 };
 
+/** ClientToken -> the ENI its first request created: a retried create returns that ENI (EC2's idempotency). */
+const createdByToken = new WeakMap<Ec2State, Map<string, string>>();
+
 const createNetworkInterface: ActionHandler = ({ state, params: p }) => {
   const subnetId = p.requiredStr('SubnetId');
+  const token = p.str('ClientToken');
+  const tokens = createdByToken.get(state) ?? new Map<string, string>();
+  createdByToken.set(state, tokens);
+  const earlier = token === undefined ? undefined : state.getEni(tokens.get(token) ?? '');
+  if (earlier) return { networkInterface: renderEni(state, earlier), clientToken: token };
   const specs = p.structs('PrivateIpAddresses').map((s) => ({
     address: s.requiredStr('PrivateIpAddress'),
     primary: s.bool('Primary') ?? false,
@@ -315,7 +323,8 @@ const createNetworkInterface: ActionHandler = ({ state, params: p }) => {
     prefixCount: p.int('Ipv4PrefixCount', { min: 0 }),
     tags: tagsFor(p, ['network-interface'], 'network-interface'),
   });
-  return { networkInterface: renderEni(state, eni), clientToken: p.str('ClientToken') };
+  if (token !== undefined) tokens.set(token, eni.id);
+  return { networkInterface: renderEni(state, eni), clientToken: token };
 };
 
 const attachNetworkInterface: ActionHandler = ({ state, params: p }) => {

@@ -14,6 +14,7 @@ import {
   type Instance,
   type LocalVpc,
 } from '../../../infra/local-vpc/index.js';
+import { IPAMD_NODE_FLAGS } from '../../../ipamd/node-flags.js';
 
 export const IPAMD_BUNDLE = resolve('dist/ipamd.mjs');
 
@@ -187,7 +188,8 @@ export class Scenario {
     if (!dir) this.dirs.push(d);
     const socketPath = join(d, 'ipamd.sock');
     const checkpointPath = join(d, 'ipam.json');
-    const proc = this.vpc.runIn(node, process.execPath, [IPAMD_BUNDLE], {
+    const nodeArgs = process.env.IPAMD_TEST_NODE_FLAGS?.split(' ').filter(Boolean) ?? IPAMD_NODE_FLAGS;
+    const proc = this.vpc.runIn(node, process.execPath, [...nodeArgs, IPAMD_BUNDLE], {
       env: {
         PATH: process.env.PATH,
         AWS_ACCESS_KEY_ID: `AKID${node.id}`,

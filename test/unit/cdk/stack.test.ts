@@ -45,6 +45,8 @@ beforeAll(async () => {
   for (const f of ['aws-cni', 'ipamd', 'ipamd-probe'])
     writeFileSync(join(dist, `${f}.mjs`), `console.log('${f}');\n`);
   writeFileSync(join(dist, 'aws-cni'), '#!/bin/sh\n', { mode: 0o755 }); // stands in for the native shim
+  mkdirSync(join(dist, 'ipamd-chunks'));
+  writeFileSync(join(dist, 'ipamd-chunks/k8s-AAAA.mjs'), 'export {};\n');
   A = synth('a', {}, true);
   B = synth(
     'b',

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseNetConf } from '../../../cni/netconf.js';
+import { IPAMD_NODE_FLAGS } from '../../../ipamd/node-flags.js';
 import { DEFAULT_SOCKET_PATH } from '../../../lib/protocol/ipamd.js';
 import { bundleMaxPods, calculatorSays, type FakeImds, ROOT, run, startFakeImds } from './helpers.js';
 
@@ -52,6 +53,8 @@ beforeAll(async () => {
     writeFileSync(join(dist, `${f}.mjs`), `console.log('${f}');\n`);
   writeFileSync(join(dist, 'aws-cni'), '#!/bin/sh\n# native shim stand-in\n', { mode: 0o755 });
   writeFileSync(join(dist, 'netns.node'), 'addon');
+  mkdirSync(join(dist, 'ipamd-chunks'));
+  writeFileSync(join(dist, 'ipamd-chunks/k8s-AAAA.mjs'), 'export {};\n');
   mkdirSync(join(t, 'cni'));
   writeFileSync(join(t, 'cni/portmap'), '#!/bin/sh\n');
   root = join(t, 'root');
@@ -75,6 +78,7 @@ describe('infra/ami/install.sh into a DESTDIR', () => {
     for (const f of ['aws-cni.mjs', 'ipamd.mjs', 'ipamd-probe.mjs', 'max-pods.mjs', 'netns.node']) {
       expect(existsSync(join(root, 'opt/vpc-cni/lib', f)), f).toBe(true);
     }
+    expect(readdir(join(root, 'opt/vpc-cni/lib/ipamd-chunks'))).toEqual(['k8s-AAAA.mjs']);
     expect(existsSync(join(root, 'opt/vpc-cni/lib/local-vpc.mjs'))).toBe(false);
     expect(statSync(join(root, 'etc/cni/net.d')).isDirectory()).toBe(true);
     expect(readdir(join(root, 'etc/cni/net.d'))).toEqual([]); // ipamd writes the conflist when ready
@@ -178,7 +182,9 @@ describe('vpc-cni-ipamd.service', () => {
   it('reads ipamd.env, restarts, keeps the run directory and starts before the kubelet', () => {
     const unit = readFileSync(join(AMI, 'vpc-cni-ipamd.service'), 'utf8');
     expect(unit).toMatch(/^EnvironmentFile=-\/etc\/vpc-cni\/ipamd\.env$/m);
-    expect(unit).toMatch(/^ExecStart=\/opt\/vpc-cni\/bin\/node \/opt\/vpc-cni\/lib\/ipamd\.mjs$/m);
+    expect(unit).toContain(
+      `\nExecStart=/opt/vpc-cni/bin/node ${IPAMD_NODE_FLAGS.join(' ')} /opt/vpc-cni/lib/ipamd.mjs\n`,
+    );
     expect(unit).toMatch(/^Restart=always$/m);
     expect(unit).toMatch(/^RuntimeDirectory=aws-node$/m);
     expect(unit).toMatch(/^RuntimeDirectoryPreserve=yes$/m);

@@ -175,17 +175,25 @@ describe('the EC2 call scanner', () => {
       join(dir, 'src/deep/b.ts'),
       "import { EC2 } from '@aws-sdk/client-ec2';\nconst ec2 = new EC2({});\nexport const r = ec2.unassignPrivateIpAddresses({ NetworkInterfaceId: 'x' });\nexport const q = [].map((x) => x);\n",
     );
+    // ipamd's Query transport: the action is the literal first argument of send().
+    writeFileSync(
+      join(dir, 'src/d.ts'),
+      "declare const ec2: { send(a: string, i: object): void };\nec2.send('CreateTags', {});\nec2.send('NoSuchAction', {});\nconst other = { send: (a: string) => a }; other.send(`DeleteVpc`);\nexport const t = 'DeleteSubnet';\n",
+    );
     writeFileSync(join(dir, 'src/c.test.ts'), "import { DeleteVpcCommand } from '@aws-sdk/client-ec2';\n");
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('finds Command classes, paginators and aggregated-client calls, ignoring comments, strings and tests', () => {
+  it('finds Command classes, paginators, aggregated-client and transport calls, ignoring comments, strings and tests', () => {
     const found = scanEc2Actions(dir, ['src'], sdk);
     expect([...found.keys()].sort()).toEqual([
       'AttachNetworkInterface',
+      'CreateTags',
+      'DeleteVpc',
       'DescribeSubnets',
       'UnassignPrivateIpAddresses',
     ]);
+    expect(found.get('CreateTags')).toEqual(['src/d.ts']);
     expect(found.get('UnassignPrivateIpAddresses')).toEqual(['src/deep/b.ts']);
   });
 

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderChart } from '../../../infra/helm/chart.js';
+import { IPAMD_NODE_FLAGS } from '../../../ipamd/node-flags.js';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const INIT = join(ROOT, 'infra/image/vpc-cni-init');
@@ -135,6 +136,7 @@ describe('the container image definition', () => {
     const outputs = new Set(
       [...build.matchAll(/out:\s*'([^']+)'/g)]
         .map((m) => `dist/${m[1]}.mjs`)
+        .concat([...build.matchAll(/out:\s*'([^']+)'[^}]*split: true/g)].map((m) => `dist/${m[1]}-chunks`))
         .concat('dist/netns.node', 'dist/aws-cni'),
     );
     for (const c of copies) {
@@ -174,6 +176,28 @@ describe('the container image definition', () => {
       const base = path.split('/').pop()!;
       expect(provided.includes(path) || provided.includes(`dist/${base}`), path).toBe(true);
     }
+  });
+
+  it('starts ipamd with its Node flags and ships the chunks it loads on demand', () => {
+    const entry = final.lines.find((l) => l.startsWith('ENTRYPOINT '))!;
+    const cmd = final.lines.find((l) => l.startsWith('CMD '))!;
+    expect([...JSON.parse(entry.slice(11)), ...JSON.parse(cmd.slice(4))]).toEqual([
+      '/opt/vpc-cni/bin/node',
+      ...IPAMD_NODE_FLAGS,
+      '/opt/vpc-cni/lib/ipamd.mjs',
+    ]);
+    expect(final.lines).toContain(
+      'COPY --from=build /home/node/src/dist/ipamd-chunks /opt/vpc-cni/lib/ipamd-chunks',
+    );
+    const ds = renderChart().find((o) => o.kind === 'DaemonSet') as never as {
+      spec: { template: { spec: { containers: { name: string; command: string[] }[] } } };
+    };
+    const main = ds.spec.template.spec.containers.find((c) => c.name === 'aws-node')!;
+    expect(main.command).toEqual([
+      '/opt/vpc-cni/bin/node',
+      ...IPAMD_NODE_FLAGS,
+      '/opt/vpc-cni/lib/ipamd.mjs',
+    ]);
   });
 
   it('keeps the build context small', () => {

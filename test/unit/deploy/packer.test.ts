@@ -18,6 +18,8 @@ beforeAll(async () => {
   for (const f of ['aws-cni', 'ipamd', 'ipamd-probe', 'local-vpc'])
     writeFileSync(join(dist, `${f}.mjs`), `console.log('${f}');\n`);
   writeFileSync(join(dist, 'aws-cni'), '#!/bin/sh\n', { mode: 0o755 }); // stands in for the native shim
+  mkdirSync(join(dist, 'ipamd-chunks'));
+  writeFileSync(join(dist, 'ipamd-chunks/k8s-AAAA.mjs'), 'export {};\n');
   bundle = join(t, 'vpc-cni-bundle.tar.gz');
   const r = spawnSync('sh', [join(ROOT, 'infra/ami/bundle.sh'), bundle], {
     env: { PATH: process.env.PATH, DIST_DIR: dist },

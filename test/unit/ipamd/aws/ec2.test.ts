@@ -13,6 +13,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { Ec2Api } from '../../../../ipamd/aws/ec2.js';
 import { Ec2Error } from '../../../../ipamd/aws/errors.js';
 import { ec2ApiErrors, ec2ApiRequests, ec2Throttled, registry } from '../../../../ipamd/metrics.js';
+import { sdkTransport } from './sdk-transport.js';
 
 const ec2Mock = mockClient(EC2Client);
 const log = pino({ level: 'silent' });
@@ -27,7 +28,7 @@ function sdkError(name: string, status: number): EC2ServiceException {
 }
 
 function api(opts: Partial<{ maxAttempts: number; mutatingRate: number }> = {}): Ec2Api {
-  return new Ec2Api(new EC2Client({ region: 'us-west-2' }), {
+  return new Ec2Api(sdkTransport(new EC2Client({ region: 'us-west-2' })), {
     maxAttempts: opts.maxAttempts ?? 5,
     mutatingRate: opts.mutatingRate ?? 1000,
     describeRate: 1000,
@@ -155,6 +156,31 @@ describe('Ec2Api', () => {
       attachment: { id: 'eni-attach-1', instanceId: 'i-01', deviceIndex: 1 },
       tags: { 'node.k8s.amazonaws.com/no_manage': 'true' },
     });
+  });
+
+  it('retries a create with the same ClientToken, so a lost reply cannot leave a second ENI', async () => {
+    ec2Mock
+      .on(CreateNetworkInterfaceCommand)
+      .rejectsOnce(sdkError('InternalError', 500))
+      .resolves({ NetworkInterface: eniReply });
+    const create = () =>
+      api().createNetworkInterface({
+        subnetId: 'subnet-01',
+        securityGroups: ['sg-1'],
+        unit: 'ip',
+        count: 1,
+        description: 'aws-K8S-i-01',
+        tags: {},
+      });
+    await create();
+    await create();
+    const tokens = ec2Mock
+      .commandCalls(CreateNetworkInterfaceCommand)
+      .map((c) => c.args[0].input.ClientToken);
+    expect(tokens).toHaveLength(3);
+    expect(tokens[0]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(tokens[1]).toBe(tokens[0]); // the retry
+    expect(tokens[2]).not.toBe(tokens[0]); // the next create
   });
 
   it('rejects malformed replies with a message naming the field', async () => {

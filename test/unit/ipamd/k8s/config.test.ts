@@ -40,4 +40,12 @@ describe('cluster detection in the config', () => {
     });
     expect(custom.cluster?.eniConfigLabel).toBe('topology.kubernetes.io/zone');
   });
+
+  it('relists the watched node and ENIConfig every IPAMD_K8S_RESYNC_INTERVAL_SECONDS (300 by default)', () => {
+    expect(loadConfig({}).k8sResyncIntervalSeconds).toBe(300);
+    expect(loadConfig({ IPAMD_K8S_RESYNC_INTERVAL_SECONDS: '30' }).k8sResyncIntervalSeconds).toBe(30);
+    expect(problems({ IPAMD_K8S_RESYNC_INTERVAL_SECONDS: '0' })).toMatch(
+      /IPAMD_K8S_RESYNC_INTERVAL_SECONDS="0" must be a positive number/,
+    );
+  });
 });

@@ -17,6 +17,7 @@ import { Datastore, type EniInfo } from '../../../../ipamd/datastore/datastore.j
 import { type HostNetwork, PoolExecutor } from '../../../../ipamd/pool/executor.js';
 import { PoolManager } from '../../../../ipamd/pool/manager.js';
 import { SubnetPicker } from '../../../../ipamd/pool/subnets.js';
+import { sdkTransport } from '../aws/sdk-transport.js';
 
 const ec2Mock = mockClient(EC2Client);
 const log = pino({ level: 'silent' });
@@ -32,7 +33,7 @@ function fail(name: string, status = 400): EC2ServiceException {
 }
 
 function rig(opts: { unmanagedDevices?: number[]; primaryIps?: number } = {}) {
-  const ec2 = new Ec2Api(new EC2Client({ region: 'us-west-2' }), {
+  const ec2 = new Ec2Api(sdkTransport(new EC2Client({ region: 'us-west-2' })), {
     maxAttempts: 2,
     mutatingRate: 1000,
     describeRate: 1000,

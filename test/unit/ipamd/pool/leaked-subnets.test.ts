@@ -11,11 +11,12 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { Ec2Api } from '../../../../ipamd/aws/ec2.js';
 import { cleanLeakedEnis } from '../../../../ipamd/pool/leaked.js';
 import { SubnetPicker } from '../../../../ipamd/pool/subnets.js';
+import { sdkTransport } from '../aws/sdk-transport.js';
 
 const ec2Mock = mockClient(EC2Client);
 const log = pino({ level: 'silent' });
 const api = () =>
-  new Ec2Api(new EC2Client({ region: 'us-west-2' }), {
+  new Ec2Api(sdkTransport(new EC2Client({ region: 'us-west-2' })), {
     maxAttempts: 2,
     mutatingRate: 1000,
     describeRate: 1000,

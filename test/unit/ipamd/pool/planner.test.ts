@@ -66,7 +66,7 @@ describe('plan (grow)', () => {
     [
       'primary full and one pod: a whole new ENI at device 1',
       { enis: [eni(0, 9, 1)] },
-      { kind: 'create-eni', deviceNumber: 1, count: 9 },
+      { kind: 'create-enis', enis: [{ deviceNumber: 1, count: 9 }] },
     ],
     ['a warm ENI is already there', { enis: [eni(0, 9, 1), eni(1, 9)] }, { kind: 'none' }],
     [
@@ -82,12 +82,12 @@ describe('plan (grow)', () => {
     [
       'MINIMUM_IP_TARGET=12 with WARM_IP_TARGET=2 grows to the minimum, spilling to a new ENI',
       { targets: t(1, 2, 12), enis: [eni(0, 9, 0)] },
-      { kind: 'create-eni', deviceNumber: 1, count: 3 },
+      { kind: 'create-enis', enis: [{ deviceNumber: 1, count: 3 }] },
     ],
     [
       'a free device number is chosen past unmanaged ENIs',
       { enis: [eni(0, 9, 9)], usedDeviceNumbers: [0, 1] },
-      { kind: 'create-eni', deviceNumber: 2 },
+      { kind: 'create-enis', enis: [{ deviceNumber: 2, count: 9 }] },
     ],
     [
       'unmanaged ENIs count toward the ENI limit',
@@ -107,7 +107,7 @@ describe('plan (grow)', () => {
     [
       'max pods trims the last assignment',
       { enis: [eni(0, 9, 8)], limits: { ...m5large, maxPods: 12 } },
-      { kind: 'create-eni', count: 3 },
+      { kind: 'create-enis', enis: [{ deviceNumber: 1, count: 3 }] },
     ],
     [
       'a subnet in backoff is skipped; creation blocked gives the reason',
@@ -125,10 +125,141 @@ describe('plan (grow)', () => {
     [
       'custom networking: the primary ENI is not grown',
       { enis: [eni(0, 0, 0, { forPods: false })] },
-      { kind: 'create-eni', deviceNumber: 1, count: 9 },
+      { kind: 'create-enis', enis: [{ deviceNumber: 1, count: 9 }] },
     ],
   ])('%s', (_name, over, expected) => {
     expect(plan(input(over))).toMatchObject(expected);
+  });
+});
+
+describe('plan (several ENIs at once)', () => {
+  const m54x = { maxEnis: 8, slotsPerEni: 29, maxPods: 234 };
+  it.each<[string, Partial<PlannerInput>, object]>([
+    [
+      'WARM_ENI_TARGET=3 with a full primary creates both missing ENIs, whole',
+      { targets: t(3), enis: [eni(0, 9)] },
+      {
+        kind: 'create-enis',
+        unit: 'ip',
+        reason:
+          'ready 9 below WARM_ENI_TARGET 3 (27 addresses): existing ENIs are full, creating 2 ENI(s) at once: device 1 with 9 IP(s), device 2 with 9 IP(s)',
+        enis: [
+          { deviceNumber: 1, count: 9 },
+          { deviceNumber: 2, count: 9 },
+        ],
+      },
+    ],
+    [
+      'WARM_ENI_TARGET=3 on a fresh node fills the primary ENI first',
+      { targets: t(3), enis: [eni(0, 0)] },
+      { kind: 'assign', eniId: 'eni-0', count: 9 },
+    ],
+    [
+      'MINIMUM_IP_TARGET=100 on m5.4xlarge splits the shortfall over three ENIs',
+      { targets: t(1, 1, 100), limits: m54x, enis: [eni(0, 29)] },
+      {
+        kind: 'create-enis',
+        enis: [
+          { deviceNumber: 1, count: 29 },
+          { deviceNumber: 2, count: 29 },
+          { deviceNumber: 3, count: 13 },
+        ],
+      },
+    ],
+    [
+      'each ENI gets its own free device number around unmanaged ones',
+      { targets: t(1, 1, 100), limits: m54x, enis: [eni(0, 29)], usedDeviceNumbers: [0, 2, 5] },
+      {
+        kind: 'create-enis',
+        enis: [
+          { deviceNumber: 1, count: 29 },
+          { deviceNumber: 3, count: 29 },
+          { deviceNumber: 4, count: 13 },
+        ],
+      },
+    ],
+    [
+      'never more ENIs than the type still allows',
+      { targets: t(1, 1, 100), enis: [eni(0, 9)], usedDeviceNumbers: [0, 1] },
+      { kind: 'create-enis', enis: [{ deviceNumber: 2, count: 9 }] },
+    ],
+    [
+      'max pods bounds the whole batch',
+      { targets: t(1, 1, 100), limits: { ...m54x, maxPods: 40 }, enis: [eni(0, 29)] },
+      { kind: 'create-enis', enis: [{ deviceNumber: 1, count: 11 }] },
+    ],
+    [
+      'ENI mode: the last ENI is trimmed to max pods',
+      { targets: t(3), limits: { ...m5large, maxPods: 20 }, enis: [eni(0, 9)] },
+      {
+        kind: 'create-enis',
+        enis: [
+          { deviceNumber: 1, count: 9 },
+          { deviceNumber: 2, count: 2 },
+        ],
+      },
+    ],
+    [
+      'prefix mode: a large MINIMUM_IP_TARGET spreads prefixes over new ENIs',
+      {
+        mode: 'prefix',
+        targets: t(1, 0, 400),
+        limits: { ...m5large, maxPods: 1000 },
+        enis: [peni(0, 9)],
+      },
+      {
+        kind: 'create-enis',
+        unit: 'prefix',
+        enis: [
+          { deviceNumber: 1, count: 9 },
+          { deviceNumber: 2, count: 7 },
+        ],
+      },
+    ],
+    [
+      'prefix mode: max pods allows one partial prefix, on one ENI',
+      { mode: 'prefix', targets: t(1, 0, 400), limits: { ...m5large, maxPods: 150 }, enis: [peni(0, 9)] },
+      { kind: 'create-enis', enis: [{ deviceNumber: 1, count: 1 }] },
+    ],
+  ])('%s', (_name, over, expected) => {
+    expect(plan(input(over))).toMatchObject(expected);
+  });
+
+  it('a batch never reuses a device number, never passes the ENI limit or max pods (random pools)', () => {
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    let batches = 0;
+    for (let round = 0; round < 500; round++) {
+      const mode = rnd(2) === 0 ? 'ip' : 'prefix';
+      const slotsPerEni = 1 + rnd(49);
+      const maxEnis = 1 + rnd(15);
+      const maxPods = 1 + rnd(800);
+      const per = mode === 'prefix' ? 16 : 1;
+      const enis = [eni(0, slotsPerEni * per, 0, { slotsUsed: slotsPerEni })];
+      const unmanaged = Array.from({ length: rnd(3) }, () => 1 + rnd(maxEnis + 2));
+      const inp = input({
+        mode,
+        targets: t(1 + rnd(5), rnd(40), rnd(900), mode === 'prefix' ? 1 + rnd(4) : 0),
+        limits: { maxEnis, slotsPerEni, maxPods },
+        enis,
+        usedDeviceNumbers: [0, ...new Set(unmanaged)],
+      });
+      const a = plan(inp);
+      if (a.kind !== 'create-enis') continue;
+      batches++;
+      const devices = a.enis.map((e) => e.deviceNumber);
+      expect(new Set(devices).size).toBe(devices.length);
+      for (const d of devices) expect(inp.usedDeviceNumbers).not.toContain(d);
+      expect(inp.usedDeviceNumbers.length + devices.length).toBeLessThanOrEqual(maxEnis);
+      const slots = a.enis.reduce((n, e) => n + e.count, 0);
+      expect(slots).toBeLessThanOrEqual(Math.ceil((maxPods - enis[0]!.total) / per));
+      for (const e of a.enis) expect(e.count).toBeGreaterThan(0);
+      for (const e of a.enis) expect(e.count).toBeLessThanOrEqual(slotsPerEni);
+    }
+    expect(batches).toBeGreaterThan(50);
   });
 });
 
