@@ -2,14 +2,31 @@
  * Daemon memory with 250 assigned addresses (target < 60 MB RSS): prefix delegation on an m5.4xlarge,
  * 250 pods added over the socket, then VmRSS of the ipamd process. Needs root and `npm run build`.
  *   npx tsx bench/ipamd-rss.ts
+ * ipamd runs with IPAMD_NODE_FLAGS as every launcher does; IPAMD_TEST_NODE_FLAGS='...' compares others
+ * ('' = none). BENCH_SMAPS=1 lists the largest mappings.
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { eventually, Scenario } from '../test/integration/ipamd/fixture.js';
 
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m?.[1] ?? 0) / 1024;
+}
+
+/** Resident kB per mapped file (anonymous memory under ''), largest first. */
+function largestMappings(pid: number): string {
+  const rss = new Map<string, number>();
+  let name = '';
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) name = head[1] ?? '';
+    else if (line.startsWith('Rss:')) rss.set(name, (rss.get(name) ?? 0) + Number(line.split(/\s+/)[1]));
+  }
+  return [...rss]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 8)
+    .map(([n, kb]) => `${String(kb).padStart(8)} kB ${n || '(anonymous)'}`)
+    .join('\n');
 }
 
 /** Where the resident memory is: the node binary's own pages (shared, file-backed) vs the process's heap. */
@@ -27,7 +44,9 @@ try {
     ENABLE_PREFIX_DELEGATION: 'true',
     WARM_PREFIX_TARGET: '1',
     MAX_PODS: '300',
-    ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
+    // As on a node with an instance profile: the SDK's default chain walks to IMDS for credentials
+    // (BENCH_ENV_CREDENTIALS=1 keeps the fixture's static keys instead).
+    ...(process.env.BENCH_ENV_CREDENTIALS ? {} : { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' }),
   });
   await ipamd.waitServing();
   const pid = ipamd.proc.pid!;
@@ -46,8 +65,7 @@ try {
   console.log(
     `RSS with 250 assigned addresses: ${rssMb(pid).toFixed(1)} MB (target < 60 MB; ${breakdown(pid)})`,
   );
-  if (process.env.BENCH_SMAPS)
-    console.log(execFileSync('bash', ['/tmp/smaps.sh', String(pid)], { encoding: 'utf8' }));
+  if (process.env.BENCH_SMAPS) console.log(largestMappings(pid));
   await ipamd.kill('SIGTERM');
 } catch (err) {
   console.error(s.daemons[0]?.logs.slice(-15).join('\n'));

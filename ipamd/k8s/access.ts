@@ -41,6 +41,8 @@ export interface WatchEvent {
 export interface WatchOptions {
   /** Asks the API server to end the watch after this long (it then ends cleanly). */
   timeoutSeconds: number;
+  /** A stream silent this long is dead (default: timeoutSeconds plus 30 s of grace). */
+  idleTimeoutMs?: number;
   /** Ends the watch from our side; the returned promise then resolves. */
   signal?: AbortSignal;
   onEvent(event: WatchEvent): void;
@@ -278,7 +280,7 @@ export function createK8sAccess(source: ClusterSource, opts: { requestTimeoutMs?
       res = await send(
         what,
         `${collectionPath(kind)}?${query}`,
-        w.timeoutSeconds * 1000 + WATCH_IDLE_GRACE_MS,
+        w.idleTimeoutMs ?? w.timeoutSeconds * 1000 + WATCH_IDLE_GRACE_MS,
         w.signal,
       );
     } catch (err) {

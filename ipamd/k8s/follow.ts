@@ -138,6 +138,7 @@ export class ClusterFollower {
       log: o.log,
       resyncMs: o.resyncMs,
       watchTimeoutSeconds: o.watchTimeoutSeconds,
+      watchIdleTimeoutMs: o.watchIdleTimeoutMs,
       backoffBaseMs: o.backoffBaseMs,
       backoffMaxMs: o.backoffMaxMs,
       random: o.random,

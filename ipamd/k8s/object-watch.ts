@@ -14,6 +14,8 @@ export interface ObjectWatchTiming {
   resyncMs: number;
   /** How long the API server is asked to keep one watch open (it then ends cleanly and is resumed). */
   watchTimeoutSeconds?: number;
+  /** A watch silent this long is dead and reopened (default: the watch timeout plus 30 s). */
+  watchIdleTimeoutMs?: number;
   /** First retry delay after a failure, doubled per consecutive failure up to backoffMaxMs. */
   backoffBaseMs?: number;
   backoffMaxMs?: number;
@@ -170,6 +172,7 @@ export class ObjectWatch {
     try {
       await o.access.watchByName(o.kind, o.name, this.rv ?? '0', {
         timeoutSeconds: this.timeoutSeconds,
+        idleTimeoutMs: o.watchIdleTimeoutMs,
         signal: abort.signal,
         onEvent: (e) => {
           this.rv = this.handle(e) ?? this.rv;

@@ -37,11 +37,17 @@ let stranded: string | undefined;
 
 /**
  * Candidate locations of the compiled addon, relative to this module. In a bundle (dist/*.mjs)
- * import.meta.url is the bundle, and build.mjs puts netns.node next to it; from sources
- * (vitest, tsx) this file is lib/net/netns.ts and node-gyp's output is under native/.
+ * import.meta.url is the bundle, and build.mjs puts netns.node next to it (one directory up from a chunk
+ * of a split bundle, dist/ipamd-chunks/); from sources (vitest, tsx) this file is lib/net/netns.ts and
+ * node-gyp's output is under native/.
  */
 function addonCandidates(): string[] {
-  const rel = ['./netns.node', '../../native/netns/build/Release/netns.node', '../../dist/netns.node'];
+  const rel = [
+    './netns.node',
+    '../netns.node',
+    '../../native/netns/build/Release/netns.node',
+    '../../dist/netns.node',
+  ];
   return rel.map((r) => fileURLToPath(new URL(r, import.meta.url)));
 }
 

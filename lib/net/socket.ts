@@ -50,7 +50,11 @@ function loadBinding(): NetlinkBinding {
   const candidates: string[] = [];
   const override = process.env['VPCCNI_NETLINK_ADDON'];
   if (override) candidates.push(override);
-  candidates.push(fileURLToPath(new URL('./netlink.node', import.meta.url)));
+  // Next to the bundle, or one directory up from a chunk of a split bundle (dist/ipamd-chunks/).
+  candidates.push(
+    fileURLToPath(new URL('./netlink.node', import.meta.url)),
+    fileURLToPath(new URL('../netlink.node', import.meta.url)),
+  );
   try {
     const pkgDir = dirname(req.resolve('netlink/package.json'));
     candidates.push(

@@ -10,6 +10,9 @@ import type { Ec2State } from '../ec2/state.js';
 export type MetadataNode = string | { [name: string]: MetadataNode };
 export type MetadataTree = { [name: string]: MetadataNode };
 
+/** The instance profile role every emulated instance carries. */
+export const INSTANCE_ROLE = 'vpccni-local-node';
+
 /** Snapshot of everything under /latest/ for one instance; undefined when it is not running. */
 export function buildMetadata(state: Ec2State, instanceId: string): MetadataTree | undefined {
   const instance = state.getInstance(instanceId);
@@ -57,6 +60,19 @@ export function buildMetadata(state: Ec2State, instanceId: string): MetadataTree
     version: '2017-09-30',
   };
 
+  // The instance profile's role credentials, as the SDK's IMDS provider reads them. The access key id
+  // is the emulator's caller identity, the same one the fixtures give a node through the environment.
+  const issued = new Date();
+  const roleCredentials = JSON.stringify({
+    Code: 'Success',
+    LastUpdated: issued.toISOString(),
+    Type: 'AWS-HMAC',
+    AccessKeyId: `AKID${instance.id}`,
+    SecretAccessKey: 'local',
+    Token: `local-session-${instance.id}`,
+    Expiration: new Date(issued.getTime() + 6 * 3600_000).toISOString(),
+  });
+
   return {
     'meta-data': {
       'ami-id': instance.imageId,
@@ -73,6 +89,7 @@ export function buildMetadata(state: Ec2State, instanceId: string): MetadataTree
         region: state.region,
       },
       network: { interfaces: { macs } },
+      iam: { 'security-credentials': { [INSTANCE_ROLE]: roleCredentials } },
     },
     dynamic: {
       'instance-identity': { document: JSON.stringify(identity, null, 2) },

@@ -1,7 +1,8 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundleMissing, eventually, Scenario } from './fixture.js';
+import { bundleMissing, eventually, IPAMD_BUNDLE, Scenario } from './fixture.js';
 
 describe.skipIf(bundleMissing())('ipamd cold start', () => {
   let s: Scenario;
@@ -48,5 +49,35 @@ describe.skipIf(bundleMissing())('ipamd cold start', () => {
     expect(metrics.stdout).toMatch(/awscni_eni_allocated 2/);
     expect(metrics.stdout).toMatch(/awscni_assigned_ip_addresses 1/);
     expect(metrics.stdout).toMatch(/awscni_ec2api_req_count\{fn="CreateNetworkInterface"\} 1/);
+  });
+
+  it('installed alone (no node_modules), with the instance role from IMDS for credentials', async () => {
+    // As install.sh lays it out: the entry point, its on-demand chunks and the addons beside it.
+    const lib = mkdtempSync(join(tmpdir(), 'vpccni-ipamd-lib-'));
+    s.dirs.push(lib);
+    for (const f of readdirSync(dirname(IPAMD_BUNDLE))) {
+      if (f === 'ipamd.mjs' || f === 'ipamd-chunks' || f.endsWith('.node')) {
+        cpSync(join(dirname(IPAMD_BUNDLE), f), join(lib, f), { recursive: true });
+      }
+    }
+    const node = await s.launch('m5.large');
+    // Empty values: the SDK's environment provider skips them and the default chain reaches IMDS.
+    const ipamd = s.startIpamd(
+      node,
+      { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', NODE_PATH: '' },
+      undefined,
+      join(lib, 'ipamd.mjs'),
+    );
+    await ipamd.waitServing();
+    const calls = s.vpc.callLog.entries({ caller: `AKID${node.id}` });
+    expect(calls.map((c) => c.action)).toContain('DescribeNetworkInterfaces');
+    // A pod on a secondary ENI: ipamd programmed its host networking through the addons it found.
+    expect((await ipamd.add('pod-role')).ok).toBe(true);
+    await eventually(() => s.enisOf(node).length === 2, 20_000, 'a second ENI');
+    await eventually(
+      () => ipamd.events().some((e) => e.msg === 'ENI attached and ready'),
+      20_000,
+      'second ENI ready',
+    );
   });
 });

@@ -183,13 +183,13 @@ export class Scenario {
   }
 
   /** Starts dist/ipamd.mjs inside the instance; `dir` reuses a previous run's state (restart). */
-  startIpamd(node: Instance, env: Record<string, string> = {}, dir?: string): Ipamd {
+  startIpamd(node: Instance, env: Record<string, string> = {}, dir?: string, bundle = IPAMD_BUNDLE): Ipamd {
     const d = dir ?? mkdtempSync(join(tmpdir(), 'ipamd-it-'));
     if (!dir) this.dirs.push(d);
     const socketPath = join(d, 'ipamd.sock');
     const checkpointPath = join(d, 'ipam.json');
     const nodeArgs = process.env.IPAMD_TEST_NODE_FLAGS?.split(' ').filter(Boolean) ?? IPAMD_NODE_FLAGS;
-    const proc = this.vpc.runIn(node, process.execPath, [...nodeArgs, IPAMD_BUNDLE], {
+    const proc = this.vpc.runIn(node, process.execPath, [...nodeArgs, bundle], {
       env: {
         PATH: process.env.PATH,
         AWS_ACCESS_KEY_ID: `AKID${node.id}`,

@@ -258,6 +258,32 @@ describe('ClusterFollower', () => {
     expect(stats.lists).toBe(1);
   });
 
+  it('resumes a watch the server ended (timeoutSeconds) from the last version, without a relist', async () => {
+    const f = follow({ wantEniConfig: false, watchTimeoutSeconds: 1 });
+    await watching();
+    api.put('node', NODE, node('pods-a', '33'));
+    await until('the change', () => changes.length === 1);
+    const rv = api.resourceVersion;
+    const nodeWatches = () => api.urls.filter((u) => u.startsWith('/api/v1/nodes?') && u.includes('watch=1'));
+    await until('a second watch', () => nodeWatches().length >= 2, 3_000);
+    expect(new URLSearchParams(nodeWatches()[1]!.split('?')[1]).get('resourceVersion')).toBe(String(rv));
+    expect(f.watches[`node/${NODE}`]).toMatchObject({ lists: 1, failures: 0 });
+  });
+
+  it('reopens a watch that falls silent past its idle timeout', async () => {
+    const f = follow({ wantEniConfig: false, watchIdleTimeoutMs: 200 });
+    await watching();
+    await until('the silence noticed', () => f.watches[`node/${NODE}`]!.failures >= 1, 2_000);
+    expect(
+      logs.lines.find(
+        (l) => l.msg === 'watching the API server failed; keeping the last settings and retrying',
+      )?.err,
+    ).toMatch(/got no answer within 200 ms/);
+    await watching();
+    api.put('node', NODE, node('pods-a', '35'));
+    await until('the change', () => changes.length === 1);
+  });
+
   it('lists again after 410 Gone (an ERROR event or the HTTP status) and picks up what changed', async () => {
     const f = follow();
     await watching('pods-a');
