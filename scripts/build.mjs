@@ -19,7 +19,14 @@ const entries = [
   // ESM entry points tree-shake; split: each dynamic import (client-node, rarely used credential providers)
   // becomes a chunk under dist/ipamd-chunks/ that a daemon which never needs it never reads. The source
   // text a process loads costs it several times its size in RSS (bench/ipamd-rss.ts).
-  { in: 'ipamd/main.ts', out: 'ipamd', mainFields: ['module', 'main'], split: true },
+  // node-fetch: only client-node code paths ipamd never runs import it (see the stub).
+  {
+    in: 'ipamd/main.ts',
+    out: 'ipamd',
+    mainFields: ['module', 'main'],
+    split: true,
+    alias: { 'node-fetch': './ipamd/k8s/node-fetch-stub.ts' },
+  },
   { in: 'cni/main.ts', out: 'aws-cni' },
   { in: 'infra/local-vpc/cli.ts', out: 'local-vpc' },
   { in: 'infra/local-vpc/demo/main.ts', out: 'demo' },
@@ -93,6 +100,7 @@ for (const entry of entries) {
         }
       : { entryPoints: [entry.in], outfile }),
     ...(entry.mainFields ? { mainFields: entry.mainFields } : {}),
+    ...(entry.alias ? { alias: entry.alias } : {}),
     bundle: true,
     platform: 'node',
     target: 'node20',

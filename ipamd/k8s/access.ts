@@ -2,12 +2,13 @@
  * ipamd's read-only view of the API server: the node object and ENIConfig objects, nothing else
  * (RBAC: get on nodes and on eniconfigs.crd.k8s.amazonaws.com).
  *
- * @kubernetes/client-node's KubeConfig does what is hard to get right (kubeconfig and service-account
- * loading, CA/client certificates, token files that rotate, exec and OIDC credentials, proxies); the
- * two GETs themselves are plain HTTPS requests. Only the KubeConfig module is imported: the package's
- * generated API classes add ~13 MB to the bundle and ~50 MB to a long-lived daemon's RSS for two reads.
- * It is loaded on the first request, so a daemon without a cluster never pays for it.
+ * In a pod the service account is a bearer token and a CA, read per request. Outside one (a node whose
+ * ipamd runs from systemd with a KUBECONFIG), @kubernetes/client-node's KubeConfig does what is hard to
+ * get right (client certificates, exec and OIDC credentials, proxies). The requests themselves are plain
+ * HTTPS. Only the KubeConfig module is imported, on the first request, from its own chunk: the
+ * package's generated API classes would add ~50 MB to a long-lived daemon's RSS for a few reads.
  */
+import { readFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
@@ -78,33 +79,72 @@ export class K8sRequestError extends Error {
   }
 }
 
-async function loadKubeConfig(source: ClusterSource): Promise<KubeConfig> {
+/** Where requests go and how each one is authenticated. */
+interface RequestAuth {
+  server(): Promise<URL>;
+  apply(opts: RequestOptions): Promise<void>;
+}
+
+/**
+ * In a pod: the service account's bearer token and CA, read for every request (a bound token rotates
+ * under a long-lived daemon; requests are a list and a watch every few minutes). The one auth mode a
+ * DaemonSet needs, without loading client-node (~8 MB of the daemon's RSS, bench/ipamd-rss.ts --cluster).
+ */
+function serviceAccountAuth(source: Extract<ClusterSource, { kind: 'in-cluster' }>): RequestAuth {
+  return {
+    server: async () => new URL(source.server),
+    apply: async (opts) => {
+      const read = async (file: string, what: string) => {
+        try {
+          return await readFile(file, 'utf8');
+        } catch (err) {
+          throw new K8sRequestError(
+            `cannot read the service account ${what} ${file}: ${(err as Error).message}`,
+            null,
+          );
+        }
+      };
+      const token = (await read(source.tokenFile, 'token')).trim();
+      if (token === '')
+        throw new K8sRequestError(`the service account token ${source.tokenFile} is empty`, null);
+      opts.ca = await read(source.caFile, 'CA');
+      opts.headers = { ...opts.headers, authorization: `Bearer ${token}` };
+    },
+  };
+}
+
+/** A kubeconfig (nodes outside a pod): client-node's KubeConfig, for every auth mode kubeconfigs use. */
+function kubeConfigAuth(source: Extract<ClusterSource, { kind: 'kubeconfig' }>): RequestAuth {
+  let config: Promise<KubeConfig> | null = null;
+  const kubeConfig = (): Promise<KubeConfig> => {
+    config ??= loadKubeConfig(source);
+    // A failed load is retried on the next call rather than remembered.
+    config.catch(() => {
+      config = null;
+    });
+    return config;
+  };
+  return {
+    server: async () => new URL((await kubeConfig()).getCurrentCluster()?.server ?? ''),
+    apply: async (opts) => {
+      await (await kubeConfig()).applyToHTTPSOptions(opts);
+    },
+  };
+}
+
+async function loadKubeConfig(source: Extract<ClusterSource, { kind: 'kubeconfig' }>): Promise<KubeConfig> {
   const { KubeConfig } = await import('@kubernetes/client-node/dist/config.js');
   const kc = new KubeConfig();
-  if (source.kind === 'kubeconfig') {
-    try {
-      kc.loadFromFile(source.path);
-    } catch (err) {
-      throw new K8sRequestError(`kubeconfig ${source.path}: ${(err as Error).message}`, null);
-    }
-  } else {
-    // Built from the detected values: the library's loadFromCluster reads process.env itself.
-    kc.loadFromOptions({
-      clusters: [{ name: 'in-cluster', server: source.server, caFile: source.caFile, skipTLSVerify: false }],
-      users: [
-        {
-          name: 'service-account',
-          authProvider: { name: 'tokenFile', config: { tokenFile: source.tokenFile } },
-        },
-      ],
-      contexts: [{ name: 'in-cluster', cluster: 'in-cluster', user: 'service-account' }],
-      currentContext: 'in-cluster',
-    });
+  try {
+    kc.loadFromFile(source.path);
+  } catch (err) {
+    throw new K8sRequestError(`kubeconfig ${source.path}: ${(err as Error).message}`, null);
   }
-  const cluster = kc.getCurrentCluster();
-  if (!cluster?.server) {
-    const where = source.kind === 'kubeconfig' ? `kubeconfig ${source.path}` : 'the service account';
-    throw new K8sRequestError(`${where}: the current context names no cluster with a server`, null);
+  if (!kc.getCurrentCluster()?.server) {
+    throw new K8sRequestError(
+      `kubeconfig ${source.path}: the current context names no cluster with a server`,
+      null,
+    );
   }
   return kc;
 }
@@ -173,15 +213,7 @@ export function parseWatchLine(line: string): WatchEvent {
 export function createK8sAccess(source: ClusterSource, opts: { requestTimeoutMs?: number } = {}): K8sAccess {
   const timeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const server = source.kind === 'in-cluster' ? source.server : `kubeconfig ${source.path}`;
-  let config: Promise<KubeConfig> | null = null;
-  const kubeConfig = (): Promise<KubeConfig> => {
-    config ??= loadKubeConfig(source);
-    // A failed load is retried on the next call rather than remembered.
-    config.catch(() => {
-      config = null;
-    });
-    return config;
-  };
+  const auth = source.kind === 'in-cluster' ? serviceAccountAuth(source) : kubeConfigAuth(source);
   const failure = (what: string, msg: string, status: number | null = null) =>
     new K8sRequestError(`GET ${what} from ${server} ${msg}`, status);
   const httpFailure = (what: string, status: number, body: string) => {
@@ -199,13 +231,12 @@ export function createK8sAccess(source: ClusterSource, opts: { requestTimeoutMs?
     socketTimeoutMs: number,
     signal?: AbortSignal,
   ): Promise<IncomingMessage> => {
-    const kc = await kubeConfig();
-    const base = new URL(kc.getCurrentCluster()?.server ?? '');
+    const base = await auth.server();
     const url = new URL(`${base.pathname.replace(/\/$/, '')}${path}`, base);
     // Credentials (token, token file, exec plugin, client certificate) and TLS settings per request:
     // token files rotate under a long-lived daemon.
     const reqOpts: RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
-    await kc.applyToHTTPSOptions(reqOpts);
+    await auth.apply(reqOpts);
     return new Promise<IncomingMessage>((resolve, reject) => {
       const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
       const req = request(url, { ...reqOpts, signal }, (res) => {

@@ -1,7 +1,8 @@
 // The real dist/ipamd.mjs in a local-VPC instance, with a Kubernetes API server stand-in (HTTPS) in the
-// same namespace reached through a kubeconfig: max pods comes from the node object and, with custom
-// networking, the pod subnet and security group from the ENIConfig the node's label names.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// same namespace reached with a service account (as the DaemonSet) and through a kubeconfig (as a
+// systemd ipamd): max pods comes from the node object and, with custom networking, the pod subnet and
+// security group from the ENIConfig the node's label names.
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,8 +80,15 @@ describe.skipIf(bundleMissing())('ipamd in a cluster', () => {
       api.once('exit', (code) => reject(new Error(`API server stand-in exited (${code})`)));
     });
 
+    // As the DaemonSet runs: the pod's service account (token + CA); the stray node below uses the kubeconfig.
+    const sa = join(dir, 'serviceaccount');
+    mkdirSync(sa);
+    writeFileSync(join(sa, 'token'), 'it-token');
+    copyFileSync(cert, join(sa, 'ca.crt'));
     const ipamd = s.startIpamd(node, {
-      KUBECONFIG: join(dir, 'kubeconfig'),
+      KUBERNETES_SERVICE_HOST: '127.0.0.1',
+      KUBERNETES_SERVICE_PORT: String(PORT),
+      K8S_SERVICE_ACCOUNT_DIR: sa,
       MY_NODE_NAME: NODE,
       AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG: 'true',
       WARM_IP_TARGET: '2',

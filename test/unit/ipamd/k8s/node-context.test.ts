@@ -1,6 +1,6 @@
 // ipamd's Kubernetes API access against a stand-in API server on 127.0.0.1, through the real
 // @kubernetes/client-node, configured by a kubeconfig file or an in-cluster service account.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -294,6 +294,24 @@ describe('ipamd/k8s in a pod (service account, HTTPS)', () => {
     });
     expect(ctx).toMatchObject({ maxPods: 35, eniConfig: GOOD_SPEC });
     expect(api.requests.every((r) => r.authorization === 'Bearer sa-token-1')).toBe(true);
+  });
+
+  it('reads a rotated token on the next request, and names an unreadable or empty token', async () => {
+    const sa = env.K8S_SERVICE_ACCOUNT_DIR!;
+    api.nodes.set(NODE, node({ pods: '35' }));
+    const access = detectCluster(env)!;
+    await access.readNode(NODE);
+    writeFileSync(join(sa, 'token'), 'sa-token-2\n');
+    try {
+      await access.readNode(NODE);
+      expect(api.requests.at(-1)?.authorization).toBe('Bearer sa-token-2');
+      writeFileSync(join(sa, 'token'), '  \n');
+      await expect(access.readNode(NODE)).rejects.toThrow(/service account token .*token is empty/);
+      rmSync(join(sa, 'token'));
+      await expect(access.readNode(NODE)).rejects.toThrow(/cannot read the service account token .*ENOENT/);
+    } finally {
+      writeFileSync(join(sa, 'token'), 'sa-token-1');
+    }
   });
 
   it('refuses an API server whose certificate the CA did not sign', async () => {
