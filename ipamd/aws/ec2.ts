@@ -9,6 +9,8 @@
 
 import { randomUUID } from 'node:crypto';
 import type { Filter, NetworkInterface } from '@aws-sdk/client-ec2';
+import { StandardRetryStrategy } from '@smithy/core/retry';
+import type { StandardRetryBackoffStrategy } from '@smithy/types';
 import PQueue from 'p-queue';
 import { limitsFromInstanceTypeInfo } from '../../lib/instance-types/from-ec2.js';
 import type { InstanceTypeLimits } from '../../lib/instance-types/index.js';
@@ -48,10 +50,15 @@ export interface Ec2ApiOptions {
   mutatingRate: number;
   describeRate: number;
   log: Logger;
-  /** Backoff base; tests set 0. */
-  baseDelayMs?: number;
-  maxDelayMs?: number;
+  /** The delay between attempts; by default the SDK's (tests pass NO_BACKOFF). */
+  backoff?: StandardRetryBackoffStrategy;
 }
+
+/** Retries without waiting (unit tests). */
+export const NO_BACKOFF: StandardRetryBackoffStrategy = {
+  computeNextBackoffDelay: () => 0,
+  setDelayBase: () => undefined,
+};
 
 /** The Query-protocol client pointed at AWS_EC2_ENDPOINT when set; it makes one attempt, retries are ours. */
 export function createEc2Transport(region: string, endpoint: string | null): Ec2QueryClient {
@@ -61,8 +68,8 @@ export function createEc2Transport(region: string, endpoint: string | null): Ec2
 export class Ec2Api {
   private readonly mutating: PQueue;
   private readonly describing: PQueue;
-  private readonly baseDelayMs: number;
-  private readonly maxDelayMs: number;
+  /** The SDK's standard retry strategy: capped exponential backoff with full jitter and a retry quota. */
+  private readonly retries: StandardRetryStrategy;
 
   constructor(
     private readonly ec2: Ec2Transport,
@@ -75,19 +82,23 @@ export class Ec2Api {
       intervalCap: Math.max(1, opts.describeRate),
       strict: true,
     });
-    this.baseDelayMs = opts.baseDelayMs ?? 200;
-    this.maxDelayMs = opts.maxDelayMs ?? 10_000;
+    this.retries = new StandardRetryStrategy({
+      maxAttempts: opts.maxAttempts,
+      ...(opts.backoff ? { backoff: opts.backoff } : {}),
+    });
   }
 
   /** Runs one EC2 API call with rate limiting, retries, metrics and error mapping. */
   async call<T>(api: string, mutating: boolean, send: () => Promise<T>, ctx: CallContext = {}): Promise<T> {
     const queue = mutating ? this.mutating : this.describing;
+    let token = await this.retries.acquireInitialRetryToken('ec2');
     for (let attempt = 1; ; attempt++) {
       const started = performance.now();
       try {
         ec2ApiRequests.inc({ fn: api });
         const result = (await queue.add(send)) as T;
         awsApiLatency.observe({ api, error: 'false', status: '200' }, performance.now() - started);
+        this.retries.recordSuccess(token);
         return result;
       } catch (raw) {
         const err = classifyEc2Error(api, raw, ctx);
@@ -98,16 +109,29 @@ export class Ec2Api {
         );
         ec2ApiErrors.inc({ fn: api });
         if (err.kind === 'throttled') ec2Throttled.inc({ fn: api });
-        if (!err.retryable || attempt >= this.opts.maxAttempts) {
+        if (!err.retryable) {
           this.opts.log.warn({ api, code: err.code, kind: err.kind, attempt }, err.message);
           throw err;
         }
-        // Throttling gets a longer base: the bucket refills slowly and hammering it delays everyone.
-        const base = this.baseDelayMs * (err.kind === 'throttled' ? 4 : 1);
-        const delay = Math.min(this.maxDelayMs, base * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+        // Throttling backs off from a longer base: the bucket refills slowly, hammering it delays everyone.
+        // The SDK counts 5xx and connection failures as transient; both are retried.
+        const errorType = err.kind === 'throttled' ? 'THROTTLING' : 'TRANSIENT';
+        const waitStarted = performance.now();
+        try {
+          token = await this.retries.refreshRetryTokenForRetry(token, { errorType, error: raw as never });
+        } catch {
+          // Out of attempts, or out of retry quota: many calls failing at once means EC2 (or the path to it)
+          // is in trouble, and retrying them all would only add load.
+          const why =
+            attempt >= this.opts.maxAttempts
+              ? `gave up after ${attempt} attempts`
+              : 'gave up: the retry quota is spent (many EC2 calls are failing)';
+          this.opts.log.warn({ api, code: err.code, kind: err.kind, attempt }, `${err.message}; ${why}`);
+          throw err;
+        }
         const detail = (raw as Error | undefined)?.message;
-        this.opts.log.info({ api, code: err.code, attempt, delayMs: Math.round(delay), detail }, err.message);
-        if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+        const waitedMs = Math.round(performance.now() - waitStarted);
+        this.opts.log.info({ api, code: err.code, attempt, waitedMs, detail }, err.message);
       }
     }
   }

@@ -10,7 +10,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { pino } from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { Ec2Api } from '../../../../ipamd/aws/ec2.js';
+import { Ec2Api, NO_BACKOFF } from '../../../../ipamd/aws/ec2.js';
 import { Ec2Error } from '../../../../ipamd/aws/errors.js';
 import { ec2ApiErrors, ec2ApiRequests, ec2Throttled, registry } from '../../../../ipamd/metrics.js';
 import { sdkTransport } from './sdk-transport.js';
@@ -33,7 +33,7 @@ function api(opts: Partial<{ maxAttempts: number; mutatingRate: number }> = {}):
     mutatingRate: opts.mutatingRate ?? 1000,
     describeRate: 1000,
     log,
-    baseDelayMs: 0,
+    backoff: NO_BACKOFF,
   });
 }
 
@@ -92,6 +92,31 @@ describe('Ec2Api', () => {
     expect(err.kind).toBe('throttled');
     expect(err.message).toBe('EC2 throttled DescribeNetworkInterfaces (RequestLimitExceeded), retrying');
     expect(ec2Mock.commandCalls(DescribeNetworkInterfacesCommand)).toHaveLength(3);
+  });
+
+  it('stops retrying once the retry quota is spent, and earns it back with successes', async () => {
+    ec2Mock.on(DescribeNetworkInterfacesCommand).rejects(sdkError('InternalError', 500));
+    const ec2 = api({ maxAttempts: 5 });
+    const attempts: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const before = ec2Mock.commandCalls(DescribeNetworkInterfacesCommand).length;
+      await ec2.describeNetworkInterfaces(['eni-0a1']).catch(() => undefined);
+      attempts.push(ec2Mock.commandCalls(DescribeNetworkInterfacesCommand).length - before);
+    }
+    // EC2 failing everything: the first calls retry in full, then each call gets one attempt.
+    expect(attempts[0]).toBe(5);
+    expect(attempts.slice(-5)).toEqual([1, 1, 1, 1, 1]);
+    expect(attempts.reduce((a, b) => a + b, 0)).toBeLessThan(20 * 5);
+    // EC2 answers again: successes refill the quota until a failing call may retry again.
+    ec2Mock.reset();
+    ec2Mock.on(DescribeNetworkInterfacesCommand).resolves({ NetworkInterfaces: [eniReply] });
+    for (let i = 0; i < 40; i++) await ec2.describeNetworkInterfaces(['eni-0a1']);
+    ec2Mock.reset();
+    ec2Mock
+      .on(DescribeNetworkInterfacesCommand)
+      .rejectsOnce(sdkError('InternalError', 500))
+      .resolves({ NetworkInterfaces: [eniReply] });
+    await expect(ec2.describeNetworkInterfaces(['eni-0a1'])).resolves.toHaveLength(1);
   });
 
   it('does not retry a full subnet and names the subnet', async () => {

@@ -11,7 +11,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { pino } from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { Ec2Api } from '../../../../ipamd/aws/ec2.js';
+import { Ec2Api, NO_BACKOFF } from '../../../../ipamd/aws/ec2.js';
 import type { Imds, ImdsEni } from '../../../../ipamd/aws/imds.js';
 import { Datastore, type EniInfo } from '../../../../ipamd/datastore/datastore.js';
 import { type HostNetwork, PoolExecutor } from '../../../../ipamd/pool/executor.js';
@@ -38,7 +38,7 @@ function rig(opts: { unmanagedDevices?: number[]; primaryIps?: number } = {}) {
     mutatingRate: 1000,
     describeRate: 1000,
     log,
-    baseDelayMs: 0,
+    backoff: NO_BACKOFF,
   });
   const ds = new Datastore(0);
   ds.addEni({

@@ -8,7 +8,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { pino } from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { Ec2Api } from '../../../../ipamd/aws/ec2.js';
+import { Ec2Api, NO_BACKOFF } from '../../../../ipamd/aws/ec2.js';
 import { cleanLeakedEnis } from '../../../../ipamd/pool/leaked.js';
 import { SubnetPicker } from '../../../../ipamd/pool/subnets.js';
 import { sdkTransport } from '../aws/sdk-transport.js';
@@ -21,7 +21,7 @@ const api = () =>
     mutatingRate: 1000,
     describeRate: 1000,
     log,
-    baseDelayMs: 0,
+    backoff: NO_BACKOFF,
   });
 
 const NOW = Date.parse('2026-01-01T01:00:00Z');
