@@ -1,12 +1,12 @@
 /**
  * The one EC2 client of ipamd. Every call goes through `call()`, which
  *  - waits for a client-side rate limiter (mutating and describe calls have separate buckets, like EC2),
- *  - retries throttling, 5xx and network failures with capped exponential backoff and jitter,
+ *  - retries throttling, 5xx and network failures under the SDK's standard retry strategy (capped
+ *    exponential backoff with jitter, a retry quota shared by all calls so an outage is not amplified),
  *  - counts and times every attempt into the reference's metrics,
  *  - turns failures into Ec2Error with an actionable message.
  * Replies are validated and normalised into the small shapes below; the rest of ipamd never sees SDK types.
  */
-
 import { randomUUID } from 'node:crypto';
 import type { Filter, NetworkInterface } from '@aws-sdk/client-ec2';
 import { StandardRetryStrategy } from '@smithy/core/retry';
