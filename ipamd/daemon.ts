@@ -276,6 +276,8 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     ec2,
     log: log.child({ component: 'subnets' }),
   });
+  // Bound below once the pool exists: an ENI ipamd does not know holds a device index it wants.
+  let reconcileSoon = (): void => undefined;
   const executor = new PoolExecutor({
     ec2,
     imds,
@@ -285,6 +287,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     host,
     log: log.child({ component: 'pool' }),
     eniTags: { ...cfg.additionalEniTags, ...nodeTags },
+    onStrayAttachment: () => reconcileSoon(),
   });
   const pool = new PoolManager({
     ds,
@@ -327,6 +330,32 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     },
     'pool configured',
   );
+
+  const runReconcile = () =>
+    pool
+      .exclusive(() =>
+        reconcile({
+          imds,
+          ec2,
+          ds,
+          host,
+          log: log.child({ component: 'reconcile' }),
+          instanceId: identity.instanceId,
+          unmanaged,
+          primaryForPods: !cfg.customNetworking,
+        }),
+      )
+      .then(() => checkpoint.persist())
+      .catch((err) => log.warn({ err: (err as Error).message }, 'reconcile failed; will retry'));
+  let reconcileQueued = false;
+  reconcileSoon = () => {
+    if (reconcileQueued) return;
+    reconcileQueued = true;
+    setImmediate(() => {
+      reconcileQueued = false;
+      void runReconcile();
+    });
+  };
 
   let stopping = false;
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -414,23 +443,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     timers.push(t);
   };
   every(cfg.poolCheckIntervalSeconds, () => pool.tick());
-  every(cfg.reconcileIntervalSeconds, () =>
-    pool
-      .exclusive(() =>
-        reconcile({
-          imds,
-          ec2,
-          ds,
-          host,
-          log: log.child({ component: 'reconcile' }),
-          instanceId: identity.instanceId,
-          unmanaged,
-          primaryForPods: !cfg.customNetworking,
-        }),
-      )
-      .then(() => checkpoint.persist())
-      .catch((err) => log.warn({ err: (err as Error).message }, 'reconcile failed; will retry')),
-  );
+  every(cfg.reconcileIntervalSeconds, runReconcile);
   if (!cfg.disableLeakedEniCleanup && !cfg.disableProvisioning) {
     const clean = () =>
       pool

@@ -39,7 +39,16 @@ export interface ExecutorDeps {
   /** How long a new ENI may take to show in IMDS. */
   imdsWaitMs?: number;
   pollMs?: number;
+  /**
+   * EC2 refused an attach because the device index holds an ENI ipamd does not know (one it attached
+   * before a crash, or someone else's): the daemon reconciles soon, which adopts it, instead of this
+   * executor retrying the same index until the next periodic reconciliation.
+   */
+  onStrayAttachment?: () => void;
 }
+
+/** EC2's words when the device index is taken. */
+const DEVICE_INDEX_TAKEN = /already has an interface attached at device index/i;
 
 function isSubnetExhaustion(err: unknown): err is Ec2Error {
   const kind = (err as Ec2Error | undefined)?.kind;
@@ -146,6 +155,7 @@ export class PoolExecutor {
     } catch (err) {
       // An unattached ENI is a leak: remove it now rather than waiting for leaked-ENI cleanup.
       log.warn({ eniId: created.id, err: (err as Error).message }, 'attach failed; deleting the new ENI');
+      if (DEVICE_INDEX_TAKEN.test((err as Error).message)) this.d.onStrayAttachment?.();
       await ec2
         .deleteNetworkInterface(created.id)
         .catch((e) =>
@@ -162,19 +172,30 @@ export class PoolExecutor {
       );
     }
 
-    const seen = await this.waitForImds(created.mac);
-    const info: EniInfo = {
-      id: created.id,
-      mac: created.mac,
-      deviceNumber,
-      subnetId: created.subnetId,
-      subnetCidr: seen.subnetCidr,
-      primaryIp: created.primaryIp,
-      attachmentId,
-      isPrimary: false,
-      forPods: true,
-    };
-    await this.d.host.setupEni(info);
+    let info: EniInfo | null = null;
+    try {
+      const seen = await this.waitForImds(created.mac);
+      info = {
+        id: created.id,
+        mac: created.mac,
+        deviceNumber,
+        subnetId: created.subnetId,
+        subnetCidr: seen.subnetCidr,
+        primaryIp: created.primaryIp,
+        attachmentId,
+        isPrimary: false,
+        forPods: true,
+      };
+      await this.d.host.setupEni(info);
+    } catch (err) {
+      // Attached but not usable: an ENI left attached and unknown would hold its device index forever.
+      log.warn(
+        { eniId: created.id, err: (err as Error).message },
+        'new ENI not usable; detaching and deleting it',
+      );
+      await this.discardAttached(created.id, attachmentId, info);
+      throw err;
+    }
     this.d.ds.addEni(info);
     this.d.ds.addIps(created.id, created.secondaryIps);
     this.d.ds.addPrefixes(created.id, created.prefixes);
@@ -191,14 +212,20 @@ export class PoolExecutor {
 
   /** IMDS shows a newly attached ENI after a short delay; its subnet CIDR comes from there. */
   private async waitForImds(mac: string): Promise<ImdsEni> {
-    const deadline = Date.now() + (this.d.imdsWaitMs ?? 30_000);
+    const waitMs = this.d.imdsWaitMs ?? 30_000;
+    const deadline = Date.now() + waitMs;
+    let lastError: Error | null = null;
     for (;;) {
-      const macs = await this.d.imds.macs();
-      if (macs.includes(mac)) return this.d.imds.eni(mac);
+      // A slow or failing IMDS answer is retried until the deadline, like an ENI it does not show yet.
+      try {
+        const macs = await this.d.imds.macs();
+        if (macs.includes(mac)) return await this.d.imds.eni(mac);
+      } catch (err) {
+        lastError = err as Error;
+      }
       if (Date.now() > deadline) {
-        throw new Error(
-          `ENI ${mac} attached but not visible in IMDS after ${this.d.imdsWaitMs ?? 30_000} ms`,
-        );
+        const why = lastError ? ` (last IMDS error: ${lastError.message})` : '';
+        throw new Error(`ENI ${mac} attached but not visible in IMDS after ${waitMs} ms${why}`);
       }
       await new Promise((r) => setTimeout(r, this.d.pollMs ?? 200));
     }
@@ -256,6 +283,23 @@ export class PoolExecutor {
         ),
       );
     log.info({ eniId }, 'ENI detached and deleted');
+  }
+
+  /** Undoes a creation that got as far as the attach. Failures leave it to reconciliation / leaked-ENI cleanup. */
+  private async discardAttached(eniId: string, attachmentId: string, info: EniInfo | null): Promise<void> {
+    const { ec2, log } = this.d;
+    if (info) await this.d.host.teardownEni(info).catch(() => undefined);
+    try {
+      await ec2.detachNetworkInterface(attachmentId, eniId);
+      await this.waitAvailable(eniId);
+      await ec2.deleteNetworkInterface(eniId);
+      log.info({ eniId }, 'unusable new ENI detached and deleted');
+    } catch (err) {
+      log.error(
+        { eniId, err: (err as Error).message },
+        'could not remove the unusable new ENI; reconciliation adopts it if it stays attached, leaked-ENI cleanup deletes it otherwise',
+      );
+    }
   }
 
   private async waitAvailable(eniId: string): Promise<void> {

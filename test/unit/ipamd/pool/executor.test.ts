@@ -3,7 +3,9 @@ import {
   AttachNetworkInterfaceCommand,
   CreateNetworkInterfaceCommand,
   DeleteNetworkInterfaceCommand,
+  DescribeNetworkInterfacesCommand,
   DescribeSubnetsCommand,
+  DetachNetworkInterfaceCommand,
   EC2Client,
   EC2ServiceException,
   ModifyNetworkInterfaceAttributeCommand,
@@ -32,7 +34,15 @@ function fail(name: string, status = 400): EC2ServiceException {
   });
 }
 
-function rig(opts: { unmanagedDevices?: number[]; primaryIps?: number } = {}) {
+function rig(
+  opts: {
+    unmanagedDevices?: number[];
+    primaryIps?: number;
+    setupFails?: boolean;
+    onStray?: () => void;
+    imdsFailures?: number;
+  } = {},
+) {
   const ec2 = new Ec2Api(sdkTransport(new EC2Client({ region: 'us-west-2' })), {
     maxAttempts: 2,
     mutatingRate: 1000,
@@ -70,10 +80,18 @@ function rig(opts: { unmanagedDevices?: number[]; primaryIps?: number } = {}) {
     prefixes: [],
     securityGroups: ['sg-1'],
   };
-  const imds = { macs: async () => [NEW_MAC], eni: async () => imdsEni } as unknown as Imds;
+  let imdsFailures = opts.imdsFailures ?? 0;
+  const imds = {
+    macs: async () => {
+      if (imdsFailures-- > 0) throw new Error('IMDS request timed out');
+      return [NEW_MAC];
+    },
+    eni: async () => imdsEni,
+  } as unknown as Imds;
   const setUp: EniInfo[] = [];
   const host: HostNetwork = {
     setupEni: async (e) => {
+      if (opts.setupFails) throw new Error('RTNETLINK answers: Operation not permitted');
       setUp.push(e);
     },
     teardownEni: async () => undefined,
@@ -102,6 +120,7 @@ function rig(opts: { unmanagedDevices?: number[]; primaryIps?: number } = {}) {
     log,
     eniTags: { 'node.k8s.amazonaws.com/instance_id': 'i-01', team: 'net' },
     pollMs: 1,
+    ...(opts.onStray ? { onStrayAttachment: opts.onStray } : {}),
   });
   const pool = new PoolManager({
     ds,
@@ -139,7 +158,8 @@ describe('PoolExecutor via PoolManager', () => {
     ec2Mock.on(CreateNetworkInterfaceCommand).resolves(created);
     ec2Mock.on(AttachNetworkInterfaceCommand).resolves({ AttachmentId: 'eni-attach-5' });
     ec2Mock.on(ModifyNetworkInterfaceAttributeCommand).resolves({});
-    const { ds, pool, setUp } = rig({ unmanagedDevices: [1] });
+    // IMDS failing twice while the new ENI appears is waited out, not fatal.
+    const { ds, pool, setUp } = rig({ unmanagedDevices: [1], imdsFailures: 2 });
     ds.assign({ network: 'n', containerId: 'c', ifName: 'eth0' });
     await pool.tick();
     const create = ec2Mock.commandCalls(CreateNetworkInterfaceCommand)[0]!.args[0].input;
@@ -179,6 +199,44 @@ describe('PoolExecutor via PoolManager', () => {
     );
     expect(pool.status.lastError).toMatch(/cannot take another ENI/);
     expect(ds.allEnis()).toHaveLength(1);
+  });
+
+  it('detaches and deletes an attached ENI whose host setup fails, so it cannot hold its device index', async () => {
+    ec2Mock.on(CreateNetworkInterfaceCommand).resolves(created);
+    ec2Mock.on(AttachNetworkInterfaceCommand).resolves({ AttachmentId: 'eni-attach-5' });
+    ec2Mock.on(ModifyNetworkInterfaceAttributeCommand).resolves({});
+    ec2Mock.on(DetachNetworkInterfaceCommand).resolves({});
+    ec2Mock.on(DescribeNetworkInterfacesCommand).resolves({
+      NetworkInterfaces: [{ ...created.NetworkInterface, Status: 'available' }],
+    });
+    ec2Mock.on(DeleteNetworkInterfaceCommand).resolves({});
+    const { ds, pool } = rig({ setupFails: true });
+    ds.assign({ network: 'n', containerId: 'c', ifName: 'eth0' });
+    await pool.tick();
+    expect(ec2Mock.commandCalls(DetachNetworkInterfaceCommand)[0]!.args[0].input.AttachmentId).toBe(
+      'eni-attach-5',
+    );
+    expect(ec2Mock.commandCalls(DeleteNetworkInterfaceCommand)[0]!.args[0].input.NetworkInterfaceId).toBe(
+      'eni-05',
+    );
+    expect(pool.status.lastError).toMatch(/Operation not permitted/);
+    expect(ds.allEnis().map((e) => e.id)).toEqual(['eni-00']);
+  });
+
+  it('asks for a reconciliation when EC2 says the device index holds an ENI ipamd does not know', async () => {
+    ec2Mock.on(CreateNetworkInterfaceCommand).resolves(created);
+    ec2Mock
+      .on(AttachNetworkInterfaceCommand)
+      .rejects(
+        fail("InvalidParameterValue: Instance 'i-01' already has an interface attached at device index '1'."),
+      );
+    ec2Mock.on(DeleteNetworkInterfaceCommand).resolves({});
+    let asked = 0;
+    const { ds, pool } = rig({ onStray: () => asked++ });
+    ds.assign({ network: 'n', containerId: 'c', ifName: 'eth0' });
+    await pool.tick();
+    expect(asked).toBe(1);
+    expect(ec2Mock.commandCalls(DeleteNetworkInterfaceCommand)).toHaveLength(1);
   });
 
   it('a full subnet backs off: the next tick does not call EC2 again', async () => {
