@@ -41,8 +41,19 @@ const kernelState = () => ({
   rules: rules(),
   main: routes('main'),
   t2: routes('2'),
-  addrs: topo.json(topo.ns.node, 'addr', 'show', 'eth1'),
+  addrs: withoutDadState(topo.json(topo.ns.node, 'addr', 'show', 'eth1')),
 });
+
+/**
+ * The kernel finishes IPv6 duplicate address detection on its own schedule: a link-local address may
+ * be `tentative` in one snapshot and not in the next. That is not ipamd's doing, so it is not compared.
+ */
+function withoutDadState(links: unknown): unknown {
+  return (links as { addr_info?: Record<string, unknown>[] }[]).map((l) => ({
+    ...l,
+    addr_info: l.addr_info?.map(({ tentative: _t, ...a }) => a),
+  }));
+}
 
 beforeAll(async () => {
   topo.build();
