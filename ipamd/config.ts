@@ -44,7 +44,10 @@ export interface Config {
   additionalEniTags: Record<string, string>;
   disableProvisioning: boolean;
   disableLeakedEniCleanup: boolean;
+  /** AWS_EC2_ENDPOINT, else the SDK's AWS_ENDPOINT_URL_EC2 / AWS_ENDPOINT_URL; null: the regional endpoint. */
   ec2Endpoint: string | null;
+  /** AWS_USE_FIPS_ENDPOINT: the regional FIPS endpoint when no endpoint is given. */
+  ec2UseFips: boolean;
   imdsEndpoint: string;
   region: string | null;
   introspectionBind: string | null;
@@ -328,7 +331,7 @@ export function loadConfig(env: Env = process.env): Config {
           eniConfigAnnotation: r.raw('ENI_CONFIG_ANNOTATION_DEF') ?? 'k8s.amazonaws.com/eniConfig',
         }
       : null;
-  const noLocalEniConfig = eniConfig === null && !r.problems.some((p) => p.startsWith('ENI_CONFIG'));
+  const noLocalEniConfig = eniConfig === null && !r.problems.some((p) => p.startsWith('ENI_CONFIG_'));
   if (customNetworking && noLocalEniConfig && cluster === null) {
     r.problems.push(
       'AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true needs ENI_CONFIG_FILE, or ENI_CONFIG_SUBNET and ENI_CONFIG_SECURITY_GROUPS, or a cluster (KUBERNETES_SERVICE_HOST or KUBECONFIG, and MY_NODE_NAME) with ENIConfig objects',
@@ -392,7 +395,11 @@ export function loadConfig(env: Env = process.env): Config {
     additionalEniTags: parseTags(r, 'ADDITIONAL_ENI_TAGS'),
     disableProvisioning: r.bool('DISABLE_NETWORK_RESOURCE_PROVISIONING', false),
     disableLeakedEniCleanup: r.bool('DISABLE_LEAKED_ENI_CLEANUP', false),
-    ec2Endpoint: r.url('AWS_EC2_ENDPOINT', null),
+    ec2Endpoint:
+      r.url('AWS_EC2_ENDPOINT', null) ??
+      r.url('AWS_ENDPOINT_URL_EC2', null) ??
+      r.url('AWS_ENDPOINT_URL', null),
+    ec2UseFips: r.bool('AWS_USE_FIPS_ENDPOINT', false),
     imdsEndpoint: r.url('AWS_EC2_METADATA_SERVICE_ENDPOINT', 'http://169.254.169.254')!,
     region: r.raw('AWS_REGION') ?? r.raw('AWS_DEFAULT_REGION') ?? null,
     introspectionBind: r.bool('DISABLE_INTROSPECTION', false)

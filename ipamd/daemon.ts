@@ -136,7 +136,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   if (!primary) throw new Error(`IMDS lists no ENI with the primary MAC ${identity.primaryMac}`);
   log.info({ ...identity, enis: seen.length }, 'instance discovered');
 
-  const ec2 = new Ec2Api(createEc2Transport(cfg.region ?? identity.region, cfg.ec2Endpoint), {
+  const ec2 = new Ec2Api(createEc2Transport(cfg.region ?? identity.region, cfg.ec2Endpoint, cfg.ec2UseFips), {
     maxAttempts: cfg.ec2MaxAttempts,
     mutatingRate: cfg.ec2MutatingRate,
     describeRate: cfg.ec2DescribeRate,

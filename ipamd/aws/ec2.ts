@@ -18,7 +18,7 @@ import type { Logger } from '../log.js';
 import { awsApiLatency, ec2ApiErrors, ec2ApiRequests, ec2Throttled } from '../metrics.js';
 import type { Ec2Transport } from './ec2-wire.js';
 import { type CallContext, classifyEc2Error, Ec2Error } from './errors.js';
-import { Ec2QueryClient } from './query-client.js';
+import { Ec2QueryClient, regionalEndpoint } from './query-client.js';
 import { assertCidr, assertEniId, assertIpv4, assertMac } from './validate.js';
 
 export type AddressUnit = 'ip' | 'prefix';
@@ -61,8 +61,8 @@ export const NO_BACKOFF: StandardRetryBackoffStrategy = {
 };
 
 /** The Query-protocol client pointed at AWS_EC2_ENDPOINT when set; it makes one attempt, retries are ours. */
-export function createEc2Transport(region: string, endpoint: string | null): Ec2QueryClient {
-  return new Ec2QueryClient({ region, endpoint });
+export function createEc2Transport(region: string, endpoint: string | null, fips = false): Ec2QueryClient {
+  return new Ec2QueryClient({ region, endpoint: endpoint ?? regionalEndpoint(region, { fips }) });
 }
 
 export class Ec2Api {

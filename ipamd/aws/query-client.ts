@@ -51,8 +51,10 @@ export interface Ec2QueryOptions {
 /** EC2 replies ipamd reads are a few KB; a page of 1000 ENIs stays far below this. */
 const MAX_REPLY_BYTES = 64 * 1024 * 1024;
 
-export function regionalEndpoint(region: string): string {
-  return `https://ec2.${region}.amazonaws.com${region.startsWith('cn-') ? '.cn' : ''}`;
+/** EC2's regional endpoint, as the SDK resolves it for the aws, aws-cn and aws-us-gov partitions. */
+export function regionalEndpoint(region: string, opts: { fips?: boolean } = {}): string {
+  const domain = region.startsWith('cn-') ? 'amazonaws.com.cn' : 'amazonaws.com';
+  return `https://ec2${opts.fips ? '-fips' : ''}.${region}.${domain}`;
 }
 
 export class Ec2QueryClient implements Ec2Transport {

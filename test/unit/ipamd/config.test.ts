@@ -135,6 +135,21 @@ describe('loadConfig', () => {
     expect(c.maxPods).toBe(17);
     expect(c.maxEni).toBe(2);
   });
+
+  it('takes the EC2 endpoint from AWS_EC2_ENDPOINT, else the SDK variables; FIPS only without one', () => {
+    const sdk = {
+      AWS_ENDPOINT_URL_EC2: 'https://ec2.vpce.example:443',
+      AWS_ENDPOINT_URL: 'https://all.example',
+    };
+    expect(loadConfig({ ...sdk, AWS_EC2_ENDPOINT: 'https://mine.example' }).ec2Endpoint).toBe(
+      'https://mine.example',
+    );
+    expect(loadConfig(sdk).ec2Endpoint).toBe('https://ec2.vpce.example:443');
+    expect(loadConfig({ AWS_ENDPOINT_URL: 'https://all.example' }).ec2Endpoint).toBe('https://all.example');
+    expect(loadConfig({}).ec2Endpoint).toBeNull();
+    expect(loadConfig({ AWS_USE_FIPS_ENDPOINT: 'true' }).ec2UseFips).toBe(true);
+    expect(() => loadConfig({ AWS_ENDPOINT_URL_EC2: 'not a url' })).toThrow(/AWS_ENDPOINT_URL_EC2/);
+  });
 });
 
 describe('loadConfig (cluster)', () => {

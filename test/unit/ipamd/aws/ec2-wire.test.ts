@@ -292,8 +292,11 @@ describe('reply reader', () => {
     );
   });
 
-  it('builds the regional endpoint, with the China partition’s domain', () => {
+  it('builds the regional endpoint: the China partition’s domain, FIPS', () => {
     expect(regionalEndpoint('us-west-2')).toBe('https://ec2.us-west-2.amazonaws.com');
     expect(regionalEndpoint('cn-north-1')).toBe('https://ec2.cn-north-1.amazonaws.com.cn');
+    expect(regionalEndpoint('us-gov-west-1', { fips: true })).toBe(
+      'https://ec2-fips.us-gov-west-1.amazonaws.com',
+    );
   });
 });
