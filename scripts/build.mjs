@@ -13,25 +13,7 @@ import {
   statSync,
 } from 'node:fs';
 import { build } from 'esbuild';
-
-const entries = [
-  { in: 'maxpods/cli.ts', out: 'max-pods' },
-  // ESM entry points tree-shake; split: each dynamic import (client-node, rarely used credential providers)
-  // becomes a chunk under dist/ipamd-chunks/ that a daemon which never needs it never reads. The source
-  // text a process loads costs it several times its size in RSS (bench/ipamd-rss.ts).
-  // node-fetch: only client-node code paths ipamd never runs import it (see the stub).
-  {
-    in: 'ipamd/main.ts',
-    out: 'ipamd',
-    mainFields: ['module', 'main'],
-    split: true,
-    alias: { 'node-fetch': './ipamd/k8s/node-fetch-stub.ts' },
-  },
-  { in: 'cni/main.ts', out: 'aws-cni' },
-  { in: 'infra/local-vpc/cli.ts', out: 'local-vpc' },
-  { in: 'infra/local-vpc/demo/main.ts', out: 'demo' },
-  { in: 'ipamd/probe.ts', out: 'ipamd-probe' },
-];
+import { bundleOptions, entries } from './bundles.mjs';
 
 mkdirSync('dist', { recursive: true });
 
@@ -88,33 +70,7 @@ for (const entry of entries) {
   }
   const outfile = `dist/${entry.out}.mjs`;
   const chunkDir = `dist/${entry.out}-chunks`;
-  const result = await build({
-    ...(entry.split
-      ? {
-          entryPoints: { [entry.out]: entry.in },
-          outdir: 'dist',
-          splitting: true,
-          outExtension: { '.js': '.mjs' },
-          chunkNames: `${entry.out}-chunks/[name]-[hash]`,
-          metafile: true,
-        }
-      : { entryPoints: [entry.in], outfile }),
-    ...(entry.mainFields ? { mainFields: entry.mainFields } : {}),
-    ...(entry.alias ? { alias: entry.alias } : {}),
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'esm',
-    minify: entry.split === true,
-    sourcemap: false,
-    legalComments: 'none',
-    // The native addon is loaded at run time from next to the bundle.
-    external: ['*.node'],
-    banner: {
-      js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-    },
-    logLevel: 'warning',
-  });
+  const result = await build(bundleOptions(entry));
   chmodSync(outfile, 0o755);
   if (entry.split) pruneChunks(chunkDir, result.metafile);
 }

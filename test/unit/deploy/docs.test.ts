@@ -53,7 +53,7 @@ const shell = all.filter((b) => ['sh', 'bash', 'shell', 'console'].includes(b.la
 const read = (p: string) => readFileSync(join(ROOT, p), 'utf8');
 const ipamdEnv = ipamdEnvNames();
 const buildOutputs = new Set(
-  [...read('scripts/build.mjs').matchAll(/out:\s*'([^']+)'/g)].map((m) => `${m[1]}.mjs`),
+  [...read('scripts/bundles.mjs').matchAll(/out:\s*'([^']+)'/g)].map((m) => `${m[1]}.mjs`),
 );
 const cdkParams = new Set(
   [...read('cdk/params.ts').matchAll(/(?:str|bool|ctx)\('([a-zA-Z]+)'/g)].map((m) => m[1]!),

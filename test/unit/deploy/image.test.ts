@@ -132,7 +132,7 @@ describe('the container image definition', () => {
   it('copies only built files into the final stage', () => {
     const copies = final.lines.filter((l) => /^(COPY|ADD)\b/.test(l));
     expect(copies.length).toBeGreaterThan(0);
-    const build = readFileSync(join(ROOT, 'scripts/build.mjs'), 'utf8');
+    const build = readFileSync(join(ROOT, 'scripts/bundles.mjs'), 'utf8');
     const outputs = new Set(
       [...build.matchAll(/out:\s*'([^']+)'/g)]
         .map((m) => `dist/${m[1]}.mjs`)
