@@ -7,9 +7,8 @@
  * service account, max pods from the node object of a stand-in API server that ipamd watches;
  * --kubeconfig: the same through a kubeconfig (as a systemd ipamd; loads @kubernetes/client-node).
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:net';
-import { join } from 'node:path';
 import { IPAMD_NODE_FLAGS } from '../ipamd/node-flags.js';
 import { inNetns, netnsPath } from '../lib/net/netns.js';
 import { eventually, Scenario } from '../test/integration/ipamd/fixture.js';
@@ -19,6 +18,7 @@ import {
   startFakeApiServer,
   tempDir,
   writeKubeconfig,
+  writeServiceAccount,
 } from '../test/unit/ipamd/k8s/api-server.js';
 
 function nodeFlags(): string {
@@ -81,10 +81,7 @@ try {
       const kubeconfig = writeKubeconfig(tmp.dir, `https://127.0.0.1:${port}`, 'rss-token', tls.cert);
       clusterEnv = { KUBECONFIG: kubeconfig, MY_NODE_NAME: 'rss-node' };
     } else {
-      const sa = join(tmp.dir, 'serviceaccount');
-      mkdirSync(sa);
-      writeFileSync(join(sa, 'token'), 'rss-token');
-      writeFileSync(join(sa, 'ca.crt'), tls.cert);
+      const sa = writeServiceAccount(tmp.dir, 'rss-token', tls.cert);
       clusterEnv = {
         KUBERNETES_SERVICE_HOST: '127.0.0.1',
         KUBERNETES_SERVICE_PORT: port,

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Instance } from '../../../infra/local-vpc/index.js';
 import { bundleMissing, type Ipamd, Scenario } from '../ipamd/fixture.js';
-import { Netns, PLUGIN, requireBuilt } from './harness.js';
+import { Netns, PLUGIN, pluginReply, podCniEnv, requireBuilt } from './harness.js';
 
 interface Pod {
   name: string;
@@ -44,18 +44,9 @@ async function cni(
 ) {
   const r = await s.vpc.exec(node, process.execPath, [PLUGIN], {
     input: JSON.stringify(conf(ipamd, over)),
-    env: {
-      PATH: process.env.PATH,
-      CNI_COMMAND: command,
-      CNI_CONTAINERID: pod.containerId,
-      CNI_NETNS: pod.ns?.path ?? '',
-      CNI_IFNAME: 'eth0',
-      CNI_PATH: '/usr/lib/cni',
-      CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod.name}`,
-    },
+    env: podCniEnv(command, pod),
   });
-  const json = r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>) : undefined;
-  return { code: r.code, json, raw: r.stdout + r.stderr };
+  return pluginReply(r);
 }
 
 async function startPod(name: string, node: Instance, ipamd: Ipamd): Promise<Pod> {

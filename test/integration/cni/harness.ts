@@ -106,6 +106,28 @@ export class Netns {
   }
 }
 
+/** The environment a runtime gives the plugin for one Kubernetes pod (eth0, the pod's CNI_ARGS). */
+export function podCniEnv(
+  command: string,
+  pod: { name: string; containerId: string; ns?: Netns },
+): Record<string, string | undefined> {
+  return {
+    PATH: process.env.PATH,
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: pod.containerId,
+    CNI_NETNS: pod.ns?.path ?? '',
+    CNI_IFNAME: 'eth0',
+    CNI_PATH: '/usr/lib/cni',
+    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod.name}`,
+  };
+}
+
+/** A plugin run as the tests read it: exit code, stdout parsed when there is one, everything printed. */
+export function pluginReply(r: { code: number; stdout: string; stderr: string }) {
+  const json = r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>) : undefined;
+  return { code: r.code, json, raw: r.stdout + r.stderr };
+}
+
 export interface CniCall {
   command: string;
   containerId?: string;

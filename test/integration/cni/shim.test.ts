@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Instance } from '../../../infra/local-vpc/index.js';
 import { bundleMissing, eventually, type Ipamd, Scenario } from '../ipamd/fixture.js';
-import { Netns, PLUGIN, REPO, requireBuilt } from './harness.js';
+import { Netns, PLUGIN, pluginReply, podCniEnv, REPO, requireBuilt } from './harness.js';
 
 const SHIM = resolve(REPO, 'dist/aws-cni');
 
@@ -36,20 +36,10 @@ async function call(
   opts: { exe?: 'shim' | 'node'; env?: Record<string, string | undefined> } = {},
 ) {
   const [cmd, args] = opts.exe === 'node' ? [process.execPath, [PLUGIN]] : [SHIM, []];
-  const env: Record<string, string | undefined> = {
-    PATH: process.env.PATH,
-    CNI_COMMAND: command,
-    CNI_CONTAINERID: pod.containerId,
-    CNI_NETNS: pod.ns?.path ?? '',
-    CNI_IFNAME: 'eth0',
-    CNI_PATH: '/usr/lib/cni',
-    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod.name}`,
-    ...opts.env,
-  };
+  const env = { ...podCniEnv(command, pod), ...opts.env };
   for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
   const r = await s.vpc.exec(node, cmd, args, { input: stdin, env });
-  const json = r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>) : undefined;
-  return { code: r.code, json, raw: r.stdout + r.stderr };
+  return pluginReply(r);
 }
 
 const served = () => ipamd.events().filter((e) => e.msg === 'cni call served').length;

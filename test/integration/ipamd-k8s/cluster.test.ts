@@ -2,11 +2,11 @@
 // same namespace reached with a service account (as the DaemonSet) and through a kubeconfig (as a
 // systemd ipamd): max pods comes from the node object and, with custom networking, the pod subnet and
 // security group from the ENIConfig the node's label names.
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { selfSignedCert } from '../../unit/ipamd/k8s/api-server.js';
+import { selfSignedCert, writeServiceAccount } from '../../unit/ipamd/k8s/api-server.js';
 import { bundleMissing, eventually, Scenario } from '../ipamd/fixture.js';
 
 const NODE = 'ip-k8s-node-a';
@@ -41,7 +41,7 @@ describe.skipIf(bundleMissing())('ipamd in a cluster', () => {
     const node = await s.launch('m5.large', { subnet: 0 });
     const podSubnet = s.vpc.subnetIds[1]!;
     const podGroup = s.vpc.state.createSecurityGroup({ vpcId: s.vpc.vpcId });
-    const { keyFile: key, certFile: cert } = selfSignedCert(dir);
+    const { keyFile: key, certFile: cert, cert: certPem } = selfSignedCert(dir);
     writeFileSync(
       join(dir, 'objects.json'),
       JSON.stringify({
@@ -81,10 +81,7 @@ describe.skipIf(bundleMissing())('ipamd in a cluster', () => {
     });
 
     // As the DaemonSet runs: the pod's service account (token + CA); the stray node below uses the kubeconfig.
-    const sa = join(dir, 'serviceaccount');
-    mkdirSync(sa);
-    writeFileSync(join(sa, 'token'), 'it-token');
-    copyFileSync(cert, join(sa, 'ca.crt'));
+    const sa = writeServiceAccount(dir, 'it-token', certPem);
     const ipamd = s.startIpamd(node, {
       KUBERNETES_SERVICE_HOST: '127.0.0.1',
       KUBERNETES_SERVICE_PORT: String(PORT),

@@ -4,7 +4,7 @@
  * records every request with its Authorization header.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Server } from 'node:net';
@@ -272,6 +272,20 @@ export function selfSignedCert(dir: string): {
 }
 
 /** A kubeconfig pointing at `server` with a bearer token (and the CA that signed the server's certificate), written into `dir`. */
+/** A pod's service account directory (token, ca.crt) under `dir`, as kubelet mounts it; returns its path. */
+export function writeServiceAccount(
+  dir: string,
+  token: string,
+  caCert: string,
+  name = 'serviceaccount',
+): string {
+  const sa = join(dir, name);
+  mkdirSync(sa);
+  writeFileSync(join(sa, 'token'), token);
+  writeFileSync(join(sa, 'ca.crt'), caCert);
+  return sa;
+}
+
 export function writeKubeconfig(
   dir: string,
   server: string,

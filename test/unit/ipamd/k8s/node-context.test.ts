@@ -1,6 +1,6 @@
 // ipamd's Kubernetes API access against a stand-in API server on 127.0.0.1, through the real
-// @kubernetes/client-node, configured by a kubeconfig file or an in-cluster service account.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+// @kubernetes/client-node for a kubeconfig file, plain HTTPS for an in-cluster service account.
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -18,6 +18,7 @@ import {
   startFakeApiServer,
   tempDir,
   writeKubeconfig,
+  writeServiceAccount,
 } from './api-server.js';
 
 const NODE = 'ip-10-0-1-10.us-west-2.compute.internal';
@@ -267,10 +268,7 @@ describe('ipamd/k8s in a pod (service account, HTTPS)', () => {
   beforeAll(async () => {
     const tls = selfSignedCert(tmp.dir);
     api = await startFakeApiServer(tls);
-    const sa = join(tmp.dir, 'serviceaccount');
-    mkdirSync(sa);
-    writeFileSync(join(sa, 'token'), 'sa-token-1');
-    writeFileSync(join(sa, 'ca.crt'), tls.cert);
+    const sa = writeServiceAccount(tmp.dir, 'sa-token-1', tls.cert);
     env = {
       KUBERNETES_SERVICE_HOST: '127.0.0.1',
       KUBERNETES_SERVICE_PORT: new URL(api.url).port,
@@ -317,10 +315,7 @@ describe('ipamd/k8s in a pod (service account, HTTPS)', () => {
   it('refuses an API server whose certificate the CA did not sign', async () => {
     const other = tempDir();
     try {
-      const sa = join(other.dir, 'sa');
-      mkdirSync(sa);
-      writeFileSync(join(sa, 'token'), 't');
-      writeFileSync(join(sa, 'ca.crt'), selfSignedCert(other.dir).cert);
+      const sa = writeServiceAccount(other.dir, 't', selfSignedCert(other.dir).cert, 'sa');
       const access = detectCluster({ ...env, K8S_SERVICE_ACCOUNT_DIR: sa });
       await expect(access?.readNode(NODE)).rejects.toThrow(K8sRequestError);
     } finally {
