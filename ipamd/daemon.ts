@@ -398,7 +398,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     mode: cfg.socketMode,
     ...(cfg.socketGid !== null ? { gid: cfg.socketGid } : {}),
     handler,
-    cni: (req) => cniExec.run(req),
+    cni: (req, fds) => cniExec.run(req, fds),
     log: log.child({ component: 'socket' }),
   });
   if (cfg.writeCniConflist) {

@@ -62,7 +62,12 @@ export class NetlinkError extends Error {
   /** `detail`: the kernel's extended-ack text, shown after the errno's own wording. */
   static fromErrno(operation: string, errno: number, detail?: string): NetlinkError {
     const code = errnoName(errno);
-    return new NetlinkError(operation, code, Math.abs(errno), detail ? `${errnoText(code)}: ${detail}` : undefined);
+    return new NetlinkError(
+      operation,
+      code,
+      Math.abs(errno),
+      detail ? `${errnoText(code)}: ${detail}` : undefined,
+    );
   }
 }
 

@@ -3,6 +3,7 @@
 import { closeSync } from 'node:fs';
 import { formatMac, parseMac } from './addr.js';
 import { errnoText, hasCode, NetlinkError } from './errors.js';
+import { openNetns } from './netns.js';
 import {
   AF_UNSPEC,
   attr,
@@ -18,7 +19,6 @@ import {
   readU8,
   readU32,
 } from './nlmsg.js';
-import { openNetns } from './netns.js';
 import type { NlSocket } from './socket.js';
 
 const IFLA_ADDRESS = 1;
@@ -205,7 +205,10 @@ function nsLabel(t: NetnsTarget): string {
  * Descriptors for IFLA_NET_NS_FD: paths are opened (without blocking, checked to be network
  * namespaces) and closed once the request is done; open namespaces are used as they are.
  */
-async function withNsFds<T>(targets: (NetnsTarget | undefined)[], fn: (fds: (number | undefined)[]) => Promise<T>) {
+async function withNsFds<T>(
+  targets: (NetnsTarget | undefined)[],
+  fn: (fds: (number | undefined)[]) => Promise<T>,
+) {
   const fds: (number | undefined)[] = [];
   const opened: number[] = [];
   try {
@@ -223,7 +226,11 @@ async function withNsFds<T>(targets: (NetnsTarget | undefined)[], fn: (fds: (num
             `open netns ${t}`,
             code,
             undefined,
-            code === 'ENOENT' ? 'no such namespace' : code === 'EINVAL' ? 'not a network namespace' : undefined,
+            code === 'ENOENT'
+              ? 'no such namespace'
+              : code === 'EINVAL'
+                ? 'not a network namespace'
+                : undefined,
           );
         }
       }

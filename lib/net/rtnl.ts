@@ -1,9 +1,9 @@
 // An rtnetlink handle bound to one network namespace. The socket is created inside the namespace
 // (inNetns), so every later request acts there, from any async context, with no further switching.
 import * as addrs from './addrs.js';
+import { NetlinkError } from './errors.js';
 import * as links from './links.js';
 import * as neigh from './neigh.js';
-import { NetlinkError } from './errors.js';
 import { inNetns, inNetnsFd } from './netns.js';
 import * as routes from './routes.js';
 import * as rules from './rules.js';

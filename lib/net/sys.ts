@@ -54,8 +54,8 @@ let addon: SysAddon | undefined;
 function candidates(): string[] {
   const override = process.env['VPCCNI_SYS_ADDON'];
   if (override) return [override];
-  return ['./sys.node', '../sys.node', '../../native/sys/build/Release/sys.node', '../../dist/sys.node'].map((r) =>
-    fileURLToPath(new URL(r, import.meta.url)),
+  return ['./sys.node', '../sys.node', '../../native/sys/build/Release/sys.node', '../../dist/sys.node'].map(
+    (r) => fileURLToPath(new URL(r, import.meta.url)),
   );
 }
 

@@ -193,7 +193,9 @@ describe('routes', () => {
     await expect(podNl.addRoute({ dst: '169.254.1.1/32', dev: 'eth0' })).rejects.toMatchObject({
       code: 'EEXIST',
       // The kernel may add its extended-ack reason after the errno's wording.
-      message: expect.stringMatching(/^add route 169\.254\.1\.1\/32 dev eth0: File exists(: .+)? \(EEXIST\)$/),
+      message: expect.stringMatching(
+        /^add route 169\.254\.1\.1\/32 dev eth0: File exists(: .+)? \(EEXIST\)$/,
+      ),
     });
     await podNl.replaceRoute({ dst: '169.254.1.1/32', dev: 'eth0' });
     await podNl.replaceRoute({ dst: '169.254.1.1/32', dev: 'eth0' });
@@ -306,7 +308,9 @@ describe('rules', () => {
     await expect(hostNl.addRule({ priority: 1536, src: '10.0.1.7/32', table: 1000 })).rejects.toMatchObject({
       code: 'EEXIST',
       // The kernel may add its extended-ack reason after the errno's wording.
-      message: expect.stringMatching(/^add rule pref 1536 from 10\.0\.1\.7\/32 lookup 1000: File exists(: .+)? \(EEXIST\)$/),
+      message: expect.stringMatching(
+        /^add rule pref 1536 from 10\.0\.1\.7\/32 lookup 1000: File exists(: .+)? \(EEXIST\)$/,
+      ),
     });
     await hostNl.deleteRule({ priority: 1536, src: '10.0.1.7/32', table: 1000 });
     expect(ipJson<{ priority: number }>(host, 'rule', 'show').some((r) => r.priority === 1536)).toBe(false);

@@ -18,6 +18,7 @@ const goodAdd = {
   snat: { enabled: true, randomize: 'prng', excludeCidrs: [] },
   mtu: 9001,
   vethPrefix: 'eni',
+  hostVethMac: '02:11:22:33:44:55',
 };
 
 /** A one-shot responder: answers every request line with `answer(request)` (a raw line). */
