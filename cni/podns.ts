@@ -41,6 +41,18 @@ export interface NetnsSource {
   open(path: string): PodNetns | NoNetns;
 }
 
+/** The same words whichever process opened CNI_NETNS (the Node plugin, or the shim for ipamd). */
+export function netnsOpenFailure(code: string): string {
+  if (code === 'ENOENT') return 'no such namespace (ENOENT)';
+  if (code === 'EINVAL') return 'not a network namespace (EINVAL)';
+  return `cannot open it (${code})`;
+}
+
+/** ENOENT and EINVAL mean there is no namespace there (any more); other errors are the caller's. */
+export function netnsFailureIsGone(code: string): boolean {
+  return code === 'ENOENT' || code === 'EINVAL';
+}
+
 export function invalidNetns(path: string, why: string): CniError {
   return new CniError(
     Code.invalidEnv,
@@ -77,9 +89,10 @@ export const pathNetnsSource: NetnsSource = {
     try {
       fd = openNetns(path);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'EINVAL') return { gone: true, reason: describe(err) };
-      throw invalidNetns(path, describe(err));
+      const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+      const reason = netnsOpenFailure(code);
+      if (netnsFailureIsGone(code)) return { gone: true, reason };
+      throw invalidNetns(path, reason);
     }
     try {
       assertNotNodeNetns(path, netnsInodeOfFd(fd), netnsInode());

@@ -17,7 +17,15 @@
 
 import { closeSync } from 'node:fs';
 import { checkAdd, checkDel, type IpamdApi, mapError } from '../cni/ipamd-client.js';
-import { assertNotNodeNetns, invalidNetns, type NetnsSource, podNetns } from '../cni/podns.js';
+import { type Owned, removeHostLeftovers } from '../cni/plumbing.js';
+import {
+  assertNotNodeNetns,
+  invalidNetns,
+  type NetnsSource,
+  netnsFailureIsGone,
+  netnsOpenFailure,
+  podNetns,
+} from '../cni/podns.js';
 import { runCni } from '../cni/run.js';
 import { netnsInode, netnsInodeOfFd } from '../lib/net/netns.js';
 import { adoptRtnl, type Rtnl } from '../lib/net/rtnl.js';
@@ -71,6 +79,11 @@ export class CniExecutor {
     return result;
   }
 
+  /** Host state of an address released without a CNI call (a pending DEL): rules, veth by MAC. */
+  removeHostLeftovers(owned: Owned): Promise<void> {
+    return removeHostLeftovers(owned);
+  }
+
   /** How many containers have calls queued or running (for tests and introspection). */
   get busyContainers(): number {
     return this.tails.size;
@@ -122,9 +135,9 @@ function passedNetns(req: CniRequest, fds: number[], nodeNetns: number): NetnsSo
   return {
     open(path) {
       if (req.netnsErrno !== undefined) {
-        const why = `the aws-cni shim could not open it (${req.netnsErrno})`;
-        if (req.netnsErrno === 'ENOENT' || req.netnsErrno === 'EINVAL') return { gone: true, reason: why };
-        throw invalidNetns(path, why);
+        const reason = netnsOpenFailure(req.netnsErrno);
+        if (netnsFailureIsGone(req.netnsErrno)) return { gone: true, reason };
+        throw invalidNetns(path, reason);
       }
       const fd = fds.shift();
       if (fd === undefined) throw invalidNetns(path, 'no netlink socket came with the request');

@@ -16,7 +16,7 @@ import {
   type SnatConfig,
 } from '../lib/protocol/ipamd.js';
 import type { Checkpoint } from './checkpoint.js';
-import { type Datastore, type EniRecord, keyOf } from './datastore/datastore.js';
+import { type AttachmentId, type Datastore, type EniRecord, keyOf } from './datastore/datastore.js';
 import type { Logger } from './log.js';
 import { addIpRequests, assignedIpAddresses, delIpRequests, noAvailableIpAddresses } from './metrics.js';
 import type { PoolManager } from './pool/manager.js';
@@ -173,6 +173,36 @@ export class IpamService implements IpamHandler {
       routeTable: routeTableFor(r.eni.deviceNumber),
       hostVethMac: r.assignment.hostVethMac ?? null,
       heldByOthers,
+    };
+  }
+
+  /**
+   * Finishes a DEL the plugin ran while ipamd was away (lib/protocol/pending-del.ts): releases the
+   * key's address if it was assigned before the DEL happened (an ADD retried since keeps its new one).
+   * Returns what was released, or null.
+   */
+  async releasePending(
+    key: AttachmentId,
+    deletedAt: number,
+  ): Promise<{ address: string; hostVethMac?: string } | null> {
+    const { ds, log } = this.o;
+    const held = ds.lookup(key);
+    if (!held || Date.parse(held.assignment.assignedAt) > deletedAt) return null;
+    const r = ds.release(key);
+    if (!r) return null;
+    try {
+      await this.persist(`release ${r.address}`);
+    } catch (err) {
+      ds.assign(r.assignment, r.address);
+      throw err;
+    }
+    delIpRequests.inc({ reason: 'PodDeleted' });
+    log.info({ ...key, address: r.address }, 'address released for a DEL that ran while ipamd was away');
+    assignedIpAddresses.set(ds.stats().assigned);
+    this.o.pool.kick();
+    return {
+      address: r.address,
+      ...(r.assignment.hostVethMac ? { hostVethMac: r.assignment.hostVethMac } : {}),
     };
   }
 
