@@ -13,6 +13,7 @@
 import { mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { lookupInstanceType } from '../lib/instance-types/index.js';
+import { pendingDelDir } from '../lib/protocol/pending-del.js';
 import { createEc2Transport, Ec2Api } from './aws/ec2.js';
 import { Imds, type ImdsEni } from './aws/imds.js';
 import { Checkpoint, type CheckpointData } from './checkpoint.js';
@@ -27,6 +28,7 @@ import { IpamService } from './ipam-handler.js';
 import type { ClusterFollower, FollowedSettings } from './k8s/index.js';
 import type { Logger } from './log.js';
 import { eniMax, ipMax, trackAssignedPerCidr } from './metrics.js';
+import { releasePendingDels } from './pending-dels.js';
 import {
   type HostNetwork,
   PoolExecutor,
@@ -398,7 +400,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     mode: cfg.socketMode,
     ...(cfg.socketGid !== null ? { gid: cfg.socketGid } : {}),
     handler,
-    cni: (req) => cniExec.run(req),
+    cni: (req, fds) => cniExec.run(req, fds),
     log: log.child({ component: 'socket' }),
   });
   if (cfg.writeCniConflist) {
@@ -443,6 +445,16 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     timers.push(t);
   };
   every(cfg.poolCheckIntervalSeconds, () => pool.tick());
+  // DELs the plugin ran while ipamd was away: released now, then checked on every pool tick.
+  const pendingDels = () =>
+    releasePendingDels({
+      dir: pendingDelDir(cfg.socketPath),
+      ipam: handler,
+      unwireHost: (owned) => cniExec.removeHostLeftovers(owned),
+      log: log.child({ component: 'pending-del' }),
+    });
+  await pendingDels().catch((err) => log.warn({ err: (err as Error).message }, 'pending DELs not processed'));
+  every(cfg.poolCheckIntervalSeconds, pendingDels);
   every(cfg.reconcileIntervalSeconds, runReconcile);
   if (!cfg.disableLeakedEniCleanup && !cfg.disableProvisioning) {
     const clean = () =>

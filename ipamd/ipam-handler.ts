@@ -2,6 +2,8 @@
  * The daemon's answers to the plugin: add, del, gc, health. Addresses come from the datastore only;
  * a pod never waits on EC2. Every change is in the checkpoint before it is acknowledged.
  */
+
+import { randomMac } from '../lib/net/addr.js';
 import {
   type AddRequest,
   type AddResult,
@@ -14,7 +16,7 @@ import {
   type SnatConfig,
 } from '../lib/protocol/ipamd.js';
 import type { Checkpoint } from './checkpoint.js';
-import type { Datastore, EniRecord } from './datastore/datastore.js';
+import { type AttachmentId, type Datastore, type EniRecord, keyOf } from './datastore/datastore.js';
 import type { Logger } from './log.js';
 import { addIpRequests, assignedIpAddresses, delIpRequests, noAvailableIpAddresses } from './metrics.js';
 import type { PoolManager } from './pool/manager.js';
@@ -66,7 +68,13 @@ export class IpamService implements IpamHandler {
     addIpRequests.inc();
     const { ds, log } = this.o;
     const key = { network: req.network, containerId: req.containerId, ifName: req.ifName };
-    const out = ds.assign({ ...key, podNamespace: req.podNamespace, podName: req.podName, netns: req.netns });
+    const out = ds.assign({
+      ...key,
+      podNamespace: req.podNamespace,
+      podName: req.podName,
+      netns: req.netns,
+      hostVethMac: randomMac(),
+    });
     if (!out) {
       noAvailableIpAddresses.inc();
       this.o.pool.kick();
@@ -91,11 +99,16 @@ export class IpamService implements IpamHandler {
     }
     assignedIpAddresses.set(ds.stats().assigned);
     this.o.pool.kick();
-    return this.result(out.address, out.eni);
+    // An assignment replayed from a checkpoint older than hostVethMac gets one now (kept in memory;
+    // the next checkpoint write stores it).
+    const held = ds.lookup(key)!.assignment;
+    held.hostVethMac ??= randomMac();
+    return this.result(out.address, out.eni, held.hostVethMac);
   }
 
-  private result(address: string, eni: EniRecord): AddResult {
+  private result(address: string, eni: EniRecord, hostVethMac: string): AddResult {
     return {
+      hostVethMac,
       address,
       eniId: eni.id,
       deviceNumber: eni.deviceNumber,
@@ -137,7 +150,13 @@ export class IpamService implements IpamHandler {
     const { ds, log } = this.o;
     const key = { network: req.network, containerId: req.containerId, ifName: req.ifName };
     const r = ds.release(key);
-    if (!r) return { address: null, deviceNumber: null, routeTable: null };
+    // Addresses the runtime's prevResult names that another attachment holds now: a late DEL must
+    // leave them alone, whatever this attachment once had.
+    const heldByOthers = (req.addresses ?? []).filter((a) => {
+      const holder = ds.holderOf(a);
+      return holder !== null && keyOf(holder) !== keyOf(key);
+    });
+    if (!r) return { address: null, deviceNumber: null, routeTable: null, hostVethMac: null, heldByOthers };
     try {
       await this.persist(`release ${r.address}`);
     } catch (err) {
@@ -152,11 +171,53 @@ export class IpamService implements IpamHandler {
       address: r.address,
       deviceNumber: r.eni.deviceNumber,
       routeTable: routeTableFor(r.eni.deviceNumber),
+      hostVethMac: r.assignment.hostVethMac ?? null,
+      heldByOthers,
+    };
+  }
+
+  /**
+   * Finishes a DEL the plugin ran while ipamd was away (lib/protocol/pending-del.ts): releases the
+   * key's address if it was assigned before the DEL happened (an ADD retried since keeps its new one).
+   * Returns what was released, or null.
+   */
+  async releasePending(
+    key: AttachmentId,
+    deletedAt: number,
+  ): Promise<{ address: string; hostVethMac?: string } | null> {
+    const { ds, log } = this.o;
+    const held = ds.lookup(key);
+    if (!held || Date.parse(held.assignment.assignedAt) > deletedAt) return null;
+    const r = ds.release(key);
+    if (!r) return null;
+    try {
+      await this.persist(`release ${r.address}`);
+    } catch (err) {
+      ds.assign(r.assignment, r.address);
+      throw err;
+    }
+    delIpRequests.inc({ reason: 'PodDeleted' });
+    log.info({ ...key, address: r.address }, 'address released for a DEL that ran while ipamd was away');
+    assignedIpAddresses.set(ds.stats().assigned);
+    this.o.pool.kick();
+    return {
+      address: r.address,
+      ...(r.assignment.hostVethMac ? { hostVethMac: r.assignment.hostVethMac } : {}),
     };
   }
 
   async gc(req: GcRequest): Promise<GcResult> {
     this.ensureReady();
+    const live = this.o.ds.assignments().filter((a) => a.assignment.network === req.network);
+    const valid = new Set(req.valid.map((v) => keyOf({ network: req.network, ...v })));
+    const doomed = live.filter((a) => !valid.has(keyOf(a.assignment)));
+    if (!req.force && live.length > 0 && doomed.length === live.length) {
+      // An empty or stale list from a confused caller would take every pod's address at once.
+      throw new ProtocolError(
+        'bad_request',
+        `refusing to release all ${live.length} attachment(s) of network "${req.network}": none of them is in the valid list; delete the pods (CNI DEL) or send "force": true`,
+      );
+    }
     const released = this.o.ds.gc(req.network, req.valid);
     if (released.length > 0) {
       await this.persist(`gc of ${released.length} address(es)`);
@@ -171,6 +232,7 @@ export class IpamService implements IpamHandler {
         containerId: r.assignment.containerId,
         ifName: r.assignment.ifName,
         address: r.address,
+        ...(r.assignment.hostVethMac ? { hostVethMac: r.assignment.hostVethMac } : {}),
       })),
     };
   }

@@ -16,6 +16,11 @@ export interface Assignment extends AttachmentId {
   podName?: string;
   /** The pod's network namespace path, to drop assignments whose pod is gone after a restart. */
   netns?: string;
+  /**
+   * MAC of the host end of the pod's veth, chosen by ipamd at assignment: the proof DEL and GC need
+   * that a veth found on the host is this attachment's and not another pod's with the same name.
+   */
+  hostVethMac?: string;
   assignedAt: string;
 }
 
@@ -192,6 +197,11 @@ export class Datastore {
     if (address === undefined) return null;
     const slot = this.slots.get(address)!;
     return { address, eni: this.enis.get(slot.eniId)!, assignment: slot.assignment! };
+  }
+
+  /** The attachment holding `address`, or null when it is free or unknown. */
+  holderOf(address: string): Assignment | null {
+    return this.slots.get(address)?.assignment ?? null;
   }
 
   /**
