@@ -123,7 +123,10 @@ export class Ec2Api {
         }
         // Throttling backs off from a longer base: the bucket refills slowly, hammering it delays everyone.
         // The SDK counts 5xx and connection failures as transient; both are retried.
-        const errorType = err.kind === 'throttled' ? 'THROTTLING' : 'TRANSIENT';
+        // A new ENI's id propagates in seconds (EC2 advises retrying from "a couple of seconds"): the
+        // longer base keeps the few attempts from being spent inside the window.
+        const errorType =
+          err.kind === 'throttled' || err.kind === 'not_yet_visible' ? 'THROTTLING' : 'TRANSIENT';
         const waitStarted = performance.now();
         try {
           token = await this.retries.refreshRetryTokenForRetry(token, { errorType, error: raw as never });
