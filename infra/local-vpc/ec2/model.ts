@@ -10,6 +10,9 @@ export const UNATTACHED_ENI_ADDRESS_LIMIT = 50;
 
 export type Tags = Map<string, string>;
 
+/** User tags one resource may carry (EC2 User Guide, "Tag restrictions"); aws: tags do not count. */
+export const TAGS_PER_RESOURCE_LIMIT = 50;
+
 export interface Vpc {
   id: string;
   cidrBlocks: string[];
@@ -35,8 +38,8 @@ export interface EniAttachment {
   networkCardIndex: number;
   deleteOnTermination: boolean;
   attachTime: Date;
-  /** 'detaching' between DetachNetworkInterface and its completion (see setDetachDelay). */
-  status: 'attached' | 'detaching';
+  /** 'attaching' / 'detaching' while an attach / detach completes (see setAttachDelay, setDetachDelay). */
+  status: 'attaching' | 'attached' | 'detaching';
 }
 
 export interface PrivateIp {
@@ -44,7 +47,7 @@ export interface PrivateIp {
   primary: boolean;
 }
 
-export type EniStatus = 'available' | 'in-use';
+export type EniStatus = 'available' | 'attaching' | 'in-use' | 'detaching';
 
 export interface Eni {
   id: string;

@@ -58,7 +58,7 @@ export function renderEni(state: Ec2State, eni: Readonly<Eni>): XmlValue {
   };
 }
 
-function dnsName(state: Ec2State, ip: string): string {
+export function dnsName(state: Ec2State, ip: string): string {
   return `ip-${ip.replaceAll('.', '-')}.${state.region}.compute.internal`;
 }
 

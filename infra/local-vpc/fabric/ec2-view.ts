@@ -36,7 +36,7 @@ export function fabricModelFromState(state: Ec2State): FabricModel {
       const inst = state.getInstance(instanceId);
       if (!inst) return undefined;
       const enis = state
-        .enisOfInstance(instanceId)
+        .visibleEnisOfInstance(instanceId)
         .map((e) => eniView(state, e, inst.primaryEniId))
         .filter((v): v is AttachedEniView => v !== undefined);
       return { instanceId, running: inst.state === 'running', enis };

@@ -442,7 +442,7 @@ describe('attach, detach, modify, delete', () => {
     expect((await errorOf(() => attach('eni-0123456789abcdef0', 3))).name).toBe(
       'InvalidNetworkInterfaceID.NotFound',
     );
-    expect((await errorOf(() => attach('nope', 3))).name).toBe('InvalidNetworkInterfaceID.Malformed');
+    expect((await errorOf(() => attach('nope', 3))).name).toBe('InvalidNetworkInterfaceId.Malformed'); // sic: EC2's error-code list spells it so
 
     const primary = await describeEni(primaryEniId);
     expect(
