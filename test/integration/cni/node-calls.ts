@@ -58,9 +58,20 @@ export class NodeCalls {
     return { name, containerId, ns };
   }
 
-  /** ADD that must succeed; its result and the pod's address. */
-  async add(pod: Pod, opts: { exe?: 'shim' | 'node'; env?: Record<string, string | undefined> } = {}) {
-    const r = await this.call('ADD', pod, JSON.stringify(this.conf()), opts);
+  /**
+   * ADD as a runtime makes it: retried while the answer is "try again later" (11, the pool is still
+   * growing: ENIs take a while to attach), up to `timeoutMs`. Returns the result and the address.
+   */
+  async add(
+    pod: Pod,
+    opts: { exe?: 'shim' | 'node'; env?: Record<string, string | undefined>; timeoutMs?: number } = {},
+  ) {
+    const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+    let r = await this.call('ADD', pod, JSON.stringify(this.conf()), opts);
+    while (r.json?.code === 11 && Date.now() < deadline) {
+      await new Promise((done) => setTimeout(done, 250));
+      r = await this.call('ADD', pod, JSON.stringify(this.conf()), opts);
+    }
     if (r.code !== 0) throw new Error(`ADD ${pod.name} failed: ${r.raw}`);
     const address = (r.json!.ips as { address: string }[])[0]!.address.split('/')[0]!;
     return { result: r.json!, address };

@@ -169,14 +169,12 @@ describe.skipIf(bundleMissing())('what a CNI call may touch', () => {
     const env = (ifName: string) => ({ CNI_IFNAME: ifName });
     for (let round = 0; round < 3; round++) {
       const [a, b] = await Promise.all([
-        n.call('ADD', sandbox, JSON.stringify(n.conf()), { env: env('eth0') }),
-        n.call('ADD', other, JSON.stringify(n.conf()), { env: env('eth1') }),
+        n.add(sandbox, { env: env('eth0') }),
+        n.add(other, { env: env('eth1') }),
       ]);
-      expect(a.code, a.raw).toBe(0);
-      expect(b.code, b.raw).toBe(0);
       const [da, db] = await Promise.all([
-        n.call('DEL', sandbox, JSON.stringify(n.conf({ prevResult: a.json })), { env: env('eth0') }),
-        n.call('DEL', other, JSON.stringify(n.conf({ prevResult: b.json })), { env: env('eth1') }),
+        n.call('DEL', sandbox, JSON.stringify(n.conf({ prevResult: a.result })), { env: env('eth0') }),
+        n.call('DEL', other, JSON.stringify(n.conf({ prevResult: b.result })), { env: env('eth1') }),
       ]);
       expect(da.code, da.raw).toBe(0);
       expect(db.code, db.raw).toBe(0);
