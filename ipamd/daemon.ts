@@ -12,6 +12,7 @@
  */
 import { mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { type Owned, removeHostLeftovers } from '../cni/plumbing.js';
 import { lookupInstanceType } from '../lib/instance-types/index.js';
 import { pendingDelDir } from '../lib/protocol/pending-del.js';
 import { createEc2Transport, Ec2Api } from './aws/ec2.js';
@@ -47,9 +48,16 @@ import { startSocketServer } from './server/socket.js';
 
 type FollowedSettingsHandler = (next: FollowedSettings, prev: FollowedSettings) => void;
 
+/** The node's networking as the daemon drives it. */
+type NodeHost = HostNetwork & {
+  setupNode(): Promise<void>;
+  /** Removes the host routing of a pod that is gone (rules; its veth when the MAC matches). */
+  removePodLeftovers?(owned: Owned): Promise<void>;
+};
+
 export interface DaemonOptions {
   /** Replaces host networking (unit tests, or a host where another agent owns it). */
-  host?: HostNetwork & { setupNode(): Promise<void> };
+  host?: NodeHost;
 }
 
 export interface Daemon {
@@ -59,11 +67,7 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-function hostNetwork(
-  cfg: Config,
-  log: Logger,
-  primary: ImdsEni,
-): HostNetwork & { setupNode(): Promise<void> } {
+function hostNetwork(cfg: Config, log: Logger, primary: ImdsEni): NodeHost {
   const spec = (e: EniInfo) => ({
     mac: e.mac,
     deviceNumber: e.deviceNumber,
@@ -91,6 +95,7 @@ function hostNetwork(
     teardownEni: async (e) => {
       if (!e.isPrimary) await teardownEniNetwork(spec(e), { log });
     },
+    removePodLeftovers: removeHostLeftovers,
   };
 }
 
@@ -262,6 +267,15 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   if (saved) {
     const r = restoreCheckpoint(ds, saved, log.child({ component: 'restore' }));
     log.info({ restored: r.restored, dropped: r.dropped.length }, 'checkpoint replayed');
+    // Pods gone without a DEL left their rules (and maybe a veth) behind; removed before any ADD
+    // can be handed the address, so a new pod's routing is never taken for theirs.
+    for (const owned of r.unwire) {
+      await host
+        .removePodLeftovers?.(owned)
+        .catch((err) =>
+          log.warn({ address: owned.address, err: (err as Error).message }, 'host state of a gone pod left'),
+        );
+    }
     if (r.dropped.length > 0) await checkpoint.persist();
   } else {
     await checkpoint.persist();

@@ -1,7 +1,8 @@
 /**
  * Replays the checkpoint into a freshly built datastore after a restart. An entry is dropped (and
  * logged) when its address no longer belongs to any ENI, when another entry already holds the address,
- * or when its pod's network namespace is visibly gone.
+ * or when its pod's network namespace is visibly gone (its host routing is then the caller's to
+ * remove: `unwire`).
  */
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -12,6 +13,11 @@ import type { Datastore } from './datastore.js';
 export interface RestoreReport {
   restored: number;
   dropped: { address: string; containerId: string; reason: string }[];
+  /**
+   * Dropped because the pod's namespace is gone (no DEL came): their host routing is still on the
+   * node and must be removed before the address is handed out again.
+   */
+  unwire: { address: string; hostVethMac?: string }[];
 }
 
 /** A namespace path is gone when its directory is visible but the file is not. */
@@ -25,7 +31,7 @@ export function restoreCheckpoint(
   log: Logger,
   isGone: (netns: string) => boolean = netnsGone,
 ): RestoreReport {
-  const report: RestoreReport = { restored: 0, dropped: [] };
+  const report: RestoreReport = { restored: 0, dropped: [], unwire: [] };
   for (const a of data.allocations) {
     const drop = (reason: string) => {
       report.dropped.push({ address: a.address, containerId: a.containerId, reason });
@@ -40,6 +46,7 @@ export function restoreCheckpoint(
     }
     if (a.netns && isGone(a.netns)) {
       drop(`the pod's network namespace ${a.netns} is gone`);
+      report.unwire.push({ address: a.address, ...(a.hostVethMac ? { hostVethMac: a.hostVethMac } : {}) });
       continue;
     }
     const { address, eniId: _eniId, ...assignment } = a;
