@@ -31,7 +31,8 @@ const REQUIRED: Record<string, readonly Command[]> = {
 };
 
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-const MAX_IFNAME = 15;
+/** IFNAMSIZ (16) less the terminating NUL; the kernel counts bytes, so UTF-8 bytes are counted. */
+const MAX_IFNAME_BYTES = 15;
 
 function bad(msg: string, details: string): CniError {
   return new CniError(Code.invalidEnv, msg, details);
@@ -49,7 +50,8 @@ export function parseCommand(env: Env): Command {
 /** Checks an interface name the way the kernel and the spec do. */
 export function validateIfName(name: string): string | undefined {
   if (name.length === 0) return 'is empty';
-  if (name.length > MAX_IFNAME) return `is longer than ${MAX_IFNAME} characters`;
+  const bytes = Buffer.byteLength(name, 'utf8');
+  if (bytes > MAX_IFNAME_BYTES) return `is longer than ${MAX_IFNAME_BYTES} bytes (${bytes} in UTF-8)`;
   if (name === '.' || name === '..') return 'may not be "." or ".."';
   if (/[/:\s]/.test(name)) return 'may not contain "/", ":" or whitespace';
   return undefined;
