@@ -42,6 +42,7 @@ import { PoolManager } from './pool/manager.js';
 import { reconcile } from './pool/reconcile.js';
 import { SubnetPicker } from './pool/subnets.js';
 import { ensureRunDirs } from './run-dir.js';
+import { exposedPorts } from './server/bind.js';
 import { startIntrospectionServer } from './server/introspection.js';
 import { startMetricsServer } from './server/metrics-server.js';
 import { startSocketServer } from './server/socket.js';
@@ -83,6 +84,8 @@ function hostNetwork(
         mtu: cfg.eniMtu,
         nodePortSupport: cfg.nodePortSupport,
         setSysctls: cfg.setSysctls,
+        blockPodImds: cfg.blockPodImds,
+        podClosedTcpPorts: exposedPorts([cfg.metricsBind, cfg.introspectionBind]),
         log,
       });
     },
