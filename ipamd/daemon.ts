@@ -1,5 +1,6 @@
 /**
  * ipamd's wiring and lifecycle. Startup, in this order:
+ *   0. the run directories (socket, checkpoint) exist and only root can write them (run-dir.ts);
  *   1. IMDSv2: the instance, its type and every attached ENI;
  *   2. one DescribeNetworkInterfaces for those ENIs (tags: unmanaged ones are left alone);
  *   3. tag managed secondary ENIs that lack this node's tags;
@@ -10,8 +11,9 @@
  *   8. loops: pool upkeep, reconciliation against IMDS, leaked-ENI cleanup.
  * SIGTERM (stop()): stop growing, let in-flight work finish, close the socket, flush the checkpoint.
  */
-import { mkdir, open, rename } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { writeFileAtomic } from '../lib/fs/atomic.js';
 import { lookupInstanceType } from '../lib/instance-types/index.js';
 import { pendingDelDir } from '../lib/protocol/pending-del.js';
 import { createEc2Transport, Ec2Api } from './aws/ec2.js';
@@ -41,6 +43,8 @@ import { poolLimits, prefixModeProblem, type TypeLimits } from './pool/limits.js
 import { PoolManager } from './pool/manager.js';
 import { reconcile } from './pool/reconcile.js';
 import { SubnetPicker } from './pool/subnets.js';
+import { ensureRunDirs } from './run-dir.js';
+import { exposedPorts } from './server/bind.js';
 import { startIntrospectionServer } from './server/introspection.js';
 import { startMetricsServer } from './server/metrics-server.js';
 import { startSocketServer } from './server/socket.js';
@@ -82,6 +86,8 @@ function hostNetwork(
         mtu: cfg.eniMtu,
         nodePortSupport: cfg.nodePortSupport,
         setSysctls: cfg.setSysctls,
+        blockPodImds: cfg.blockPodImds,
+        podClosedTcpPorts: exposedPorts([cfg.metricsBind, cfg.introspectionBind]),
         log,
       });
     },
@@ -104,7 +110,7 @@ async function resolveType(name: string, ec2: Ec2Api): Promise<TypeLimits> {
   return described;
 }
 
-/** Writes `${dir}/10-aws.conflist` atomically so the runtime never reads half a file. */
+/** Writes `${dir}/10-aws.conflist` (0644) atomically so the runtime never reads half a file. */
 export async function writeConflist(dir: string, socketPath: string): Promise<string> {
   const conf = {
     cniVersion: '1.0.0',
@@ -116,20 +122,14 @@ export async function writeConflist(dir: string, socketPath: string): Promise<st
   };
   await mkdir(dir, { recursive: true });
   const path = join(dir, '10-aws.conflist');
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w', 0o644);
-  try {
-    await fh.writeFile(`${JSON.stringify(conf, null, 2)}\n`);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
+  await writeFileAtomic(path, `${JSON.stringify(conf, null, 2)}\n`, 0o644);
   return path;
 }
 
 export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions = {}): Promise<Daemon> {
   const started = Date.now();
+  // 0. Where the socket and the checkpoint live: nobody but root may write there.
+  await ensureRunDirs([dirname(cfg.socketPath), dirname(cfg.checkpointPath)]);
   // 1. Who we are.
   const imds = new Imds(cfg.imdsEndpoint);
   const identity = await imds.identity();

@@ -8,7 +8,7 @@
 /** The CNI spec's container id (libcni's and the reference plugins' rule). */
 export const CONTAINER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 /** The CNI spec's network name. */
-export const NETWORK_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+export const NETWORK_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 /** IFNAMSIZ - 1: the kernel counts bytes, not characters. */
 export const MAX_IFNAME_BYTES = 15;
 
