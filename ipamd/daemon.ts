@@ -156,7 +156,7 @@ async function setUpHost(cfg: Config, d: Discovery, host: Host): Promise<void> {
  * Stage 3: the datastore from what discovery found, then the checkpoint replayed into it. Synchronous,
  * and so is handing over to it (startDaemon): no release can slip between the replay and the take-over.
  */
-function replayState(cfg: Config, log: Logger, d: Discovery, saved: SavedAssignments): Datastore {
+export function replayState(cfg: Config, log: Logger, d: Discovery, saved: SavedAssignments): Datastore {
   const ds = new Datastore(cfg.ipCooldownSeconds * 1000);
   trackAssignedPerCidr(() => ds.assignedPerCidr());
   for (const m of d.managed) {

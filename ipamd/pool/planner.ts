@@ -222,12 +222,14 @@ export function plan(input: PlannerInput): PoolAction {
         };
       }
       const why = [
-        withRoom.some((e) => e.subnetBlocked) ? 'in subnets that are backing off' : '',
-        input.enis.some((e) => e.ec2Full) ? 'reported full by EC2 (PrivateIpAddressLimitExceeded)' : '',
+        withRoom.some((e) => e.subnetBlocked) ? 'the ENIs with room are in subnets that are backing off' : '',
+        input.enis.some((e) => e.ec2Full)
+          ? 'EC2 reports ENIs full (PrivateIpAddressLimitExceeded) where ipamd saw room; reconciling with EC2'
+          : '',
       ].filter(Boolean);
       return {
         kind: 'blocked',
-        reason: `ENI limit reached (${limits.maxEnis}) and the ENIs with room are ${why.join(' or ')}`,
+        reason: `ENI limit reached (${limits.maxEnis}): ${why.join('; ')}`,
         permanent: false,
         retrySoon: !withRoom.some((e) => e.subnetBlocked),
       };

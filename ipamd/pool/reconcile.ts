@@ -3,8 +3,8 @@
  * prefixes IMDS reports with the datastore's. Differences are confirmed with one EC2 describe of this
  * instance's ENIs before anything changes. Neither source alone is proof that something is gone: IMDS
  * lags behind EC2, and EC2's Describe does not show a new ENI for a while (eventual consistency).
- *  - An ENI IMDS lists is kept whatever Describe says; while EC2 does not show it, none of its free
- *    addresses is handed out (it is "unconfirmed") and none is stripped.
+ *  - An ENI IMDS lists is kept whatever Describe says, nothing of it stripped; one ipamd knows only
+ *    from IMDS (found at a restart) hands out none of its free addresses until EC2 shows it.
  *  - An ENI both sources omit is forgotten only when they still agree a consistency window later.
  *  - A free address leaves the pool when both EC2 and IMDS omit it; an address a pod holds never
  *    leaves before the pod's own release (it is reported, and held unbacked).
@@ -133,16 +133,14 @@ export class Reconciler {
   private async notShownByEc2(eni: EniRecord, inImds: boolean, report: ReconcileReport): Promise<void> {
     const { ds, log } = this.d;
     if (inImds) {
-      // Attached as far as the node can tell: EC2's view lags (a new ENI) or catches up with a detach.
+      // Attached as far as the node can tell: EC2's view lags (a new ENI) or is catching up with a
+      // detach (then IMDS drops it soon too). Nothing changes; an ENI EC2 confirmed before stays usable.
       this.goneSince.delete(eni.id);
-      if (eni.isPrimary) return; // the instance's own, for its whole life
-      if (!eni.unconfirmed) {
-        ds.suspendEni(eni.id);
-        log.warn(
-          { eniId: eni.id },
-          'reconcile: IMDS lists the ENI but EC2 does not show it; keeping it and its addresses, handing none out until EC2 does',
-        );
-      }
+      if (eni.isPrimary) return;
+      log.warn(
+        { eniId: eni.id, unconfirmed: eni.unconfirmed },
+        'reconcile: IMDS lists the ENI but EC2 does not show it; keeping it and its addresses',
+      );
       report.enisUnconfirmed.push(eni.id);
       return;
     }
