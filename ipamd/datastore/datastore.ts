@@ -428,7 +428,7 @@ export class Datastore {
     const now = this.now();
     let min: number | null = null;
     for (const s of this.slots.values()) {
-      if (s.assignment || s.cooldownUntil <= now) continue;
+      if (s.assignment || s.cooldownUntil <= now || this.enis.get(s.eniId)?.unconfirmed) continue;
       if (min === null || s.cooldownUntil < min) min = s.cooldownUntil;
     }
     return min;
