@@ -33,6 +33,7 @@ describe.skipIf(bundleMissing())('ipamd start-up under EC2 faults', () => {
 
   it('a 500/503 burst on DescribeNetworkInterfaces longer than the SDK retries: not ready with the reason, then serves', async () => {
     const node = await s.launch('m5.large');
+    s.vpc.faults.injectError({ action: 'DescribeNetworkInterfaces', httpStatus: 500, count: 2 });
     s.vpc.faults.injectError({ action: 'DescribeNetworkInterfaces', httpStatus: 503, probability: 1 });
     let ipamd: ReturnType<Scenario['startIpamd']>;
     try {

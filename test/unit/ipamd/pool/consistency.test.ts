@@ -23,6 +23,7 @@ import { type HostNetwork, PoolExecutor } from '../../../../ipamd/pool/executor.
 import { PoolManager } from '../../../../ipamd/pool/manager.js';
 import { Reconciler } from '../../../../ipamd/pool/reconcile.js';
 import { SubnetPicker } from '../../../../ipamd/pool/subnets.js';
+import { retryStage } from '../../../../ipamd/startup.js';
 
 const log = pino({ level: 'silent' });
 const WINDOW_MS = 10_000;
@@ -122,6 +123,25 @@ async function restart(allocations: { containerId: string; address: string; eniI
   );
   return { d, ds: replayState(cfg, log, d, saved) };
 }
+
+describe('start-up discovery under IMDS and EC2 trouble', () => {
+  it('IMDS 500s and EC2 503s past the clients own attempts are waited out, with the reason reported', async () => {
+    imdsServer.injectError({ status: 500, count: 6, pathPrefix: '/latest/meta-data/network/' });
+    server.faults.injectError({ action: 'DescribeNetworkInterfaces', httpStatus: 503, count: 2 });
+    const cfg = { ...loadConfig({}), imdsEndpoint: imdsServer.url };
+    const reasons: string[] = [];
+    const d = await retryStage('discover', () => discover(cfg, log, { imds, ec2 }), {
+      log,
+      onWait: (r) => reasons.push(r),
+      firstDelayMs: 1,
+    });
+    expect(d.managed.map((m) => m.info.id)).toEqual([inst.primaryEniId]);
+    expect(reasons.some((r) => /^discover: cannot read network\/interfaces\/macs\//.test(r))).toBe(true);
+    expect(reasons.some((r) => /^discover: EC2 server error on DescribeNetworkInterfaces/.test(r))).toBe(
+      true,
+    );
+  });
+});
 
 describe('restart inside a consistency window', () => {
   it('an ENI IMDS lists but Describe hides keeps its pods; its free addresses wait for EC2', async () => {
