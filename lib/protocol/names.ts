@@ -16,8 +16,7 @@ export const MAX_IFNAME_BYTES = 15;
 export function ifNameProblem(name: string): string | undefined {
   if (name.length === 0) return 'is empty';
   const bytes = Buffer.byteLength(name, 'utf8');
-  if (bytes > MAX_IFNAME_BYTES)
-    return `is ${bytes} bytes long; the kernel allows at most ${MAX_IFNAME_BYTES}`;
+  if (bytes > MAX_IFNAME_BYTES) return `is longer than ${MAX_IFNAME_BYTES} bytes (${bytes} in UTF-8)`;
   if (name === '.' || name === '..') return 'may not be "." or ".."';
   if (/[/:\s]/.test(name)) return 'may not contain "/", ":" or whitespace';
   return undefined;

@@ -132,10 +132,22 @@ describe('StartupGate', () => {
       freeAddresses: 0,
     });
     await expect(gate.add(add('new'))).rejects.toMatchObject({ code: 'not_ready' });
-    expect(await gate.del(del('a'))).toEqual({ address: '10.0.1.11', deviceNumber: null, routeTable: null });
+    expect(await gate.del(del('a'))).toEqual({
+      address: '10.0.1.11',
+      deviceNumber: null,
+      routeTable: null,
+      hostVethMac: null,
+      heldByOthers: [],
+    });
     expect(onDisk().allocations).toEqual([]);
     expect(onDisk().cooldowns.map((c) => c.address)).toEqual(['10.0.1.11']);
-    expect(await gate.del(del('a'))).toEqual({ address: null, deviceNumber: null, routeTable: null });
+    expect(await gate.del(del('a'))).toEqual({
+      address: null,
+      deviceNumber: null,
+      routeTable: null,
+      hostVethMac: null,
+      heldByOthers: [],
+    });
     const gc = await gate.gc({ v: PROTOCOL_VERSION, op: 'gc', network: 'aws-cni', valid: [] });
     expect(gc.released).toEqual([]);
   });
