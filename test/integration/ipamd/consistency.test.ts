@@ -1,6 +1,7 @@
 /**
  * EC2's eventual consistency against ipamd's datastore: for ~12 s after its creation a new ENI is
- * attached (IMDS lists it, traffic flows) but DescribeNetworkInterfaces does not show it. Neither a
+ * attached (IMDS lists it, traffic flows) but DescribeNetworkInterfaces does not show it (the window
+ * is scoped to Describe: the other calls on the ENI already see it). Neither a
  * restart nor a reconciliation inside that window may cost a pod its address, hand an address of a
  * live pod to another, forget the ENI, or send EC2 a stream of refused AssignPrivateIpAddresses.
  */
@@ -42,7 +43,7 @@ describe.skipIf(bundleMissing())('ipamd inside EC2 consistency windows', () => {
     const env = { IPAMD_RECONCILE_INTERVAL_SECONDS: '1', IP_COOLDOWN_PERIOD: '1' };
     const first = s.startIpamd(node, env);
     await first.waitServing();
-    s.vpc.faults.setConsistencyWindow(WINDOW_MS);
+    s.vpc.faults.setConsistencyWindow(WINDOW_MS, { scope: 'describe' });
     // 9 pods fill the primary ENI; the first makes ipamd create ENI 1, which Describe hides; 3 land on it.
     const { addresses, eni, onEni } = await podsOnNewEni(first, node, 12);
     expect(onEni.length).toBeGreaterThanOrEqual(3);
@@ -93,7 +94,7 @@ describe.skipIf(bundleMissing())('ipamd inside EC2 consistency windows', () => {
     const node = await s.launch('m5.large');
     const ipamd = s.startIpamd(node, { IPAMD_RECONCILE_INTERVAL_SECONDS: '1' });
     await ipamd.waitServing();
-    s.vpc.faults.setConsistencyWindow(WINDOW_MS);
+    s.vpc.faults.setConsistencyWindow(WINDOW_MS, { scope: 'describe' });
     const { eni, onEni } = await podsOnNewEni(ipamd, node, 10);
     expect(onEni.length).toBeGreaterThanOrEqual(1);
     // An address of the hidden ENI goes behind ipamd's back: IMDS differs, so reconciliation asks EC2.
