@@ -39,7 +39,8 @@ export function mapError(code: ErrorCode | string, message: string, op: string):
       return new CniError(
         Code.tryAgainLater,
         'no free address right now',
-        `${message}; ipamd is growing its pool, the runtime will retry`,
+        // ipamd's message says why (cooling down, growing, waiting for EC2): do not claim more.
+        `${message}; the runtime will retry`,
       );
     case 'exhausted':
       return new CniError(Code.noAddress, 'no address available on this node', message);

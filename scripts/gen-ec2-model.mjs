@@ -26,6 +26,7 @@ export const SERVED_ACTIONS = [
   'DescribeTags',
   'DescribeVpcs',
   'DetachNetworkInterface',
+  'ModifyInstanceMetadataOptions',
   'ModifyNetworkInterfaceAttribute',
   'RunInstances',
   'TerminateInstances',

@@ -84,6 +84,8 @@ export interface LaunchOptions {
   /** Primary private address; EC2 picks one by default. */
   privateIp?: string;
   tags?: Record<string, string>;
+  /** HttpPutResponseHopLimit (1-64); EC2's default 1 lets only the instance itself get IMDS tokens. */
+  imdsHopLimit?: number;
 }
 
 export interface Instance {
@@ -296,6 +298,7 @@ class LocalVpcImpl implements LocalVpc {
       subnetId,
       ...(opts.privateIp ? { privateIpAddress: opts.privateIp } : {}),
       ...(opts.tags ? { tags: opts.tags } : {}),
+      ...(opts.imdsHopLimit !== undefined ? { httpPutResponseHopLimit: opts.imdsHopLimit } : {}),
     });
     const netns = await this.fabric.addInstance(record.id);
     const imdsListener = await listenOnLoopback((socket) => this.imdsServer.emit('connection', socket));

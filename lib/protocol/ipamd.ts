@@ -168,7 +168,7 @@ type Check = (value: string) => string | undefined;
 
 const checks: Record<string, Check> = {
   network: (v) =>
-    NETWORK_NAME_RE.test(v) ? undefined : 'must be a CNI network name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)',
+    NETWORK_NAME_RE.test(v) ? undefined : 'must be a CNI network name ([A-Za-z0-9][A-Za-z0-9_.-]*)',
   containerId: (v) =>
     CONTAINER_ID_RE.test(v) ? undefined : 'must be a CNI container id ([A-Za-z0-9][A-Za-z0-9_.-]*)',
   ifName: ifNameProblem,

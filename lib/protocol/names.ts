@@ -8,7 +8,7 @@
 /** The CNI spec's container id (libcni's and the reference plugins' rule). */
 export const CONTAINER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 /** The CNI spec's network name. */
-export const NETWORK_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+export const NETWORK_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 /** IFNAMSIZ - 1: the kernel counts bytes, not characters. */
 export const MAX_IFNAME_BYTES = 15;
 
@@ -16,8 +16,7 @@ export const MAX_IFNAME_BYTES = 15;
 export function ifNameProblem(name: string): string | undefined {
   if (name.length === 0) return 'is empty';
   const bytes = Buffer.byteLength(name, 'utf8');
-  if (bytes > MAX_IFNAME_BYTES)
-    return `is ${bytes} bytes long; the kernel allows at most ${MAX_IFNAME_BYTES}`;
+  if (bytes > MAX_IFNAME_BYTES) return `is longer than ${MAX_IFNAME_BYTES} bytes (${bytes} in UTF-8)`;
   if (name === '.' || name === '..') return 'may not be "." or ".."';
   if (/[/:\s]/.test(name)) return 'may not contain "/", ":" or whitespace';
   return undefined;

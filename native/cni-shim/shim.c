@@ -45,7 +45,7 @@
 #include <unistd.h>
 
 #define MAX_IN (60 * 1024)   /* the request must fit ipamd's 64 KiB limit */
-#define MAX_STDIN (1024 * 1024) /* the plugin's documented netconf limit (cni/README.md); over it: code 7 */
+#define MAX_STDIN (1024 * 1024) /* MAX_NETCONF_BYTES in cni/netconf.ts (a test keeps them equal); over it: code 7 */
 #define MAX_REQ (64 * 1024)
 #define MAX_OUT (1024 * 1024)
 #define ANSWER_TIMEOUT_S 60  /* ADD may wait on ipamd's checkpoint; ipamd answers 11 when it cannot */
@@ -80,9 +80,9 @@ static void try_again(const char *details) {
 
 /* A netconf over MAX_STDIN: refused here, as the Node plugin would, without reading the rest. */
 static void too_large(void) {
-  printf("{\"cniVersion\":\"1.0.0\",\"code\":7,\"msg\":\"network configuration on stdin is larger "
-         "than %d bytes\",\"details\":\"the plugin reads at most %d bytes of netconf\"}\n",
-         MAX_STDIN, MAX_STDIN);
+  printf("{\"cniVersion\":\"1.0.0\",\"code\":7,\"msg\":\"network configuration is too large\","
+         "\"details\":\"stdin holds more than %d bytes, the most this plugin reads\"}\n",
+         MAX_STDIN);
   exit(1);
 }
 

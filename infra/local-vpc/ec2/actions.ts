@@ -19,10 +19,18 @@ import {
   renderEni,
   renderInstance,
   renderInstanceType,
+  renderMetadataOptions,
   renderSubnet,
   renderVpc,
 } from './render.js';
-import type { Ec2State, Eni, Instance, Subnet, Vpc } from './state.js';
+import {
+  type Ec2State,
+  type Eni,
+  type Instance,
+  MAX_IMDS_HOP_LIMIT,
+  type Subnet,
+  type Vpc,
+} from './state.js';
 import type { XmlValue } from './xml.js';
 
 export interface ActionContext {
@@ -590,6 +598,7 @@ const runInstances: ActionHandler = ({ state, params: p }) => {
   const privateIp = p.str('PrivateIpAddress') ?? nic?.str('PrivateIpAddress');
   if (privateIp && max > 1)
     throw invalidParameterValue('PrivateIpAddress can only be given when launching one instance.');
+  const hopLimit = p.int('MetadataOptions.HttpPutResponseHopLimit', { min: 1, max: MAX_IMDS_HOP_LIMIT });
   const launched: Readonly<Instance>[] = [];
   for (let n = 0; n < max; n++) {
     launched.push(
@@ -601,12 +610,23 @@ const runInstances: ActionHandler = ({ state, params: p }) => {
         imageId: p.str('ImageId'),
         tags: specs.get('instance'),
         eniTags: specs.get('network-interface'),
+        httpPutResponseHopLimit: hopLimit,
       }),
     );
   }
   if (token !== undefined)
     rememberToken(state, 'RunInstances', p, token, launched.map((i) => i.id).join(','));
   return renderReservation(state, launched);
+};
+
+const modifyInstanceMetadataOptions: ActionHandler = ({ state, params: p }) => {
+  const instanceId = p.requiredStr('InstanceId');
+  const hopLimit = p.int('HttpPutResponseHopLimit', { min: 1, max: MAX_IMDS_HOP_LIMIT });
+  const options = state.modifyInstanceMetadataOptions(instanceId, {
+    ...(hopLimit !== undefined ? { httpPutResponseHopLimit: hopLimit } : {}),
+  });
+  // EC2 answers "pending": the change reaches the instance shortly after (here: at once).
+  return { instanceId, instanceMetadataOptions: renderMetadataOptions(options, 'pending') };
 };
 
 const terminateInstances: ActionHandler = ({ state, params: p }) => {
@@ -643,5 +663,6 @@ export const ACTIONS: Record<string, ActionHandler> = {
   DeleteTags: deleteTags,
   DescribeTags: describeTags,
   RunInstances: runInstances,
+  ModifyInstanceMetadataOptions: modifyInstanceMetadataOptions,
   TerminateInstances: terminateInstances,
 };

@@ -45,6 +45,7 @@ export class Faults {
   consistencyWindowMs = 0;
   /** The window reset() returns to: the VPC's asynchrony, not a fault a test injected. */
   private baselineConsistencyWindowMs = 0;
+  private consistencyScope: 'all' | 'describe' = 'all';
 
   constructor(
     readonly clock: () => number = Date.now,
@@ -133,15 +134,25 @@ export class Faults {
     }
   }
 
-  /** Sets the window; `{ baseline: true }` also makes it what reset() returns to. */
-  setConsistencyWindow(ms: number, opts: { baseline?: boolean } = {}): void {
+  /**
+   * Sets the window; `{ baseline: true }` also makes it what reset() returns to. `scope: 'describe'`
+   * limits it to Describe* calls: EC2 documents both that Describe results may lag a change and that
+   * calls on a just-created resource may fail with NotFound, and the two need not last as long (an ENI
+   * can be attached and carry traffic while Describe still does not list it).
+   */
+  setConsistencyWindow(ms: number, opts: { baseline?: boolean; scope?: 'all' | 'describe' } = {}): void {
     if (!(ms >= 0) || !Number.isFinite(ms)) throw new Error('consistency window must be >= 0 ms');
     this.consistencyWindowMs = ms;
+    this.consistencyScope = opts.scope ?? 'all';
     if (opts.baseline) this.baselineConsistencyWindowMs = ms;
   }
 
-  /** True while a resource created at `createdAt` has not propagated: calls naming it answer NotFound. */
-  hiddenByConsistency(createdAt: Date): boolean {
+  /**
+   * True while a resource created at `createdAt` has not propagated to `action`: calls naming it
+   * answer NotFound (and Describe leaves it out).
+   */
+  hiddenByConsistency(createdAt: Date, action: string): boolean {
+    if (this.consistencyScope === 'describe' && !action.startsWith('Describe')) return false;
     return this.consistencyWindowMs > 0 && this.clock() - createdAt.getTime() < this.consistencyWindowMs;
   }
 
@@ -152,6 +163,7 @@ export class Faults {
     this.buckets.configure(undefined, 1, this.knownActions);
     this.errors = [];
     this.consistencyWindowMs = this.baselineConsistencyWindowMs;
+    this.consistencyScope = 'all';
   }
 
   snapshot(): FaultsSnapshot {

@@ -86,7 +86,21 @@ export interface Instance {
   privateIpAddress: string;
   securityGroupIds: string[];
   tags: Tags;
+  /** The instance's IMDS options (MetadataOptions); only the hop limit is modelled. */
+  metadataOptions: InstanceMetadataOptions;
 }
+
+export interface InstanceMetadataOptions {
+  /**
+   * IP TTL of IMDS's token (PUT) responses: 1 reaches the instance's own stack only; a pod one
+   * routed hop behind it needs 2 (the fabric sets it on the packets, see fabric/imds-hops.ts).
+   */
+  httpPutResponseHopLimit: number;
+}
+
+/** EC2's default hop limit when the launch does not set one (RunInstances MetadataOptions). */
+export const DEFAULT_IMDS_HOP_LIMIT = 1;
+export const MAX_IMDS_HOP_LIMIT = 64;
 
 export interface Ec2StateOptions {
   region?: string;
@@ -134,4 +148,6 @@ export interface RunInstanceInput {
   tags?: Record<string, string>;
   /** Tags for the primary ENI. */
   eniTags?: Record<string, string>;
+  /** MetadataOptions.HttpPutResponseHopLimit (1-64); default DEFAULT_IMDS_HOP_LIMIT. */
+  httpPutResponseHopLimit?: number;
 }

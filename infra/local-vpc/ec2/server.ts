@@ -165,7 +165,11 @@ export function createEc2Handler(
       if (params.bool('DryRun')) {
         throw new Ec2Error('DryRunOperation', 'Request would have succeeded, but DryRun flag is set.', 412);
       }
-      const result = handler({ state, params, hidden: (eni) => faults.hiddenByConsistency(eni.createdAt) });
+      const result = handler({
+        state,
+        params,
+        hidden: (eni) => faults.hiddenByConsistency(eni.createdAt, name),
+      });
       reply(200, ec2Response(name, result, requestId));
     } catch (e) {
       if (e instanceof Ec2Error) reply(e.httpStatus, ec2ErrorResponse(e.code, e.message, requestId), e.code);
@@ -271,9 +275,14 @@ async function handleControl(
           probability: optionalNumber(body, 'probability'),
         });
         return json(res, 200, faultsJson());
-      case 'PUT faults/consistency':
-        opts.faults.setConsistencyWindow(requireNumber(body, 'windowMs'));
+      case 'PUT faults/consistency': {
+        const scope = optionalString(body, 'scope');
+        if (scope !== undefined && scope !== 'all' && scope !== 'describe') {
+          return json(res, 400, { error: 'scope must be "all" or "describe"' });
+        }
+        opts.faults.setConsistencyWindow(requireNumber(body, 'windowMs'), scope ? { scope } : {});
         return json(res, 200, faultsJson());
+      }
       case 'GET state':
         return json(res, 200, stateToJson(opts.state));
       default:

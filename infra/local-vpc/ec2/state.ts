@@ -7,7 +7,7 @@
  *   new Ec2State({ region?, accountId? })
  *   fixtures:  createVpc({cidr, tags?}), createSubnet({vpcId, cidr, az?, tags?}),
  *              createSecurityGroup({vpcId}), runInstance({instanceType, subnetId, ...}),
- *              terminateInstance(id)
+ *              terminateInstance(id), modifyInstanceMetadataOptions(id, {httpPutResponseHopLimit?})
  *   timing:    setAttachDelay(ms) (attaches complete after ms, 'attaching' meanwhile; default 0),
  *              setDetachDelay(ms) (detaches complete after ms, 'detaching' meanwhile; default 0),
  *              dispose() (cancels pending attaches and detaches; call on shutdown)
@@ -30,6 +30,7 @@
  *   'addresses-changed'   { eniId }
  *   'instance-terminated' { instanceId }                         (after its ENIs were detached)
  *   'instance-changed'    { instanceId }  anything an instance's metadata shows changed (IMDS uses it)
+ *   'metadata-options-changed' { instanceId }  the instance's IMDS options (hop limit) changed
  * Objects handed out are the live records typed read-only: do not mutate them.
  */
 import { EventEmitter } from 'node:events';
@@ -42,10 +43,13 @@ import { cidrsOverlap, cidrWithin, parseCidr } from './ipv4.js';
 import {
   type AssignInput,
   type CreateEniInput,
+  DEFAULT_IMDS_HOP_LIMIT,
   type Ec2StateOptions,
   type Eni,
   type EniAttachment,
   type Instance,
+  type InstanceMetadataOptions,
+  MAX_IMDS_HOP_LIMIT,
   type ModifyEniInput,
   type RunInstanceInput,
   type Subnet,
@@ -56,6 +60,15 @@ import {
 } from './model.js';
 
 export * from './model.js';
+
+function validHopLimit(n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_IMDS_HOP_LIMIT) {
+    throw invalidParameterValue(
+      `Value (${n}) for parameter HttpPutResponseHopLimit is invalid. Expected a value between 1 and ${MAX_IMDS_HOP_LIMIT}.`,
+    );
+  }
+  return n;
+}
 
 function tagMap(tags: Record<string, string> | undefined): Tags {
   return new Map(Object.entries(tags ?? {}));
@@ -166,6 +179,7 @@ export class Ec2State extends EventEmitter {
     }
     const subnet = this.requireSubnet(input.subnetId);
     const groups = this.resolveGroups(subnet.vpcId, input.securityGroupIds);
+    const hopLimit = validHopLimit(input.httpPutResponseHopLimit ?? DEFAULT_IMDS_HOP_LIMIT);
     const eni = this.buildEni({
       subnetId: subnet.id,
       description: '',
@@ -187,6 +201,7 @@ export class Ec2State extends EventEmitter {
       privateIpAddress: eni.privateIps[0]!.address,
       securityGroupIds: groups,
       tags: tagMap(input.tags),
+      metadataOptions: { httpPutResponseHopLimit: hopLimit },
     };
     this.instanceMap.set(instance.id, instance);
     eni.attachment = {
@@ -222,6 +237,25 @@ export class Ec2State extends EventEmitter {
     this.emit('instance-terminated', { instanceId });
     this.emit('instance-changed', { instanceId });
     return instance;
+  }
+
+  /** ModifyInstanceMetadataOptions: an absent option keeps its value, as in EC2. */
+  modifyInstanceMetadataOptions(
+    instanceId: string,
+    input: { httpPutResponseHopLimit?: number },
+  ): Readonly<InstanceMetadataOptions> {
+    const instance = this.requireInstance(instanceId);
+    if (instance.state !== 'running') {
+      throw new Ec2Error(
+        'IncorrectInstanceState',
+        `The instance '${instance.id}' is not in a valid state for this operation.`,
+      );
+    }
+    if (input.httpPutResponseHopLimit !== undefined) {
+      instance.metadataOptions.httpPutResponseHopLimit = validHopLimit(input.httpPutResponseHopLimit);
+    }
+    this.emit('metadata-options-changed', { instanceId });
+    return instance.metadataOptions;
   }
 
   // ---------------------------------------------------------------- ENI operations

@@ -11,6 +11,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { MAX_NETCONF_BYTES } from '../../../cni/netconf.js';
 import { cniFrame } from '../../../lib/protocol/ipamd.js';
 import { REPO } from './harness.js';
 
@@ -134,15 +135,17 @@ describe.skipIf(!existsSync(SHIM))('the native shim and its protocol', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ code: 11, details: 'ipamd sent a malformed CNI frame' });
   });
 
-  it('refuses a netconf over its 1 MiB limit with code 7, without forwarding it or starting Node', async () => {
+  it("refuses a netconf over the plugin's limit with code 7, without forwarding it or starting Node", async () => {
     const huge = conf({ padding: 'x'.repeat(2 * 1024 * 1024) });
     const started = performance.now();
     const r = await runShim(huge, { CNI_COMMAND: 'ADD' });
     expect(requests).toHaveLength(0);
     expect(r.code).toBe(1);
+    // The same answer as the Node plugin's, with the same limit.
     expect(JSON.parse(r.stdout)).toMatchObject({
       code: 7,
-      msg: expect.stringContaining('larger than 1048576 bytes'),
+      msg: 'network configuration is too large',
+      details: `stdin holds more than ${MAX_NETCONF_BYTES} bytes, the most this plugin reads`,
     });
     // The Node plugin (about 100 ms to start) never ran: the shim answered by itself.
     expect(performance.now() - started).toBeLessThan(5_000);

@@ -176,18 +176,67 @@ describe('IpamService', () => {
     });
   });
 
-  it('points at the cooldown when only cooling addresses are left', async () => {
+  // After every pod of a node is deleted its addresses cool down: the answer says so (how many, when
+  // the first is free) and is retryable whatever the pool can do meanwhile.
+  it.each([
+    [
+      'at the ENI limit',
+      {
+        blocked: { reason: 'ENI limit reached: 3 of 3 ENIs attached and full (9 IPs each)', permanent: true },
+      },
+      'the pool cannot grow: ENI limit reached: 3 of 3 ENIs attached and full (9 IPs each)',
+    ],
+    [
+      'at the subnet limit',
+      { blocked: { reason: 'subnet subnet-1 has no free addresses (retrying in 4s)', permanent: false } },
+      'the pool cannot grow: subnet subnet-1 has no free addresses (retrying in 4s)',
+    ],
+    ['while growing', { lastError: null }, 'the pool is growing'],
+  ])(
+    'says the addresses are cooling down, how many and until when, %s',
+    async (_state, status, meanwhile) => {
+      const { h } = setup({ ips: ['10.0.1.11', '10.0.1.12'], status, cooldownMs: 30_000 });
+      await h.add(add('a'));
+      await h.add(add('b'));
+      await h.del(del('a'));
+      await h.del(del('b'));
+      const err = (await h.add(add('c')).catch((e: unknown) => e)) as { code: string; message: string };
+      expect(err).toMatchObject({ code: 'pool_empty' });
+      const m =
+        /^no free address: 2 released address\(es\) are cooling down \(IP_COOLDOWN_PERIOD=30s\), the first is free in (\d+)s; (.*)$/.exec(
+          err.message,
+        );
+      expect(m, err.message).not.toBeNull();
+      expect(Number(m![1])).toBeGreaterThanOrEqual(29);
+      expect(Number(m![1])).toBeLessThanOrEqual(30);
+      expect(m![2]).toBe(meanwhile);
+    },
+  );
+
+  it('says pool_empty, not exhausted, while the pool waits for EC2 to show an ENI', async () => {
     const { h } = setup({
-      ips: ['10.0.1.11'],
-      status: { blocked: { reason: 'ENI limit', permanent: true } },
+      ips: [],
+      status: {
+        blocked: { reason: 'waiting for EC2 to confirm ENI(s) eni-2', permanent: false, retrySoon: true },
+      },
     });
-    await h.add(add('a'));
-    await h.del(del('a'));
-    await expect(h.add(add('b'))).rejects.toMatchObject({
+    await expect(h.add(add('a'))).rejects.toMatchObject({
       code: 'pool_empty',
-      message: expect.stringMatching(
-        /1 released address\(es\) are cooling down \(IP_COOLDOWN_PERIOD\); retry in \d+s/,
-      ),
+      message: 'no free address yet: waiting for EC2 to confirm ENI(s) eni-2; retry shortly',
+    });
+  });
+
+  it('serves releases before add is ready, and nothing once closed', async () => {
+    const { h, saved } = setup();
+    const a = await h.add(add('a'));
+    h.setReady('ipamd is starting: filling the pool');
+    await expect(h.add(add('b'))).rejects.toMatchObject({ code: 'not_ready' });
+    expect((await h.del(del('a'))).address).toBe(a.address);
+    expect(saved().allocations).toEqual([]);
+    h.close('ipamd is shutting down');
+    await expect(h.del(del('a'))).rejects.toMatchObject({
+      code: 'not_ready',
+      message: 'ipamd is shutting down',
     });
   });
 

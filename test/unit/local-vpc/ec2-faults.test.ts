@@ -2,6 +2,7 @@
 // library API, observed through the real SDK.
 import {
   CreateNetworkInterfaceCommand,
+  CreateTagsCommand,
   DeleteNetworkInterfaceCommand,
   DescribeNetworkInterfacesCommand,
   DescribeSubnetsCommand,
@@ -289,6 +290,19 @@ describe('eventual consistency', () => {
     expect((await errorOf(byId)).name).toBe('InvalidNetworkInterfaceID.NotFound');
     frozenAt = Date.now() + 5_001;
     expect((await byId()).NetworkInterfaces![0]!.NetworkInterfaceId).toBe(id);
+  });
+
+  it('scoped to Describe, hides the ENI from Describe only: calls on it already work', async () => {
+    frozenAt = Date.now();
+    await control('PUT', 'faults/consistency', { windowMs: 5_000, scope: 'describe' });
+    const created = await ec2.send(new CreateNetworkInterfaceCommand({ SubnetId: f.subnetId }));
+    const id = created.NetworkInterface!.NetworkInterfaceId!;
+    const byId = () => ec2.send(new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: [id] }));
+    expect((await errorOf(byId)).name).toBe('InvalidNetworkInterfaceID.NotFound');
+    await ec2.send(new CreateTagsCommand({ Resources: [id], Tags: [{ Key: 'k', Value: 'v' }] }));
+    frozenAt = Date.now() + 5_001;
+    expect((await byId()).NetworkInterfaces![0]!.TagSet).toEqual([{ Key: 'k', Value: 'v' }]);
+    await control('PUT', 'faults/consistency', { windowMs: 0 });
   });
 });
 
