@@ -5,7 +5,7 @@
  * each run's counts and seed; exits 1 when any run found a violation. Needs root and `npm run build`.
  *
  *   npx tsx bench/churn.ts [--config default|prefix|warm-ip|all] [--seconds 240] [--runs 1]
- *                          [--seed N] [--keep-logs]
+ *                          [--seed N] [--keep-logs] [--env KEY=VALUE ...]
  *
  * The local VPC runs at LOCAL_VPC_TIME_SCALE (default 1: EC2's realistic asynchrony); --seed (or
  * CHURN_SEED) replays a run's schedule; with --runs > 1 each run after the first takes seed + i.
@@ -22,6 +22,8 @@ const { values: opts } = parseArgs({
     runs: { type: 'string', default: '1' },
     seed: { type: 'string', default: process.env.CHURN_SEED },
     'keep-logs': { type: 'boolean', default: false },
+    /** Extra ipamd settings for every configuration, KEY=VALUE (e.g. IP_COOLDOWN_PERIOD=0). */
+    env: { type: 'string', multiple: true, default: [] },
   },
 });
 
@@ -42,6 +44,16 @@ if (!(seconds > 0) || !(Number.isInteger(runs) && runs > 0)) {
   process.exit(2);
 }
 const firstSeed = seedFrom(opts.seed);
+const extraEnv = Object.fromEntries(
+  (opts.env ?? []).map((kv) => {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) {
+      console.error(`--env takes KEY=VALUE, got "${kv}"`);
+      process.exit(2);
+    }
+    return [kv.slice(0, eq), kv.slice(eq + 1)];
+  }),
+);
 
 const summary: string[] = [];
 let failed = 0;
@@ -50,7 +62,7 @@ for (let run = 0; run < runs; run++) {
   for (const config of configs) {
     const started = Date.now();
     const { tally, logDir } = await runSoak({
-      config,
+      config: { ...config, env: { ...config.env, ...extraEnv } },
       seed,
       seconds,
       keepLogs: opts['keep-logs'],

@@ -31,9 +31,13 @@ export const CONFIGS: readonly SoakConfig[] = [
   { name: 'warm-ip', env: { WARM_IP_TARGET: '2', MINIMUM_IP_TARGET: '4' } },
 ];
 
-/** ipamd settings for every configuration: short loops, so a minute holds many pool changes. */
+/**
+ * ipamd settings for every configuration: short loops, so a minute holds many pool changes, and a
+ * short cooldown, so addresses go to new pods (and late DELs meet them) within the run. Not 0: the
+ * cooldown is what keeps an address from a new pod while the DEL that released it finishes.
+ */
 const COMMON_ENV: Record<string, string> = {
-  IP_COOLDOWN_PERIOD: '2',
+  IP_COOLDOWN_PERIOD: '4',
   IPAMD_SHRINK_INTERVAL_SECONDS: '3',
   IPAMD_RECONCILE_INTERVAL_SECONDS: '5',
   IPAMD_POOL_CHECK_INTERVAL_SECONDS: '0.5',
@@ -223,13 +227,33 @@ export async function runSoak(o: SoakOptions): Promise<SoakOutcome> {
   }
 }
 
+/**
+ * EC2 errors the soak's weather explains: injected 5xx, throttling, and a new ENI not visible yet
+ * (the consistency window). Any other refusal means ipamd asked for something EC2 does not allow
+ * (another ENI past the instance's limit, a device index in use, more addresses than the ENI takes).
+ */
+const WEATHER_ERRORS = new Set([
+  'InternalError',
+  'Unavailable',
+  'RequestLimitExceeded',
+  'InvalidNetworkInterfaceID.NotFound',
+]);
+
 /** EC2's answers (errors by code) and ipamd's own error and warning lines, as counts. */
 function summarise(s: Scenario, nodes: ChurnNode[], tally: Tally): void {
-  const callers = new Set(nodes.map((n) => `AKID${n.instance.id}`));
+  const callers = new Map(nodes.map((n) => [`AKID${n.instance.id}`, n.label]));
   for (const c of s.vpc.callLog.entries()) {
-    if (!callers.has(c.caller)) continue;
+    const label = callers.get(c.caller);
+    if (!label) continue;
     tally.inc('ec2 calls');
-    if (c.errorCode) tally.inc(`ec2-error ${c.action}:${c.errorCode}`);
+    if (!c.errorCode) continue;
+    tally.inc(`ec2-error ${c.action}:${c.errorCode}`);
+    if (!WEATHER_ERRORS.has(c.errorCode)) {
+      tally.violate(
+        'ec2-refused',
+        `${label}: ${c.action} ${JSON.stringify(c.params ?? {})} -> ${c.errorCode}`,
+      );
+    }
   }
   for (const d of s.daemons) {
     for (const e of d.events()) {
