@@ -142,18 +142,25 @@ export interface KillSchedulerOptions {
   daemonSet: IpamdDaemonSet;
   rng: Rng;
   tally: Tally;
-  /** Seconds between kills (uniform in the range). */
+  /** Seconds between kills on the clock (uniform in the range). */
   everySeconds: [number, number];
+  /** Probability that ipamd is killed after an ENI create of its node. */
+  eniCreateKillProbability: number;
   /** Multiplies EC2/IMDS figures (the VPC's time scale). */
   timeScale: number;
   /** Stretches EC2's consistency window for a while (a kill inside a window is the harsh case). */
   stretchConsistency: (windowMs: number, forMs: number) => void;
 }
 
-/** Chooses when and how ipamd dies on one node. */
+/**
+ * Chooses when and how ipamd dies on one node: on a clock (mid-ADD, at start, idle), and on every ENI
+ * the node creates, with probability `eniCreateKillProbability`, somewhere between the create and the
+ * ENI being usable (attach, IMDS, addresses, host routes), half the time inside a long consistency
+ * window (ipamd then restarts while EC2 does not show the new ENI yet).
+ */
 export class KillScheduler {
   private stopped = false;
-  private loop: Promise<void> = Promise.resolve();
+  private loops: Promise<void>[] = [];
   private onAdd: (() => void) | null = null;
   private readonly caller: string;
 
@@ -169,13 +176,13 @@ export class KillScheduler {
   }
 
   start(): void {
-    this.loop = this.run();
+    this.loops = [this.onClock(), this.onEniCreate()];
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     this.onAdd = null;
-    await this.loop;
+    await Promise.all(this.loops);
   }
 
   private async sleepUnlessStopped(ms: number): Promise<boolean> {
@@ -184,10 +191,15 @@ export class KillScheduler {
     return !this.stopped;
   }
 
-  private async run(): Promise<void> {
-    const { rng, daemonSet } = this.o;
+  private async onClock(): Promise<void> {
+    const { daemonSet } = this.o;
+    const rng = this.o.rng.fork('clock');
     while (await this.sleepUnlessStopped(rng.between(...this.o.everySeconds) * 1000)) {
-      const kind = rng.weighted<KillKind>({ 'mid-add': 3, 'mid-eni-create': 3, 'at-start': 2, idle: 1 });
+      const kind = rng.weighted<Exclude<KillKind, 'mid-eni-create'>>({
+        'mid-add': 3,
+        'at-start': 2,
+        idle: 1,
+      });
       switch (kind) {
         case 'mid-add': {
           // Killed a few ms after the runtime starts an ADD: inside ipamd's handling of it, or just before.
@@ -204,36 +216,32 @@ export class KillScheduler {
           }
           break;
         }
-        case 'mid-eni-create': {
-          // Between CreateNetworkInterface and the ENI being usable (attach, IMDS, addresses, routes).
-          const before = this.o.vpc.callLog.count('CreateNetworkInterface', this.caller);
-          const stretch = rng.chance(0.5);
-          const delay = rng.between(0, 2500) * this.o.timeScale;
-          let created = false;
-          for (let i = 0; i < 150 && !this.stopped; i++) {
-            if (this.o.vpc.callLog.count('CreateNetworkInterface', this.caller) > before) {
-              created = true;
-              break;
-            }
-            await sleep(100);
-          }
-          if (!created || this.stopped) {
-            this.o.tally.inc('ipamd-kill-missed mid-eni-create');
-            break;
-          }
-          if (stretch) this.o.stretchConsistency(10_000 * this.o.timeScale, 15_000 * this.o.timeScale);
-          await sleep(delay);
-          daemonSet.kill('mid-eni-create');
-          break;
-        }
         case 'at-start':
           daemonSet.armKillAtStart();
           daemonSet.kill('idle');
           break;
-        case 'idle':
+        default:
           daemonSet.kill('idle');
-          break;
       }
+    }
+  }
+
+  private async onEniCreate(): Promise<void> {
+    const rng = this.o.rng.fork('eni-create');
+    const created = () => this.o.vpc.callLog.count('CreateNetworkInterface', this.caller);
+    let seen = created();
+    while (await this.sleepUnlessStopped(100)) {
+      const now = created();
+      if (now === seen) continue;
+      seen = now;
+      this.o.tally.inc('eni-create seen');
+      if (!rng.chance(this.o.eniCreateKillProbability)) continue;
+      const stretch = rng.chance(0.5);
+      const delay = rng.between(0, 2500) * this.o.timeScale;
+      if (stretch) this.o.stretchConsistency(10_000 * this.o.timeScale, 15_000 * this.o.timeScale);
+      if (!(await this.sleepUnlessStopped(delay))) return;
+      this.o.daemonSet.kill('mid-eni-create');
+      seen = created(); // creations of the dying daemon are not the next one's
     }
   }
 }

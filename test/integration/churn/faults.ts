@@ -95,7 +95,7 @@ export class FaultScheduler {
         };
       }
       case 'error-rate': {
-        const probability = rng.between(0.1, 0.4);
+        const probability = rng.between(0.05, 0.3);
         const status = rng.pick([500, 503]);
         return {
           kind,

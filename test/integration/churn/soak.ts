@@ -54,6 +54,8 @@ export interface SoakOptions {
   /** Live pods per node at most (the target moves between 0 and this). */
   maxLive?: number;
   killEverySeconds?: [number, number];
+  /** Probability that ipamd is killed after one of its ENI creates (default 0.5). */
+  eniCreateKillProbability?: number;
   faultEverySeconds?: [number, number];
   cniKillProbability?: number;
   phaseSeconds?: [number, number];
@@ -127,6 +129,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakOutcome> {
         rng: root.fork(`kills-${label}`),
         tally,
         everySeconds: o.killEverySeconds ?? [8, 20],
+        eniCreateKillProbability: o.eniCreateKillProbability ?? 0.5,
         timeScale,
         stretchConsistency: (windowMs, forMs) => faults.stretchConsistency(windowMs, forMs),
       });
