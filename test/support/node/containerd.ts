@@ -75,10 +75,14 @@ export class Containerd {
     const conf = this.node.path('/run/containerd-config.toml');
     writeFileSync(conf, this.config());
     const log = join(this.node.dir, 'containerd.log');
-    this.proc = this.node.spawn('sh', ['-c', `exec containerd --config /run/containerd-config.toml 2>>${log}`]);
+    this.proc = this.node.spawn('sh', [
+      '-c',
+      `exec containerd --config /run/containerd-config.toml 2>>${log}`,
+    ]);
     const sock = this.node.path(this.socket);
     for (let i = 0; i < 300 && !existsSync(sock); i++) {
-      if (this.proc.exitCode !== null) throw new Error(`containerd exited (${this.proc.exitCode}); see ${log}`);
+      if (this.proc.exitCode !== null)
+        throw new Error(`containerd exited (${this.proc.exitCode}); see ${log}`);
       await sleep(100);
     }
     if (!existsSync(sock)) throw new Error(`containerd did not open ${sock}; see ${log}`);

@@ -124,7 +124,12 @@ export function descriptorSet(binary: string, pkg: string, service: string): Buf
   return Buffer.concat([...chosen.values()].map((d) => lengthDelimited(1, d.bytes)));
 }
 
-type Unary = (req: object, meta: grpc.Metadata, opts: grpc.CallOptions, cb: grpc.requestCallback<unknown>) => void;
+type Unary = (
+  req: object,
+  meta: grpc.Metadata,
+  opts: grpc.CallOptions,
+  cb: grpc.requestCallback<unknown>,
+) => void;
 
 /** A CRI client of containerd's runtime.v1 RuntimeService and ImageService on a Unix socket. */
 export class CriClient {

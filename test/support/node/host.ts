@@ -57,7 +57,11 @@ function setupScript(dir: string, netns: string): string {
   // /run first (a real node's /run is its own tmpfs): containerd's state, /run/netns, the xtables lock.
   lines.push(`mount --bind ${q(join(dir, 'run'))} /run`);
   // The instance's namespace under its usual name, so /var/run/netns/<name> means the same in the node.
-  lines.push('mkdir -p /run/netns', `: > /run/netns/${netns}`, `mount --bind /proc/self/ns/net /run/netns/${netns}`);
+  lines.push(
+    'mkdir -p /run/netns',
+    `: > /run/netns/${netns}`,
+    `mount --bind /proc/self/ns/net /run/netns/${netns}`,
+  );
   const overlaid = new Set<string>();
   for (const path of NODE_DIRS) {
     if (!existsSync(path)) {
@@ -93,7 +97,13 @@ export class NodeHost {
   private constructor(opts: NodeHostOptions) {
     this.dir = opts.dir;
     this.netns = opts.netns;
-    this.cgroupRoot = `/${basename(opts.dir)}`;
+    // Named after the test directory (/tmp/vpccni-<run>/n1 -> /vpccni-<run>-n1) so clean-up finds it.
+    const name = basename(opts.dir).startsWith('vpccni-')
+      ? basename(opts.dir)
+      : `${basename(dirname(opts.dir))}-${basename(opts.dir)}`;
+    if (!name.startsWith('vpccni-'))
+      throw new Error(`node directory ${opts.dir} must be under a vpccni-<runid> directory`);
+    this.cgroupRoot = `/${name}`;
   }
 
   /** Creates the node's mount namespace inside the instance's network namespace. */
@@ -105,7 +115,18 @@ export class NodeHost {
     writeFileSync(join(opts.dir, 'node-setup.sh'), `${script}\n`);
     const holder = spawn(
       'nsenter',
-      [`--net=/run/netns/${opts.netns}`, '--', 'unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script],
+      [
+        `--net=/run/netns/${opts.netns}`,
+        '--',
+        'unshare',
+        '--mount',
+        '--propagation',
+        'private',
+        '--',
+        'sh',
+        '-c',
+        script,
+      ],
       { stdio: ['pipe', 'pipe', 'pipe'] },
     );
     host.holder = holder;
@@ -164,9 +185,16 @@ export class NodeHost {
   }
 
   /** Runs a command in the node to completion (without blocking the event loop). */
-  run(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}) {
+  run(
+    cmd: string,
+    args: string[],
+    opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  ) {
     return new Promise<RunResult>((resolve, reject) => {
-      const child = this.spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
+      const child = this.spawn(cmd, args, {
+        stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+        env: opts.env ?? process.env,
+      });
       let stdout = '';
       let stderr = '';
       const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
@@ -181,14 +209,25 @@ export class NodeHost {
         clearTimeout(timer);
         resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr });
       });
-      child.stdin!.end(opts.input ?? '');
+      if (child.stdin) {
+        // The command may exit without reading its input.
+        child.stdin.on('error', () => undefined);
+        child.stdin.end(opts.input);
+      }
     });
   }
 
   /** Like run() but throws with the output when the command fails. */
-  async exec(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}) {
+  async exec(
+    cmd: string,
+    args: string[],
+    opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  ) {
     const r = await this.run(cmd, args, opts);
-    if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} (in node ${this.netns}) exited ${r.code}: ${r.stderr || r.stdout}`);
+    if (r.code !== 0)
+      throw new Error(
+        `${cmd} ${args.join(' ')} (in node ${this.netns}) exited ${r.code}: ${r.stderr || r.stdout}`,
+      );
     return r.stdout;
   }
 
@@ -212,8 +251,31 @@ export class NodeHost {
     return out;
   }
 
+  /** PIDs of every process in the node's cgroups (containers: pods' sandboxes, ipamd's container). */
+  cgroupProcesses(): number[] {
+    const pids = new Set<number>();
+    for (const mount of cgroupMounts()) {
+      const top = join(mount, this.cgroupRoot);
+      if (!existsSync(top)) continue;
+      const walk = (d: string) => {
+        for (const e of readdirSync(d, { withFileTypes: true })) {
+          if (e.isDirectory()) walk(join(d, e.name));
+          else if (e.name === 'cgroup.procs')
+            for (const p of readFileSync(join(d, e.name), 'utf8').split('\n')) if (p) pids.add(Number(p));
+        }
+      };
+      try {
+        walk(top);
+      } catch {
+        // removed meanwhile
+      }
+    }
+    return [...pids];
+  }
+
   /**
-   * Kills every process still in the node by PID (SIGKILL), ends the holder and removes the node's
+   * Kills every process still in the node by PID (SIGKILL): those in its mount namespace (containerd,
+   * shims, runc) and those in its cgroups (containers, which have mount namespaces of their own); ends the holder and removes the node's
    * directory once the mount namespace (and every mount in it) is gone. Safe to call twice.
    */
   async destroy(): Promise<void> {
@@ -221,7 +283,7 @@ export class NodeHost {
     const holder = this.holder;
     if (holder?.pid && holder.exitCode === null) {
       for (let i = 0; i < 50; i++) {
-        const left = this.processes();
+        const left = [...this.processes(), ...this.cgroupProcesses()];
         if (left.length === 0) break;
         for (const pid of left) kill(pid);
         await sleep(100);

@@ -95,7 +95,11 @@ export class Kubelet {
    * kubelet's own clean-up of the failed sandbox, which containerd does itself) until `timeoutMs`.
    * Returns the pod and every error seen before it started.
    */
-  async runPodRetrying(spec: PodSpec, timeoutMs = 60_000, backoffMs = 1_000): Promise<{ pod: Pod; errors: string[] }> {
+  async runPodRetrying(
+    spec: PodSpec,
+    timeoutMs = 60_000,
+    backoffMs = 1_000,
+  ): Promise<{ pod: Pod; errors: string[] }> {
     const deadline = Date.now() + timeoutMs;
     const errors: string[] = [];
     const uid = spec.uid ?? randomUUID();
@@ -110,12 +114,12 @@ export class Kubelet {
     }
   }
 
-  stopPod(id: string): Promise<unknown> {
-    return this.cri.call('StopPodSandbox', { pod_sandbox_id: id });
+  stopPod(id: string, timeoutMs?: number): Promise<unknown> {
+    return this.cri.call('StopPodSandbox', { pod_sandbox_id: id }, timeoutMs);
   }
 
-  removePod(id: string): Promise<unknown> {
-    return this.cri.call('RemovePodSandbox', { pod_sandbox_id: id });
+  removePod(id: string, timeoutMs?: number): Promise<unknown> {
+    return this.cri.call('RemovePodSandbox', { pod_sandbox_id: id }, timeoutMs);
   }
 
   async status(id: string): Promise<SandboxInfo> {
@@ -148,12 +152,15 @@ export class Kubelet {
   }
 
   /** The kubelet's last word on every pod: stop and remove whatever is left (errors collected). */
-  async removeAll(): Promise<string[]> {
+  async removeAll(timeoutMs = 10_000): Promise<string[]> {
     const errors: string[] = [];
-    for (const item of await this.list().catch(() => [])) {
-      await this.stopPod(item.id).catch((e: Error) => errors.push(e.message));
-      await this.removePod(item.id).catch((e: Error) => errors.push(e.message));
-    }
+    const items = await this.list().catch(() => []);
+    await Promise.all(
+      items.map(async (item) => {
+        await this.stopPod(item.id, timeoutMs).catch((e: Error) => errors.push(e.message));
+        await this.removePod(item.id, timeoutMs).catch((e: Error) => errors.push(e.message));
+      }),
+    );
     return errors;
   }
 }

@@ -31,8 +31,19 @@ export function buildSandboxImage(dir: string): string {
   mkdirSync(join(rootfs, 'bin'), { recursive: true });
   mkdirSync(blobs, { recursive: true });
   copyFileSync(BUSYBOX, join(rootfs, 'bin/busybox'));
-  for (const applet of ['sh', 'sleep', 'ping', 'wget', 'nc', 'ip']) symlinkSync('busybox', join(rootfs, 'bin', applet));
-  execFileSync('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '-C', rootfs, '-cf', join(dir, 'layer.tar'), '.']);
+  for (const applet of ['sh', 'sleep', 'ping', 'wget', 'nc', 'ip'])
+    symlinkSync('busybox', join(rootfs, 'bin', applet));
+  execFileSync('tar', [
+    '--sort=name',
+    '--mtime=@0',
+    '--owner=0',
+    '--group=0',
+    '-C',
+    rootfs,
+    '-cf',
+    join(dir, 'layer.tar'),
+    '.',
+  ]);
   const blob = (file: string) => {
     const bytes = readFileSync(file);
     const digest = createHash('sha256').update(bytes).digest('hex');
