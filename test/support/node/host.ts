@@ -52,7 +52,7 @@ function sh(cmd: string, args: string[]): string {
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** The mount-setup script the holder runs before it reports ready. */
-function setupScript(dir: string, netns: string): string {
+function setupScript(dir: string, netns: string, cgroupRoot: string): string {
   const lines = ['set -eu'];
   // /run first (a real node's /run is its own tmpfs): containerd's state, /run/netns, the xtables lock.
   lines.push(`mount --bind ${q(join(dir, 'run'))} /run`);
@@ -83,6 +83,22 @@ function setupScript(dir: string, netns: string): string {
   // As systemd leaves a real node: every mount shared (peer groups local to this namespace), which
   // is what mountPropagation HostToContainer/Bidirectional build on.
   lines.push('mount --make-rshared /', 'echo ready', 'read _ || true');
+  // Dead man's switch: stdin closes when the test process ends, however it ends. Whatever still runs
+  // in this mount namespace or the node's cgroups is killed by PID, so the namespace (and every mount
+  // in it) goes away even when destroy() never ran.
+  lines.push(
+    'set +e',
+    'me=$(readlink /proc/$$/ns/mnt)',
+    'for p in /proc/[0-9]*; do',
+    '  pid=${p#/proc/}',
+    '  [ "$pid" = "$$" ] && continue',
+    '  [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$me" ] && kill -9 "$pid" 2>/dev/null',
+    'done',
+    `for f in $(find /sys/fs/cgroup/*${cgroupRoot} -name cgroup.procs 2>/dev/null); do`,
+    '  for pid in $(cat "$f"); do kill -9 "$pid" 2>/dev/null; done',
+    'done',
+    'exit 0',
+  );
   return lines.join('\n');
 }
 
@@ -111,7 +127,7 @@ export class NodeHost {
     const host = new NodeHost(opts);
     mkdirSync(join(opts.dir, 'run'), { recursive: true });
     for (const p of NODE_DIRS) mkdirSync(join(opts.dir, 'fs', p), { recursive: true });
-    const script = setupScript(opts.dir, opts.netns);
+    const script = setupScript(opts.dir, opts.netns, host.cgroupRoot);
     writeFileSync(join(opts.dir, 'node-setup.sh'), `${script}\n`);
     const holder = spawn(
       'nsenter',
