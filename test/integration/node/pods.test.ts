@@ -301,7 +301,7 @@ describe('pods through CRI on a kubelet node with ipamd as the chart runs it', (
   it('16 sandboxes started and stopped at once: every call succeeds and nothing is left behind', async () => {
     const names = Array.from({ length: 16 }, (_, i) => `burst-${i}`);
     // m5.large: 3 ENIs x 9 addresses; the kubelet retries a pod whose address is still on its way.
-    const started = await Promise.all(names.map((name) => n1.kubelet.runPodRetrying({ name }, 60_000, 500)));
+    const started = await Promise.all(names.map((name) => n1.kubelet.runPodRetrying({ name }, 30_000, 500)));
     const ips = await Promise.all(started.map(async ({ pod }) => (await n1.kubelet.status(pod.id)).ip));
     expect(new Set(ips).size).toBe(16);
     const stopped = await Promise.allSettled(started.map(({ pod }) => n1.kubelet.stopPod(pod.id)));

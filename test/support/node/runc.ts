@@ -7,6 +7,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import type { NodeHost, RunResult } from './host.js';
 import type { OciSpec } from './oci.js';
@@ -23,6 +24,12 @@ export interface IpamdProcess {
   kill(signal: NodeJS.Signals): Promise<void>;
   exec(args: string[], timeoutMs?: number): Promise<RunResult>;
   stop(): Promise<void>;
+}
+
+/** A shell's view of how a process ended: its code, or 128 + the signal that killed it. */
+function exitStatus(code: number | null, signal: NodeJS.Signals | null): number {
+  if (code !== null) return code;
+  return signal ? 128 + (osConstants.signals[signal] ?? 0) : -1;
 }
 
 function collectLines(stream: NodeJS.ReadableStream | null, into: string[]): void {
@@ -61,7 +68,7 @@ export class RuncContainer implements IpamdProcess {
     collectLines(proc.stdout, this.logs);
     collectLines(proc.stderr, this.logs);
     this.exited = new Promise((resolve) =>
-      proc.on('close', (code, signal) => resolve(code ?? (signal ? 128 : -1))),
+      proc.on('close', (code, signal) => resolve(exitStatus(code, signal))),
     );
   }
 
@@ -148,7 +155,7 @@ export class NodeRootProcess implements IpamdProcess {
     collectLines(proc.stdout, this.logs);
     collectLines(proc.stderr, this.logs);
     this.exited = new Promise((resolve) =>
-      proc.on('close', (code, signal) => resolve(code ?? (signal ? 128 : -1))),
+      proc.on('close', (code, signal) => resolve(exitStatus(code, signal))),
     );
   }
 
