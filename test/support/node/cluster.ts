@@ -18,6 +18,10 @@ export interface ClusterOptions {
   values?: Record<string, unknown>;
   extraPlugins?: string[];
   ipamd?: KubeletNodeOptions['ipamd'];
+  /** ipamd as the DaemonSet runs it (default) or as the AMI's systemd service. */
+  form?: KubeletNodeOptions['form'];
+  /** For the systemd form: settings appended to /etc/vpc-cni/ipamd.env (test defaults included). */
+  serviceSettings?: Record<string, string>;
 }
 
 /** Chart env every node test sets: the instance's EC2 endpoint, and a pool check fast enough for tests. */
@@ -75,6 +79,8 @@ export class Cluster {
             values: mergeEnv(opts.values, testEnv(instance)),
             ...(opts.extraPlugins ? { extraPlugins: opts.extraPlugins } : {}),
             ipamd: opts.ipamd ?? debugIpamdMode(),
+            form: opts.form ?? 'daemonset',
+            serviceSettings: { ...testEnv(instance), ...opts.serviceSettings },
           }),
         ),
       );

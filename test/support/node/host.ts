@@ -30,6 +30,7 @@ export const NODE_DIRS = [
   '/var/lib/cni',
   '/var/lib/containerd',
   '/var/log/aws-routed-eni',
+  '/etc/vpc-cni',
 ] as const;
 
 export interface NodeHostOptions {

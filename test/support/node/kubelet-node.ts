@@ -13,18 +13,13 @@ import type { Instance } from '../../../infra/local-vpc/index.js';
 import { AwsNodePod } from './aws-node.js';
 import { Containerd } from './containerd.js';
 import { NodeHost, sleep } from './host.js';
+import { IpamdService } from './ipamd-service.js';
 import { Kubelet } from './kubelet.js';
 import type { ImageRecipe } from './rootfs.js';
+import type { IpamdProcess } from './runc.js';
 
 /** Debian's plugins the node image ships in /opt/cni/bin (the kubelet's loopback, portmap for hostPort). */
 export const NODE_CNI_PLUGINS = ['loopback', 'portmap'];
-
-export interface IpamdRunner {
-  start(): Promise<void>;
-  waitReady(timeoutMs?: number): Promise<void>;
-  stop(): Promise<void>;
-  readonly logs: string[];
-}
 
 export interface KubeletNodeOptions {
   instance: Instance;
@@ -39,13 +34,29 @@ export interface KubeletNodeOptions {
   containerdDebug?: boolean;
   /** How ipamd runs: the chart's container (default) or, to debug the harness, as node root. */
   ipamd?: 'runc' | 'node-root';
+  /**
+   * 'daemonset' (default): the aws-node pod of the rendered chart. 'systemd': the AMI's service
+   * (install.sh, the installed unit, ipamd.env with `serviceSettings` appended).
+   */
+  form?: 'daemonset' | 'systemd';
+  serviceSettings?: Record<string, string>;
+}
+
+/** What the node tests drive of ipamd, whichever form runs it. */
+export interface IpamdForm {
+  readonly ipamd: IpamdProcess;
+  start(): Promise<void>;
+  waitReady(timeoutMs?: number): Promise<void>;
+  restart(): Promise<void>;
+  stop(): Promise<void>;
 }
 
 export class KubeletNode {
   readonly host: NodeHost;
   readonly containerd: Containerd;
   readonly kubelet: Kubelet;
-  readonly awsNode: AwsNodePod;
+  /** ipamd as this node runs it (the aws-node pod, or the systemd service). */
+  readonly form: IpamdForm;
   readonly nodeName: string;
 
   private constructor(
@@ -57,20 +68,30 @@ export class KubeletNode {
     this.nodeName = `ip-${instance.primaryIp.replace(/\./g, '-')}.us-west-2.compute.internal`;
     this.containerd = new Containerd(host, { debug: opts.containerdDebug ?? false });
     this.kubelet = undefined as unknown as Kubelet;
-    this.awsNode = new AwsNodePod({
-      node: host,
-      rootfs: opts.rootfs,
-      recipe: opts.recipe,
-      nodeName: this.nodeName,
-      values: opts.values ?? {},
-      ipamd: opts.ipamd ?? 'runc',
-      // On EKS the pod identity webhook injects credentials; the local VPC takes static keys that name
-      // the instance in the EC2 call log.
-      extraEnv: {
-        AWS_ACCESS_KEY_ID: instance.awsEnv.AWS_ACCESS_KEY_ID!,
-        AWS_SECRET_ACCESS_KEY: instance.awsEnv.AWS_SECRET_ACCESS_KEY!,
-      },
-    });
+    const credentials = {
+      AWS_ACCESS_KEY_ID: instance.awsEnv.AWS_ACCESS_KEY_ID!,
+      AWS_SECRET_ACCESS_KEY: instance.awsEnv.AWS_SECRET_ACCESS_KEY!,
+    };
+    this.form =
+      opts.form === 'systemd'
+        ? new IpamdService(host, { ...credentials, ...opts.serviceSettings })
+        : new AwsNodePod({
+            node: host,
+            rootfs: opts.rootfs,
+            recipe: opts.recipe,
+            nodeName: this.nodeName,
+            values: opts.values ?? {},
+            ipamd: opts.ipamd ?? 'runc',
+            // On EKS the pod identity webhook injects credentials; the local VPC takes static keys
+            // that name the instance in the EC2 call log.
+            extraEnv: credentials,
+          });
+  }
+
+  /** The aws-node pod (DaemonSet form only). */
+  get awsNode(): AwsNodePod {
+    if (!(this.form instanceof AwsNodePod)) throw new Error('this node runs ipamd as a systemd service');
+    return this.form;
   }
 
   /**
@@ -86,8 +107,8 @@ export class KubeletNode {
         await host.exec('cp', [`/usr/lib/cni/${p}`, `/opt/cni/bin/${p}`]);
       await node.containerd.start();
       (node as { kubelet: Kubelet }).kubelet = new Kubelet(node.containerd.client, host.cgroupRoot);
-      await node.awsNode.start();
-      await node.awsNode.waitReady();
+      await node.form.start();
+      await node.form.waitReady();
       await node.waitNetworkReady();
     } catch (err) {
       await node.destroy().catch(() => undefined);
@@ -134,7 +155,7 @@ export class KubeletNode {
     } catch {
       // best effort: everything is killed below
     }
-    await this.awsNode.stop().catch(() => undefined);
+    await this.form.stop().catch(() => undefined);
     await this.containerd.stop().catch(() => undefined);
     await this.host.destroy();
   }

@@ -127,12 +127,20 @@ export const KUBELET_READONLY_PATHS = [
   '/proc/sysrq-trigger',
 ];
 
-/** Every capability in this process's bounding set: what containerd calls "all" on this host. */
-export function hostCapabilities(): string[] {
-  const line = readFileSync('/proc/self/status', 'utf8').match(/^CapBnd:\s*([0-9a-f]+)$/m);
-  if (!line) throw new Error('no CapBnd in /proc/self/status');
+/** The capabilities of one set (CapBnd, CapEff, ...) in a /proc/<pid>/status text. */
+export function capabilityNames(
+  status: string,
+  set: 'CapBnd' | 'CapEff' | 'CapPrm' | 'CapInh' | 'CapAmb',
+): string[] {
+  const line = new RegExp(`^${set}:\\s*([0-9a-f]+)$`, 'm').exec(status);
+  if (!line) throw new Error(`no ${set} in the status`);
   const mask = BigInt(`0x${line[1]}`);
   return CAP_NAMES.filter((_, i) => (mask >> BigInt(i)) & 1n);
+}
+
+/** Every capability in this process's bounding set: what containerd calls "all" on this host. */
+export function hostCapabilities(): string[] {
+  return capabilityNames(readFileSync('/proc/self/status', 'utf8'), 'CapBnd');
 }
 
 /** containerd's WithCapabilities: ALL in add, then ALL in drop, then each add, then each drop. */
