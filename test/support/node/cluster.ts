@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createVpc, type Instance, type LocalVpc } from '../../../infra/local-vpc/index.js';
 import { KubeletNode, type KubeletNodeOptions } from './kubelet-node.js';
 import { assembleImageRootfs, type ImageRecipe } from './rootfs.js';
-import { BUSYBOX, buildSandboxImage } from './sandbox-image.js';
+import { buildSandboxImage } from './sandbox-image.js';
 
 export interface ClusterOptions {
   nodes?: number;

@@ -15,7 +15,7 @@ export interface PluginExec {
 }
 
 /** Reads strace's C-escaped string literal. */
-function unescape(s: string): string {
+function unescapeC(s: string): string {
   return s.replace(/\\(x[0-9a-f]{2}|[0-7]{1,3}|.)/g, (_, e: string) => {
     if (e[0] === 'x') return String.fromCharCode(Number.parseInt(e.slice(1), 16));
     if (/^[0-7]+$/.test(e)) return String.fromCharCode(Number.parseInt(e, 8));
@@ -65,11 +65,11 @@ function parse(text: string, binDir: string): PluginExec[] {
   const line =
     /execve\("((?:[^"\\]|\\.)*)", \[(?:[^\]"]|"(?:[^"\\]|\\.)*")*\], \[((?:[^\]"]|"(?:[^"\\]|\\.)*")*)\]/g;
   for (const m of text.matchAll(line)) {
-    const path = unescape(m[1]!);
+    const path = unescapeC(m[1]!);
     if (!path.startsWith(`${binDir}/`)) continue;
     const env: Record<string, string> = {};
     for (const s of m[2]!.matchAll(/"((?:[^"\\]|\\.)*)"/g)) {
-      const kv = unescape(s[1]!);
+      const kv = unescapeC(s[1]!);
       const eq = kv.indexOf('=');
       if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
     }

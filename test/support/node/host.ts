@@ -91,6 +91,7 @@ function setupScript(dir: string, netns: string, cgroupRoot: string): string {
     'set +e',
     'me=$(readlink /proc/$$/ns/mnt)',
     'for p in /proc/[0-9]*; do',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
     '  pid=${p#/proc/}',
     '  [ "$pid" = "$$" ] && continue',
     '  [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$me" ] && kill -9 "$pid" 2>/dev/null',

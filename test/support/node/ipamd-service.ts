@@ -23,7 +23,7 @@ export class IpamdService {
   constructor(
     private readonly node: NodeHost,
     /** VAR=value settings the operator adds to /etc/vpc-cni/ipamd.env. */
-    private readonly settings: Record<string, string>,
+    settings: Record<string, string>,
   ) {
     this.stage = join(node.dir, 'ami-stage');
     // The AMI build: install.sh into a staging root, with this Node runtime.

@@ -9,7 +9,7 @@
  * writable sysfs/cgroupfs, as containerd gives them. test/integration/node checks the result
  * against the spec containerd itself generates for the same container.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface OciMount {
@@ -246,13 +246,18 @@ export interface NodeContext {
   extraEnv?: Record<string, string>;
 }
 
+/** A file of the image, or '' when it has none (containerd then resolves ids without it). */
+function readOptional(path: string): string {
+  return existsSync(path) ? readFileSync(path, 'utf8') : '';
+}
+
 /** A container's uid/gid as containerd resolves them (runAsUser, then /etc/passwd of the image). */
 function resolveUser(spec: PodSpecLike, c: ContainerLike, ctx: NodeContext) {
   const sc = c.securityContext ?? {};
   const psc = spec.securityContext ?? {};
   const [imgUser, imgGroup] = ctx.image.user.split(':');
   const uid = sc.runAsUser ?? psc.runAsUser ?? Number(imgUser ?? 0);
-  const passwd = readFileSync(join(ctx.rootfs, 'etc/passwd'), 'utf8')
+  const passwd = readOptional(join(ctx.rootfs, 'etc/passwd'))
     .split('\n')
     .map((l) => l.split(':'))
     .find((f) => Number(f[2]) === uid);
@@ -264,7 +269,7 @@ function resolveUser(spec: PodSpecLike, c: ContainerLike, ctx: NodeContext) {
     gid = Number(passwd?.[3] ?? 0);
   else gid = Number(imgGroup);
   const name = passwd?.[0];
-  const groups = readFileSync(join(ctx.rootfs, 'etc/group'), 'utf8')
+  const groups = readOptional(join(ctx.rootfs, 'etc/group'))
     .split('\n')
     .map((l) => l.split(':'))
     .filter((f) => f.length >= 4 && name !== undefined && f[3]!.split(',').includes(name))

@@ -118,8 +118,9 @@ export interface ImageRecipe {
 }
 
 function expand(pattern: string): string[] {
-  if (!pattern.includes('*')) return [pattern];
   const dir = dirname(pattern);
+  // A pattern that matches nothing stays as it is: assembling reports the missing source.
+  if (!pattern.includes('*') || !existsSync(dir)) return [pattern];
   const re = new RegExp(
     `^${pattern
       .split('/')
