@@ -6,6 +6,7 @@
  * and stopped through containerd's CRI exactly as the kubelet asks for them.
  */
 import { spawn } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster, eventually, podGet, podPing } from '../../support/node/cluster.js';
 import { traceExecs } from '../../support/node/cni-trace.js';
@@ -19,6 +20,7 @@ import {
 } from '../../support/node/oci.js';
 import { SANDBOX_IMAGE } from '../../support/node/sandbox-image.js';
 
+const SOCKET_GID = 2345;
 let cluster: Cluster;
 let n1: KubeletNode;
 let n2: KubeletNode;
@@ -50,7 +52,8 @@ function allocationsOf(node: KubeletNode, podId: string) {
 
 describe('pods through CRI on a kubelet node with ipamd as the chart runs it', () => {
   beforeAll(async () => {
-    cluster = await Cluster.start({ nodes: 2 });
+    // The socket is given to a group (as for a probe running as non-root): the chart must grant CHOWN.
+    cluster = await Cluster.start({ nodes: 2, values: { env: { IPAMD_SOCKET_GROUP: String(SOCKET_GID) } } });
     [n1, n2] = cluster.nodes as [KubeletNode, KubeletNode];
   }, 180_000);
 
@@ -171,8 +174,14 @@ describe('pods through CRI on a kubelet node with ipamd as the chart runs it', (
     }
   });
 
-  it('ipamd wrote the conflist the CRI loaded, and is ready by the chart probe', async () => {
+  it('ipamd wrote the conflist the CRI loaded, gave its socket to the group, and is ready by the chart probe', async () => {
     expect(n1.conflist()).toMatchObject({ plugins: [{ type: 'aws-cni' }, { type: 'portmap' }] });
+    const sock = statSync(n1.ipamdSocket);
+    expect({ uid: sock.uid, gid: sock.gid, mode: (sock.mode & 0o777).toString(8) }).toEqual({
+      uid: 0,
+      gid: SOCKET_GID,
+      mode: '660',
+    });
     expect(await n1.awsNode.probe('readiness')).toBe(true);
     expect(await n1.awsNode.probe('liveness')).toBe(true);
   });
@@ -186,15 +195,20 @@ describe('pods through CRI on a kubelet node with ipamd as the chart runs it', (
     expect(st.ip).toMatch(/^10\.0\.1\.\d+$/);
     expect(allocationsOf(n1, web.id)).toEqual([expect.objectContaining({ address: st.ip })]);
 
-    // What the runtime handed the plugins: loopback first, then the conflist's chain, the pod's CNI_ARGS.
+    // What the runtime handed the plugins: the loopback network and the conflist's chain (aws-cni, then
+    // portmap). containerd 1.6 (go-cni) sets the two networks up concurrently, so the plugin cannot
+    // count on the pod's lo being up, nor on it being down.
     const adds = execs.filter((e) => e.env.CNI_COMMAND === 'ADD');
-    expect(adds.map((e) => e.path)).toEqual([
-      '/opt/cni/bin/loopback',
+    expect(adds.map((e) => e.path).sort()).toEqual([
       '/opt/cni/bin/aws-cni',
+      '/opt/cni/bin/loopback',
       '/opt/cni/bin/portmap',
     ]);
+    const chain = adds.map((e) => e.path).filter((p) => p !== '/opt/cni/bin/loopback');
+    expect(chain).toEqual(['/opt/cni/bin/aws-cni', '/opt/cni/bin/portmap']);
+    const aws = adds.find((e) => e.path === '/opt/cni/bin/aws-cni')!;
     const args = Object.fromEntries(
-      adds[1]!.env.CNI_ARGS!.split(';').map((kv) => kv.split('=') as [string, string]),
+      aws.env.CNI_ARGS!.split(';').map((kv) => kv.split('=') as [string, string]),
     );
     expect(args).toEqual({
       IgnoreUnknown: '1',
@@ -203,7 +217,7 @@ describe('pods through CRI on a kubelet node with ipamd as the chart runs it', (
       K8S_POD_INFRA_CONTAINER_ID: web.id,
       K8S_POD_UID: web.uid,
     });
-    expect(adds[1]!.env).toMatchObject({
+    expect(aws.env).toMatchObject({
       CNI_CONTAINERID: web.id,
       CNI_IFNAME: 'eth0',
       CNI_NETNS: st.netnsPath,
