@@ -283,14 +283,22 @@ describe('pods through CRI on a kubelet node with ipamd as the chart runs it', (
 
   it('a failed ADD (an invalid port mapping) is undone by DEL: no address, veth or rule is left', async () => {
     const before = await hostVeths(n1);
-    const err = await n1.kubelet
-      .runPod({ name: 'badport', ports: [{ containerPort: 80, hostPort: 70000 }] })
-      .then(
+    const { execs, result: err } = await traceExecs(n1.containerd.pid!, '/opt/cni/bin', () =>
+      n1.kubelet.runPod({ name: 'badport', ports: [{ containerPort: 80, hostPort: 70000 }] }).then(
         () => undefined,
         (e: Error) => e,
-      );
+      ),
+    );
+    // aws-cni's ADD succeeded, portmap refused the mapping, so the runtime undid the chain with DEL.
     expect(err?.message).toMatch(/portmap/i);
-    // containerd cleaned the failed sandbox up itself (CNI DEL of the whole chain, sandbox removed).
+    const calls = execs
+      .filter((e) => e.path !== '/opt/cni/bin/loopback')
+      .map((e) => `${e.env.CNI_COMMAND} ${e.path.split('/').pop()}`);
+    expect(calls.slice(0, 2)).toEqual(['ADD aws-cni', 'ADD portmap']);
+    expect(calls).toContain('DEL aws-cni');
+    const del = execs.find((e) => e.env.CNI_COMMAND === 'DEL' && e.path.endsWith('/aws-cni'))!;
+    expect(del.env.CNI_NETNS).toMatch(/^\/var\/run\/netns\/cni-/);
+    // containerd cleaned the failed sandbox up itself (sandbox removed), and nothing of it is left.
     expect((await n1.kubelet.list()).filter((p) => p.metadata.name === 'badport')).toEqual([]);
     expect(n1.checkpoint().allocations).toEqual([]);
     expect(await hostVeths(n1)).toEqual(before);

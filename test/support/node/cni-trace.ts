@@ -5,7 +5,7 @@
  * wrapper in the node's /opt/cni/bin changing what is tested.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { sleep } from './host.js';
 
 export interface PluginExec {
@@ -23,11 +23,16 @@ function unescapeC(s: string): string {
   });
 }
 
-function tracedBy(pid: number): number {
+/** Whether every thread of `pid` is traced by `tracer` (strace attaches them one by one). */
+function allThreadsTracedBy(pid: number, tracer: number | undefined): boolean {
   try {
-    return Number(/^TracerPid:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    const tasks = readdirSync(`/proc/${pid}/task`);
+    return tasks.every((t) => {
+      const status = readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8');
+      return Number(/^TracerPid:\s*(\d+)/m.exec(status)?.[1] ?? 0) === tracer;
+    });
   } catch {
-    return 0;
+    return false;
   }
 }
 
@@ -46,7 +51,7 @@ export async function traceExecs<T>(
   strace.stderr!.on('data', (d) => out.push(d.toString()));
   const exited = new Promise((r) => strace.once('close', r));
   try {
-    for (let i = 0; tracedBy(pid) !== strace.pid; i++) {
+    for (let i = 0; !allThreadsTracedBy(pid, strace.pid); i++) {
       if (i > 100 || strace.exitCode !== null)
         throw new Error(`strace did not attach to ${pid}: ${out.join('')}`);
       await sleep(50);
