@@ -141,6 +141,7 @@ describe('pods through CRI on a kubelet node with ipamd as the chart runs it', (
         podName: 'p',
         podNamespace: 'kube-system',
         podUid: 'u',
+        hostIp: '10.0.1.4',
         cgroupsPath: '/x',
         files: { hosts: '/h', resolvConf: '/r', hostnameFile: '/n', terminationLog: '/t', shm: '/s' },
         emptyDirs: Object.fromEntries(

@@ -36,6 +36,8 @@ export interface AwsNodeOptions {
   values?: Record<string, unknown>;
   /** The Kubernetes node name (spec.nodeName). */
   nodeName: string;
+  /** The node's address (the instance's primary IP): status.hostIP. */
+  nodeIp: string;
   /**
    * What the cluster adds to the pod outside the chart: on EKS the pod identity webhook's
    * AWS_ROLE_ARN/AWS_WEB_IDENTITY_TOKEN_FILE; here the local VPC's static credentials.
@@ -110,6 +112,7 @@ export class AwsNodePod {
       podName: this.podName,
       podNamespace: 'kube-system',
       podUid: this.uid,
+      hostIp: this.opts.nodeIp,
       cgroupsPath: `${this.opts.node.cgroupRoot}/burstable/pod${this.uid}/${c.name}`,
       files: {
         hosts: join(files, 'etc-hosts'),

@@ -80,6 +80,7 @@ export class KubeletNode {
             rootfs: opts.rootfs,
             recipe: opts.recipe,
             nodeName: this.nodeName,
+            nodeIp: instance.primaryIp,
             values: opts.values ?? {},
             ipamd: opts.ipamd ?? 'runc',
             // On EKS the pod identity webhook injects credentials; the local VPC takes static keys

@@ -236,6 +236,8 @@ export interface NodeContext {
   podName: string;
   podNamespace: string;
   podUid: string;
+  /** The node's address (status.hostIP). */
+  hostIp: string;
   /** cgroupfs path of the container (the kubelet's QoS tree, pod, container). */
   cgroupsPath: string;
   /** Per-container files the kubelet/containerd provide (hosts, resolv.conf, termination log). */
@@ -278,26 +280,43 @@ function resolveUser(spec: PodSpecLike, c: ContainerLike, ctx: NodeContext) {
   return { uid, gid, additionalGids: [...new Set([gid, ...groups, ...extra])] };
 }
 
-function envOf(c: ContainerLike, ctx: NodeContext): string[] {
+/**
+ * The kubelet's $(VAR) expansion (env values, command, args): a reference to a variable defined
+ * before it is replaced, `$$` stands for `$`, anything else stays as written.
+ */
+export function expandVars(text: string, vars: Map<string, string>): string {
+  return text.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g, (m, name: string | undefined) => {
+    if (m === '$$') return '$';
+    return vars.has(name!) ? vars.get(name!)! : m;
+  });
+}
+
+function envOf(c: ContainerLike, ctx: NodeContext): { env: string[]; vars: Map<string, string> } {
   const fields: Record<string, string> = {
     'spec.nodeName': ctx.nodeName,
     'metadata.name': ctx.podName,
     'metadata.namespace': ctx.podNamespace,
     'metadata.uid': ctx.podUid,
+    'status.hostIP': ctx.hostIp,
+    // hostNetwork: the pod's address is the node's.
+    'status.podIP': ctx.hostIp,
   };
-  const out = [...ctx.image.env, `HOSTNAME=${ctx.hostname}`];
+  const vars = new Map<string, string>();
   for (const e of c.env ?? []) {
-    if (e.value !== undefined) out.push(`${e.name}=${e.value}`);
+    let v: string;
+    if (e.value !== undefined) v = expandVars(e.value, vars);
     else if (e.valueFrom?.fieldRef) {
-      const v = fields[e.valueFrom.fieldRef.fieldPath];
-      if (v === undefined)
+      const f = fields[e.valueFrom.fieldRef.fieldPath];
+      if (f === undefined)
         throw new Error(`env ${e.name}: fieldRef ${e.valueFrom.fieldRef.fieldPath} is not supported`);
-      out.push(`${e.name}=${v}`);
+      v = f;
     } else if (e.valueFrom) throw new Error(`env ${e.name}: only value and fieldRef are supported`);
-    else out.push(`${e.name}=`);
+    else v = '';
+    vars.set(e.name, v);
   }
-  for (const [k, v] of Object.entries(ctx.extraEnv ?? {})) out.push(`${k}=${v}`);
-  return out;
+  for (const [k, v] of Object.entries(ctx.extraEnv ?? {})) vars.set(k, v);
+  const env = [...ctx.image.env, `HOSTNAME=${ctx.hostname}`, ...[...vars].map(([k, v]) => `${k}=${v}`)];
+  return { env, vars };
 }
 
 /** The hostPath directories and files the kubelet creates before starting the container. */
@@ -370,9 +389,12 @@ export function containerSpec(spec: PodSpecLike, c: ContainerLike, ctx: NodeCont
       bind(m.mountPath, dir, [propagation, mode]);
     } else throw new Error(`${c.name}: volume ${v.name} is of a kind this harness does not model`);
   }
+  const { env, vars } = envOf(c, ctx);
+  // The kubelet expands $(VAR) in the container's command and args, not in the image's.
+  const expand = (xs: string[]) => xs.map((x) => expandVars(x, vars));
   const args = c.command?.length
-    ? [...c.command, ...(c.args ?? [])]
-    : [...ctx.image.entrypoint, ...(c.args ?? ctx.image.cmd)];
+    ? [...expand(c.command), ...expand(c.args ?? [])]
+    : [...ctx.image.entrypoint, ...(c.args ? expand(c.args) : ctx.image.cmd)];
   const namespaces: { type: string; path?: string }[] = [{ type: 'mount' }, { type: 'ipc' }];
   if (!spec.hostPID) namespaces.push({ type: 'pid' });
   if (spec.hostNetwork) namespaces.push({ type: 'network', path: ctx.nodeNetns });
@@ -389,7 +411,7 @@ export function containerSpec(spec: PodSpecLike, c: ContainerLike, ctx: NodeCont
       terminal: false,
       user: resolveUser(spec, c, ctx),
       args,
-      env: envOf(c, ctx),
+      env,
       cwd: '/',
       capabilities: { bounding: caps, effective: caps, permitted: caps },
       noNewPrivileges: sc.allowPrivilegeEscalation === false,

@@ -10,6 +10,7 @@ import {
   CONTAINERD_DEFAULT_CAPS,
   containerCapabilities,
   containerSpec,
+  expandVars,
   hostCapabilities,
   KUBELET_MASKED_PATHS,
   type NodeContext,
@@ -32,6 +33,7 @@ const ctx: NodeContext = {
   podName: 'aws-node-x',
   podNamespace: 'kube-system',
   podUid: 'uid',
+  hostIp: '10.0.1.4',
   cgroupsPath: '/vpccni-x/pod/c',
   files: {
     hosts: '/f/hosts',
@@ -42,6 +44,15 @@ const ctx: NodeContext = {
   },
   emptyDirs: { tmp: '/f/tmp' },
 };
+
+describe("the kubelet's $(VAR) expansion", () => {
+  it('replaces variables defined before, keeps unknown references, unescapes $$', () => {
+    const vars = new Map([['MY_NODE_IP', '10.0.1.4']]);
+    expect(expandVars('$(MY_NODE_IP):61678', vars)).toBe('10.0.1.4:61678');
+    expect(expandVars('$(UNSET):1', vars)).toBe('$(UNSET):1');
+    expect(expandVars('$$(MY_NODE_IP) costs $$5', vars)).toBe('$(MY_NODE_IP) costs $5');
+  });
+});
 
 describe('container capabilities, as containerd computes them', () => {
   it('adds to and drops from containerd’s default set, ALL first', () => {
