@@ -17,6 +17,9 @@ export default defineConfig({
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
           fileParallelism: false,
+          // EC2's asynchrony is on in every local VPC (infra/local-vpc/asynchrony.ts); a quarter of
+          // the realistic figures keeps the windows real and the suite fast.
+          env: { LOCAL_VPC_TIME_SCALE: process.env.LOCAL_VPC_TIME_SCALE ?? '0.25' },
           testTimeout: 120_000,
           hookTimeout: 120_000,
         },

@@ -21,7 +21,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const ip = (...args) => execFileSync('ip', args, { stdio: 'ignore' });
 
 try {
-  execFileSync('npx', ['node-gyp', 'rebuild', '--silent', '--directory=native/netns'], {
+  execFileSync('npx', ['node-gyp', 'rebuild', '--silent', '--directory=native/sys'], {
     cwd: repo,
     stdio: 'ignore',
   });
@@ -38,11 +38,7 @@ try {
     },
     logLevel: 'silent',
   });
-  copyFileSync(join(repo, 'native/netns/build/Release/netns.node'), join(dir, 'netns.node'));
-  copyFileSync(
-    join(repo, `node_modules/netlink/prebuilds/${process.platform}-${process.arch}/node.napi.node`),
-    join(dir, 'netlink.node'),
-  );
+  copyFileSync(join(repo, 'native/sys/build/Release/sys.node'), join(dir, 'sys.node'));
   ip('netns', 'add', hostNs);
   ip('netns', 'add', podNs);
 
@@ -51,7 +47,7 @@ try {
   const importMs = ms(t0);
   t0 = process.hrtime.bigint();
   const host = net.openRtnl(net.netnsPath(hostNs));
-  const openFirstMs = ms(t0); // includes loading both addons
+  const openFirstMs = ms(t0); // includes loading the addon
   const opens = [];
   for (let i = 0; i < iterations; i++) {
     t0 = process.hrtime.bigint();

@@ -111,8 +111,11 @@ export class VpcCniTestClusterStack extends Stack {
         role: this.nodeRole,
         securityGroup: this.cluster.clusterSecurityGroup,
         userData: ec2.UserData.custom(userData),
+        // IMDSv2 only, and its tokens reach only the node itself: aws-node runs in the host network
+        // and needs no more than 1; 2 (the AL2023 AMI's own default) would let every pod take the
+        // node role's credentials. ipamd also drops pod traffic to IMDS (IPAMD_BLOCK_POD_IMDS).
         requireImdsv2: true,
-        httpPutResponseHopLimit: 2,
+        httpPutResponseHopLimit: 1,
         blockDevices: [
           {
             deviceName: '/dev/xvda',

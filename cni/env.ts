@@ -2,6 +2,7 @@
  * The CNI_* environment a runtime sets for every call, validated per command the way the spec's
  * reference library does: what a command needs must be present and well-formed, else code 4.
  */
+import { CONTAINER_ID_RE, ifNameProblem } from '../lib/protocol/names.js';
 import { CniError, Code } from './errors.js';
 
 export type Command = 'ADD' | 'DEL' | 'CHECK' | 'VERSION' | 'STATUS' | 'GC';
@@ -30,8 +31,7 @@ const REQUIRED: Record<string, readonly Command[]> = {
   CNI_PATH: ['ADD', 'DEL', 'CHECK'],
 };
 
-const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-const MAX_IFNAME = 15;
+/** IFNAMSIZ (16) less the terminating NUL; the kernel counts bytes, so UTF-8 bytes are counted. */
 
 function bad(msg: string, details: string): CniError {
   return new CniError(Code.invalidEnv, msg, details);
@@ -46,14 +46,8 @@ export function parseCommand(env: Env): Command {
   return raw as Command;
 }
 
-/** Checks an interface name the way the kernel and the spec do. */
-export function validateIfName(name: string): string | undefined {
-  if (name.length === 0) return 'is empty';
-  if (name.length > MAX_IFNAME) return `is longer than ${MAX_IFNAME} characters`;
-  if (name === '.' || name === '..') return 'may not be "." or ".."';
-  if (/[/:\s]/.test(name)) return 'may not contain "/", ":" or whitespace';
-  return undefined;
-}
+/** Checks an interface name the way the kernel and the spec do (bytes, not characters). */
+export const validateIfName = ifNameProblem;
 
 /** Parses CNI_ARGS ("K=V;K2=V2"); unknown keys are kept and ignored by callers. */
 export function parseCniArgs(raw: string | undefined): Record<string, string> {
@@ -80,7 +74,7 @@ export function parseEnv(env: Env): CniEnv {
     }
   }
   const containerId = env.CNI_CONTAINERID ?? '';
-  if (containerId && !CONTAINER_ID.test(containerId)) {
+  if (containerId && !CONTAINER_ID_RE.test(containerId)) {
     throw bad(
       `CNI_CONTAINERID "${containerId}" is invalid`,
       'it must start with a letter or digit and contain only letters, digits, "_", "." and "-"',

@@ -39,10 +39,17 @@ export function mapError(code: ErrorCode | string, message: string, op: string):
       return new CniError(
         Code.tryAgainLater,
         'no free address right now',
-        `${message}; ipamd is growing its pool, the runtime will retry`,
+        // ipamd's message says why (cooling down, growing, waiting for EC2): do not claim more.
+        `${message}; the runtime will retry`,
       );
     case 'exhausted':
       return new CniError(Code.noAddress, 'no address available on this node', message);
+    case 'forbidden':
+      return new CniError(
+        Code.ipamdError,
+        `ipamd refused the ${op} request`,
+        `${message}; run the plugin as root`,
+      );
     case 'version_mismatch':
       return new CniError(
         Code.ipamdError,
@@ -192,7 +199,7 @@ export class IpamdClient implements IpamdApi {
   }
 
   del(req: Omit<DelRequest, 'v' | 'op'>): Promise<DelResult> {
-    return roundTrip(this.opts, { v: PROTOCOL_VERSION, op: 'del', ...req }) as Promise<DelResult>;
+    return roundTrip(this.opts, { v: PROTOCOL_VERSION, op: 'del', ...req }).then(checkDel);
   }
 
   gc(req: Omit<GcRequest, 'v' | 'op'>): Promise<GcResult> {
@@ -225,5 +232,32 @@ export function checkAdd(raw: unknown): AddResult {
   if (typeof r.vethPrefix !== 'string' || r.vethPrefix.length === 0 || r.vethPrefix.length > 4) {
     throw fail('vethPrefix must be 1-4 characters');
   }
+  if (typeof r.hostVethMac !== 'string' || !LOCAL_UNICAST_MAC.test(r.hostVethMac)) {
+    throw fail('hostVethMac must be a locally administered unicast MAC');
+  }
   return r as AddResult;
+}
+
+/** x2, x6, xa, xe in the first octet: locally administered, unicast (what ipamd hands out). */
+const LOCAL_UNICAST_MAC = /^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/;
+
+/** Validates ipamd's DEL answer: what it names decides what the plugin removes. */
+export function checkDel(raw: unknown): DelResult {
+  const r = raw as Partial<DelResult> | null;
+  const fail = (what: string) =>
+    new CniError(Code.ipamdError, 'ipamd sent an invalid del result', `${what} (got ${JSON.stringify(raw)})`);
+  if (r === null || typeof r !== 'object') throw fail('not an object');
+  if (r.address !== null && (typeof r.address !== 'string' || !IPV4.test(r.address))) {
+    throw fail('address must be an IPv4 address or null');
+  }
+  if (
+    r.hostVethMac !== null &&
+    (typeof r.hostVethMac !== 'string' || !LOCAL_UNICAST_MAC.test(r.hostVethMac))
+  ) {
+    throw fail('hostVethMac must be a MAC or null');
+  }
+  if (!Array.isArray(r.heldByOthers) || !r.heldByOthers.every((a) => typeof a === 'string' && IPV4.test(a))) {
+    throw fail('heldByOthers must be a list of IPv4 addresses');
+  }
+  return r as DelResult;
 }

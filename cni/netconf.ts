@@ -3,7 +3,9 @@
  * and validated (code 7). runtimeConfig and attachment keys are matched case-insensitively because
  * runtimes disagree on spelling (containerd sends HostPort/ContainerPort).
  */
+
 import { DEFAULT_SOCKET_PATH } from '../lib/protocol/ipamd.js';
+import { NETWORK_NAME_RE } from '../lib/protocol/names.js';
 import type { Command } from './env.js';
 import { CniError, Code } from './errors.js';
 import { parsePrevResult, type Result } from './result.js';
@@ -43,7 +45,34 @@ export interface NetConf {
   validAttachments?: Attachment[];
 }
 
-const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+/**
+ * The largest network configuration accepted, in bytes (cni/README.md): room for a prevResult with
+ * thousands of interfaces. The Node plugin stops reading stdin past it; the C shim applies the same.
+ */
+export const MAX_NETCONF_BYTES = 1024 * 1024;
+/** The deepest nesting of objects and arrays accepted; real configurations nest a handful of levels. */
+export const MAX_NETCONF_DEPTH = 64;
+
+export function netconfTooLarge(): CniError {
+  return invalid(
+    'network configuration is too large',
+    `stdin holds more than ${MAX_NETCONF_BYTES} bytes, the most this plugin reads`,
+  );
+}
+
+/** Whether objects/arrays nest deeper than `limit` below `root` (iterative: no stack to exhaust). */
+function nestsDeeperThan(root: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[root, 1]];
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop()!;
+    if (value === null || typeof value !== 'object') continue;
+    if (depth > limit) return true;
+    for (const child of Array.isArray(value) ? value : Object.values(value)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
 
 function invalid(msg: string, details: string): CniError {
   return new CniError(Code.invalidConfig, msg, details);
@@ -154,6 +183,9 @@ export function parseAttachments(obj: Record<string, unknown>): Attachment[] | u
 }
 
 export function parseNetConf(stdin: string, command: Command): NetConf {
+  if (stdin.length > MAX_NETCONF_BYTES || Buffer.byteLength(stdin, 'utf8') > MAX_NETCONF_BYTES) {
+    throw netconfTooLarge();
+  }
   let raw: unknown;
   try {
     raw = JSON.parse(stdin);
@@ -172,9 +204,18 @@ export function parseNetConf(stdin: string, command: Command): NetConf {
     );
   }
   const obj = raw as Record<string, unknown>;
+  // Everything below recurses over the document (lower-casing keys, prevResult, error messages).
+  for (const [key, value] of Object.entries(obj)) {
+    if (nestsDeeperThan(value, MAX_NETCONF_DEPTH)) {
+      throw invalid(
+        `"${key}" is nested too deeply`,
+        `objects and arrays may nest at most ${MAX_NETCONF_DEPTH} levels in the network configuration`,
+      );
+    }
+  }
   const cniVersion = parseVersion(obj, command);
   const name = requiredString(obj, 'name');
-  if (!NETWORK_NAME.test(name)) {
+  if (!NETWORK_NAME_RE.test(name)) {
     throw invalid(
       `network name "${name}" is invalid`,
       'use letters, digits, "_", "." and "-", starting with a letter or digit',

@@ -4,19 +4,44 @@
  * ipamd whether it can serve; GC releases what the runtime no longer knows. Netlink detail lives in
  * plumbing.ts.
  */
+import type { DelResult } from '../lib/protocol/ipamd.js';
 import type { CniEnv, Command } from './env.js';
 import { CniError, Code, describe } from './errors.js';
 import { type IpamdApi, IpamdUnreachable } from './ipamd-client.js';
 import type { Logger } from './log.js';
 import type { NetConf } from './netconf.js';
 import * as plumbing from './plumbing.js';
+import { invalidNetns, type NetnsSource, type NoNetns, type PodNetns } from './podns.js';
 import { appendResult, formatResult, type Result } from './result.js';
 import { hostVethName } from './veth-name.js';
 
-/** What a handler works with besides the call itself: its log and the way to reach ipamd. */
+/**
+ * What a handler works with besides the call itself: its log, the way to reach ipamd, and the way
+ * to reach the pod's namespace (by path in the plugin process, by a passed socket inside ipamd).
+ */
 export interface Context {
   log: Logger;
   ipamd: IpamdApi;
+  netns: NetnsSource;
+}
+
+/** Runs `fn` with the pod's namespace open, closing it afterwards whatever happens. */
+async function withPod<T>(
+  source: NetnsSource,
+  path: string,
+  fn: (pod: PodNetns | NoNetns) => Promise<T>,
+): Promise<T> {
+  const pod = path ? source.open(path) : ({ gone: true, reason: 'CNI_NETNS was not given' } as const);
+  try {
+    return await fn(pod);
+  } finally {
+    if (!('gone' in pod)) pod.close();
+  }
+}
+
+function required(pod: PodNetns | NoNetns, path: string): PodNetns {
+  if ('gone' in pod) throw invalidNetns(path, pod.reason);
+  return pod;
 }
 
 export type Handler = (env: CniEnv, conf: NetConf, ctx: Context) => Promise<unknown>;
@@ -25,10 +50,14 @@ function attachment(env: CniEnv, conf: NetConf) {
   return { network: conf.name, containerId: env.containerId, ifName: env.ifName };
 }
 
-async function cmdAdd(env: CniEnv, conf: NetConf, { log, ipamd }: Context): Promise<unknown> {
+function cmdAdd(env: CniEnv, conf: NetConf, ctx: Context): Promise<unknown> {
+  return withPod(ctx.netns, env.netns, (pod) => add(env, conf, ctx, required(pod, env.netns)));
+}
+
+async function add(env: CniEnv, conf: NetConf, { log, ipamd }: Context, pod: PodNetns): Promise<unknown> {
   // Refuse before asking ipamd: assignment is idempotent per attachment, so releasing after a
   // clash would take the address from the interface that already holds it.
-  await plumbing.assertInterfaceAbsent(env.netns, env.ifName);
+  await plumbing.assertInterfaceAbsent(pod, env.ifName);
 
   const asked = performance.now();
   const alloc = await ipamd.add({
@@ -49,9 +78,10 @@ async function cmdAdd(env: CniEnv, conf: NetConf, { log, ipamd }: Context): Prom
   let wired: plumbing.Wired;
   try {
     wired = await plumbing.wirePod({
-      netns: env.netns,
+      pod,
       ifName: env.ifName,
       hostVeth,
+      hostMac: alloc.hostVethMac,
       address: alloc.address,
       mtu: alloc.mtu,
       routeTable: alloc.routeTable,
@@ -88,7 +118,7 @@ async function cmdAdd(env: CniEnv, conf: NetConf, { log, ipamd }: Context): Prom
 export function fromPrevResult(
   prev: Result | undefined,
   env: CniEnv,
-): { addresses: string[]; hostVeths: string[] } {
+): { addresses: string[]; hostVeths: string[]; hostVethMac?: string } {
   const none = { addresses: [], hostVeths: [] };
   if (!prev) return none;
   const podIndex = prev.interfaces.findIndex((i) => i.name === env.ifName && i.sandbox !== undefined);
@@ -98,38 +128,66 @@ export function fromPrevResult(
     .map((ip) => ip.address.split('/')[0]!)
     .filter((a) => !a.includes(':'));
   const host = prev.interfaces[podIndex - 1];
-  return { addresses, hostVeths: host && host.sandbox === undefined ? [host.name] : [] };
+  if (!host || host.sandbox !== undefined) return { addresses, hostVeths: [] };
+  return { addresses, hostVeths: [host.name], ...(host.mac ? { hostVethMac: host.mac.toLowerCase() } : {}) };
 }
 
-async function cmdDel(env: CniEnv, conf: NetConf, { log, ipamd }: Context): Promise<unknown> {
-  const addresses = new Set<string>();
-  let ipamdError: CniError | undefined;
-  try {
-    const released = await ipamd.del(attachment(env, conf));
-    if (released.address) addresses.add(released.address);
-    log.info('address released', { address: released.address });
-  } catch (err) {
-    if (!(err instanceof CniError)) throw err;
-    ipamdError = err;
-    log.warn('ipamd did not release the address', { err: err.message });
-  }
+function cmdDel(env: CniEnv, conf: NetConf, ctx: Context): Promise<unknown> {
+  return withPod(ctx.netns, env.netns, (pod) => del(env, conf, ctx, 'gone' in pod ? undefined : pod));
+}
+
+/**
+ * DEL tears down only what belongs to this attachment (container id + ifname + namespace), whatever
+ * prevResult says: its interface inside its own namespace; the address ipamd held for it; addresses
+ * prevResult names only while ipamd says no other attachment holds them; a host veth only when its
+ * MAC is the one recorded for the attachment. With ipamd away it removes what the namespace proves,
+ * leaves a note for ipamd to release the address when it is back, and succeeds: a DEL that fails
+ * forever would wedge the kubelet's cleanup of the pod.
+ */
+async function del(env: CniEnv, conf: NetConf, { log, ipamd }: Context, pod: PodNetns | undefined) {
   const prev = fromPrevResult(conf.prevResult, env);
-  for (const a of prev.addresses) addresses.add(a);
-
-  // The host veth is found from the pod end's peer or the address's /32 route; prevResult names it too.
-  await plumbing.unwirePod({
-    netns: env.netns,
-    ifName: env.ifName,
-    addresses: [...addresses],
-    hostVeths: prev.hostVeths,
-  });
-
-  // Unreachable ipamd with a prevResult: the pod is unwired, ipamd's GC will reclaim the address.
-  if (ipamdError && !(ipamdError instanceof IpamdUnreachable && conf.prevResult)) throw ipamdError;
+  let released: DelResult | undefined;
+  try {
+    released = await ipamd.del({ ...attachment(env, conf), addresses: prev.addresses });
+    log.info('address released', { address: released.address, heldByOthers: released.heldByOthers });
+  } catch (err) {
+    if (!isAway(err)) throw err;
+    log.warn('ipamd is away: unwiring what the namespace proves, release left for ipamd', {
+      err: (err as Error).message,
+    });
+  }
+  const owned: plumbing.Owned[] = [];
+  if (released) {
+    if (released.address) {
+      owned.push({ address: released.address, hostVethMac: released.hostVethMac ?? prev.hostVethMac });
+    }
+    for (const address of prev.addresses) {
+      if (address !== released.address) owned.push({ address, hostVethMac: prev.hostVethMac });
+    }
+  }
+  const notOurs = new Set(released?.heldByOthers ?? []);
+  const unwired = await plumbing.unwirePod({ pod, ifName: env.ifName, owned, notOurs });
+  if (!released) {
+    // Loaded only here: the note's hashing and atomic write are not on any other call's path.
+    const { recordPendingDel } = await import('./pending-del.js');
+    const note = { ...attachment(env, conf), addresses: unwired, at: new Date().toISOString() };
+    await recordPendingDel(conf.ipamdSocket, note).catch((err) =>
+      log.error('could not leave the release for ipamd', { err: describe(err) }),
+    );
+  }
   return undefined;
 }
 
-async function cmdCheck(env: CniEnv, conf: NetConf): Promise<unknown> {
+/** ipamd cannot take the DEL now (not running, starting, shutting down): DEL must not wait for it. */
+function isAway(err: unknown): boolean {
+  return err instanceof IpamdUnreachable || (err instanceof CniError && err.code === Code.tryAgainLater);
+}
+
+function cmdCheck(env: CniEnv, conf: NetConf, ctx: Context): Promise<unknown> {
+  return withPod(ctx.netns, env.netns, (pod) => check(env, conf, required(pod, env.netns)));
+}
+
+async function check(env: CniEnv, conf: NetConf, podNs: PodNetns): Promise<unknown> {
   const prev = conf.prevResult;
   if (!prev) {
     throw new CniError(
@@ -146,7 +204,7 @@ async function cmdCheck(env: CniEnv, conf: NetConf): Promise<unknown> {
   const address = addresses[0];
   if (!address) throw new CniError(Code.checkFailed, `prevResult has no IPv4 address for ${env.ifName}`);
   const problems = await plumbing.checkPod({
-    netns: env.netns,
+    pod: podNs,
     ifName: env.ifName,
     address,
     podMac: pod.mac,
@@ -193,7 +251,7 @@ async function cmdGc(_env: CniEnv, conf: NetConf, { log, ipamd }: Context): Prom
   const failures: string[] = [];
   for (const r of released) {
     await plumbing
-      .removeHostLeftovers(r.address)
+      .removeHostLeftovers({ address: r.address, hostVethMac: r.hostVethMac })
       .catch((err) => failures.push(`${r.address}: ${describe(err)}`));
   }
   if (failures.length > 0) {

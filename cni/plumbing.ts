@@ -7,12 +7,12 @@
  * Everything here is idempotent in the direction it goes: wiring replaces stale leftovers of an
  * earlier holder of the same name or address, unwiring treats "already gone" as done.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
 import { hasCode } from '../lib/net/errors.js';
 import type { Link } from '../lib/net/links.js';
 import { openRtnl, type Rtnl } from '../lib/net/rtnl.js';
 import type { RuleSpec } from '../lib/net/rules.js';
 import { CniError, Code, describe } from './errors.js';
+import type { PodNetns } from './podns.js';
 
 /** The pod's gateway: a link-local address that exists nowhere; the host veth answers for it. */
 export const GATEWAY = '169.254.1.1';
@@ -22,77 +22,38 @@ export const MAIN_TABLE = 254;
 
 const GONE = ['ENOENT', 'ENODEV', 'ESRCH', 'EADDRNOTAVAIL'];
 
+// One handle in the node's namespace for the process's life. Its requests are synchronous
+// (lib/net/socket.ts), so concurrent calls in ipamd share it without interleaving.
 let host: Rtnl | undefined;
-const pods = new Map<string, Rtnl>();
 
 function hostRtnl(): Rtnl {
   host ??= openRtnl();
   return host;
 }
 
-/** A handle in the pod's namespace; `undefined` when the namespace is gone and `missingOk`. */
-function podRtnl(netns: string, missingOk: true): Rtnl | undefined;
-function podRtnl(netns: string, missingOk?: false): Rtnl;
-function podRtnl(netns: string, missingOk = false): Rtnl | undefined {
-  const cached = pods.get(netns);
-  if (cached) return cached;
-  try {
-    const h = openRtnl(netns);
-    pods.set(netns, h);
-    return h;
-  } catch (err) {
-    if (missingOk && hasCode(err, 'ENOENT', 'EINVAL')) return undefined;
-    throw new CniError(
-      Code.invalidEnv,
-      `cannot enter the pod's network namespace ${netns}`,
-      `${describe(err)}; CNI_NETNS must name an existing network namespace`,
-    );
-  }
-}
-
-/** Closes the handle into one pod's namespace (a long-lived caller, ipamd, after each call). */
-export function releasePod(netns: string): void {
-  pods.get(netns)?.close();
-  pods.delete(netns);
-}
-
-/** Closes the handles (the process normally just exits). */
+/** Closes the node handle (the process normally just exits). */
 export function closeAll(): void {
   host?.close();
   host = undefined;
-  for (const h of pods.values()) h.close();
-  pods.clear();
 }
 
-/** A random unicast, locally administered MAC (so it never clashes with a vendor address). */
-export function randomMac(): string {
-  // /dev/urandom rather than node:crypto, whose loading would cost every ADD start-up time.
-  const b = Buffer.alloc(6);
-  const fd = openSync('/dev/urandom', 'r');
-  try {
-    readSync(fd, b, 0, 6, null);
-  } finally {
-    closeSync(fd);
-  }
-  b[0] = (b[0]! & 0xfe) | 0x02;
-  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
-}
-
-export async function assertInterfaceAbsent(netns: string, ifName: string): Promise<void> {
-  const existing = await podRtnl(netns).findLink(ifName);
+export async function assertInterfaceAbsent(pod: PodNetns, ifName: string): Promise<void> {
+  const existing = await pod.rtnl.findLink(ifName);
   if (existing) {
     throw new CniError(
       Code.interfaceExists,
-      `interface ${ifName} already exists in ${netns}`,
+      `interface ${ifName} already exists in ${pod.path}`,
       'the runtime called ADD twice for the same attachment; call DEL first or use another interface name',
     );
   }
 }
 
 export interface Wiring {
-  netns: string;
+  pod: PodNetns;
   ifName: string;
   hostVeth: string;
+  /** The host end's MAC, as ipamd recorded it: how DEL and GC recognise this veth later. */
+  hostMac: string;
   address: string;
   mtu: number;
   /** 254 for the primary ENI, device number + 1 for a secondary ENI. */
@@ -143,7 +104,7 @@ async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
 /** Wires the pod; on any failure removes what it created and rethrows. */
 export async function wirePod(w: Wiring): Promise<Wired> {
   const h = hostRtnl();
-  const pod = podRtnl(w.netns);
+  const pod = w.pod.rtnl;
   const ip = `${w.address}/32`;
   const undo: (() => Promise<unknown>)[] = [];
   try {
@@ -152,9 +113,15 @@ export async function wirePod(w: Wiring): Promise<Wired> {
     await removeHostVeth(h, w.hostVeth);
     await removeRules(h, w.address);
 
-    const hostMac = randomMac();
-    await step(`create veth ${w.hostVeth} with peer ${w.ifName} in ${w.netns}`, () =>
-      h.createVeth({ name: w.hostVeth, peerName: w.ifName, peerNetns: w.netns, mtu: w.mtu, mac: hostMac }),
+    const hostMac = w.hostMac;
+    await step(`create veth ${w.hostVeth} with peer ${w.ifName} in ${w.pod.path}`, () =>
+      h.createVeth({
+        name: w.hostVeth,
+        peerName: w.ifName,
+        peerNetns: { fd: w.pod.nsFd, label: w.pod.path },
+        mtu: w.mtu,
+        mac: hostMac,
+      }),
     );
     undo.push(() => h.deleteLink(w.hostVeth));
     await step(`set host veth ${w.hostVeth} up`, () => h.setLinkUp(w.hostVeth));
@@ -224,27 +191,47 @@ async function removeHostVeth(h: Rtnl, ref: string | number): Promise<void> {
   if (link?.kind === 'veth') await ignoreGone(h.deleteLink(link.index));
 }
 
-/** Host state for `address`: its rules and the veth its /32 route points at. */
-export async function removeHostLeftovers(address: string): Promise<void> {
+/** An address this attachment holds, with the host veth MAC recorded for it when known. */
+export interface Owned {
+  address: string;
+  hostVethMac?: string;
+}
+
+/**
+ * Host state of an address this attachment holds: its rules, and the veth its /32 route points at
+ * when that veth's MAC is the one recorded for it (a veth of the same name may be another pod's).
+ */
+export async function removeHostLeftovers(owned: Owned): Promise<void> {
   const h = hostRtnl();
-  await removeRules(h, address);
+  await removeRules(h, owned.address);
+  if (!owned.hostVethMac) return;
   const route = (await h.listRoutes({ table: 'main', family: 'inet' })).find(
-    (r) => r.dst === `${address}/32`,
+    (r) => r.dst === `${owned.address}/32`,
   );
-  if (route?.oif !== undefined) await removeHostVeth(h, route.oif);
+  if (route?.oif === undefined) return;
+  const link = await h.findLink(route.oif);
+  if (link?.kind === 'veth' && link.mac === owned.hostVethMac.toLowerCase()) {
+    await ignoreGone(h.deleteLink(link.index));
+  }
 }
 
 export interface Unwiring {
-  /** May be empty (the runtime lost the namespace). */
-  netns: string;
+  /** The attachment's namespace; undefined when it is gone or the runtime did not give it. */
+  pod?: PodNetns;
   ifName: string;
-  /** Addresses known from ipamd or prevResult; the pod interface's own are added. */
-  addresses: string[];
-  /** Host veth names known from prevResult. */
-  hostVeths: string[];
+  /** Addresses this attachment holds per ipamd (or prevResult, for ones nobody else holds). */
+  owned: Owned[];
+  /** Addresses another attachment holds now: left alone even when found on the pod's interface. */
+  notOurs: ReadonlySet<string>;
 }
 
-/** Removes everything ADD made that still exists; missing pieces are fine. */
+/**
+ * Removes what ADD made for this attachment and nothing else: the pod's interface in the
+ * attachment's own namespace (a veth; deleting it takes the host end and its route along), then the
+ * host rules of every address this attachment provably holds (ipamd's record, or found on that
+ * interface), and a host veth only when its MAC is the one recorded for the attachment.
+ * Missing pieces are fine. Returns the addresses it unwired.
+ */
 export async function unwirePod(u: Unwiring): Promise<string[]> {
   const failures: string[] = [];
   const attempt = async (what: string, fn: () => Promise<unknown>) => {
@@ -254,32 +241,29 @@ export async function unwirePod(u: Unwiring): Promise<string[]> {
       failures.push(`${what}: ${describe(err)}`);
     }
   };
-  const addresses = new Set(u.addresses);
-  const pod = u.netns ? podRtnl(u.netns, true) : undefined;
+  const owned = new Map(u.owned.filter((o) => !u.notOurs.has(o.address)).map((o) => [o.address, o]));
+  const pod = u.pod;
   if (pod) {
-    await attempt(`remove ${u.ifName} from ${u.netns}`, async () => {
-      const link: Link | undefined = await pod.findLink(u.ifName);
-      if (!link) return;
-      for (const a of await pod.listAddresses({ dev: link.index, family: 'inet' })) addresses.add(a.address);
-      // Deleting the pod end deletes the host end and with it the /32 route.
-      await ignoreGone(pod.deleteLink(link.index));
+    await attempt(`remove ${u.ifName} from ${pod.path}`, async () => {
+      const link: Link | undefined = await pod.rtnl.findLink(u.ifName);
+      if (link?.kind !== 'veth') return; // not an interface this plugin made
+      for (const a of await pod.rtnl.listAddresses({ dev: link.index, family: 'inet' })) {
+        if (!u.notOurs.has(a.address) && !owned.has(a.address)) owned.set(a.address, { address: a.address });
+      }
+      await ignoreGone(pod.rtnl.deleteLink(link.index));
     });
   }
-  const h = hostRtnl();
-  for (const address of addresses) {
-    await attempt(`remove host routing for ${address}`, () => removeHostLeftovers(address));
-  }
-  for (const name of u.hostVeths) {
-    await attempt(`remove host veth ${name}`, () => removeHostVeth(h, name));
+  for (const o of owned.values()) {
+    await attempt(`remove host routing for ${o.address}`, () => removeHostLeftovers(o));
   }
   if (failures.length > 0) {
     throw new CniError(Code.teardownFailed, 'failed to remove the pod network', failures.join('; '));
   }
-  return [...addresses];
+  return [...owned.keys()];
 }
 
 export interface Checking {
-  netns: string;
+  pod: PodNetns;
   ifName: string;
   address: string;
   podMac?: string;
@@ -290,12 +274,12 @@ export interface Checking {
 /** Lists every way the pod network differs from what ADD leaves; empty when all is in place. */
 export async function checkPod(c: Checking): Promise<string[]> {
   const problems: string[] = [];
-  const pod = podRtnl(c.netns);
+  const pod = c.pod.rtnl;
   const h = hostRtnl();
   const ip = `${c.address}/32`;
 
   const link = await pod.findLink(c.ifName);
-  if (!link) return [`interface ${c.ifName} is missing in ${c.netns}`];
+  if (!link) return [`interface ${c.ifName} is missing in ${c.pod.path}`];
   if (!link.up) problems.push(`${c.ifName} is down`);
   if (c.mtu !== undefined && link.mtu !== c.mtu)
     problems.push(`${c.ifName} has MTU ${link.mtu}, expected ${c.mtu}`);

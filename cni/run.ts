@@ -10,6 +10,7 @@ import { CniError, Code, errorJson } from './errors.js';
 import { type IpamdApi, IpamdClient } from './ipamd-client.js';
 import { fileLogger } from './log.js';
 import { type NetConf, parseNetConf, SUPPORTED_VERSIONS } from './netconf.js';
+import type { NetnsSource } from './podns.js';
 
 const LATEST = SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.length - 1]!;
 
@@ -21,6 +22,8 @@ export interface CniInvocation {
   stdinError?: CniError | undefined;
   /** How to reach ipamd for this config; default: its Unix socket (`ipamdSocket`). */
   ipamd?: (conf: NetConf) => IpamdApi;
+  /** How to reach the pod's namespace; default: open CNI_NETNS by path (the plugin process). */
+  netns?: NetnsSource;
   /** Extra fields for the plugin log's `done` line (the Node plugin's start-up timings). */
   timing?: Record<string, number>;
 }
@@ -63,11 +66,13 @@ export async function runCni(inv: CniInvocation): Promise<CniOutcome> {
       ifName: env.ifName,
       pod: env.podName ? `${env.podNamespace}/${env.podName}` : undefined,
     });
-    // Loaded only for commands that need it: it brings netlink (VERSION and config errors do not).
+    // Loaded only for commands that need them: they bring netlink (VERSION and config errors do not).
     const { handlers } = await import('./plugin.js');
+    const netns = inv.netns ?? (await import('./podns.js')).pathNetnsSource;
     const started = performance.now();
     try {
-      const out = await handlers[command](env, conf, { log, ipamd: (inv.ipamd ?? socketClient)(conf) });
+      const ipamd = (inv.ipamd ?? socketClient)(conf);
+      const out = await handlers[command](env, conf, { log, ipamd, netns });
       const timing = { ...inv.timing, runMs: ms(performance.now() - started) };
       log.info('done', out === undefined ? { timing } : { timing, result: out });
       return { exitCode: 0, stdout: out === undefined ? '' : line(out) };

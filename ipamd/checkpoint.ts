@@ -1,11 +1,12 @@
 /**
  * The checkpoint: which pod attachment holds which address, persisted before ipamd acknowledges an
  * assignment or release, so a restart (or kill -9) never loses or double-assigns an address.
- * Versioned JSON written atomically: temp file, fsync, rename, fsync of the directory.
+ * Versioned JSON, mode 0600, written atomically (lib/fs/atomic.ts).
  * Concurrent requests share writes (group commit): every caller's change is in the write it awaits.
  */
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { writeFileAtomic } from '../lib/fs/atomic.js';
 import type { Assignment } from './datastore/datastore.js';
 
 export const CHECKPOINT_VERSION = 1;
@@ -117,24 +118,8 @@ export class Checkpoint {
   }
 
   private async writeNow(data: CheckpointData): Promise<void> {
-    const dir = dirname(this.path);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const tmp = `${this.path}.tmp-${process.pid}`;
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(`${JSON.stringify(data)}\n`);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, this.path);
-    // The rename is durable only once the directory entry is on disk.
-    const dh = await open(dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
+    await mkdir(dirname(this.path), { recursive: true, mode: 0o755 });
+    await writeFileAtomic(this.path, `${JSON.stringify(data)}\n`, 0o600);
     this.writes++;
   }
 }

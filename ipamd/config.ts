@@ -52,6 +52,8 @@ export interface Config {
   region: string | null;
   introspectionBind: string | null;
   metricsBind: string | null;
+  /** IPAMD_BLOCK_POD_IMDS: drop pod traffic to IMDS (169.254.169.254) on this node. */
+  blockPodImds: boolean;
   socketPath: string;
   socketMode: number;
   /** Group owning the socket (IPAMD_SOCKET_GROUP, mode 0660), or null for root-only 0600. */
@@ -405,7 +407,9 @@ export function loadConfig(env: Env = process.env): Config {
     introspectionBind: r.bool('DISABLE_INTROSPECTION', false)
       ? null
       : r.bind('INTROSPECTION_BIND_ADDRESS', '127.0.0.1:61679'),
-    metricsBind: r.bool('DISABLE_METRICS', false) ? null : r.bind('METRICS_BIND_ADDRESS', '0.0.0.0:61678'),
+    // Loopback: pods (on any node) cannot read the metrics; scrapers need an address set (docs).
+    metricsBind: r.bool('DISABLE_METRICS', false) ? null : r.bind('METRICS_BIND_ADDRESS', '127.0.0.1:61678'),
+    blockPodImds: r.bool('IPAMD_BLOCK_POD_IMDS', true),
     socketPath: r.absPath('IPAMD_SOCKET_PATH', DEFAULT_SOCKET_PATH),
     socketMode: Number.parseInt(socketModeRaw, 8),
     socketGid,

@@ -1,49 +1,52 @@
 /**
- * ipamd's wiring and lifecycle. Startup, in this order:
- *   1. IMDSv2: the instance, its type and every attached ENI;
- *   2. one DescribeNetworkInterfaces for those ENIs (tags: unmanaged ones are left alone);
- *   3. tag managed secondary ENIs that lack this node's tags;
- *   4. host networking for the node and each secondary ENI;
- *   5. rebuild the datastore from EC2, replay the checkpoint;
- *   6. fill the pool until an address can be handed out (or nothing more can be had);
- *   7. only then serve the socket, write the CNI conflist, start introspection and metrics;
- *   8. loops: pool upkeep, reconciliation against IMDS, leaked-ENI cleanup.
+ * ipamd's wiring and lifecycle. Start-up is a pipeline of named stages, each taking what the last
+ * produced, with the node's state in one object (`NodeState`):
+ *   0. the run directories (socket, checkpoint) exist and only root can write them (run-dir.ts); read
+ *      the checkpoint and open the socket at once (not ready; releases served from the checkpoint);
+ *   1. discover: IMDS, the instance type, the cluster's settings, one EC2 describe of the ENIs;
+ *   2. set up the host: tag managed ENIs, node networking, each confirmed secondary ENI;
+ *   3. replay state: the datastore from IMDS/EC2 plus the checkpoint (from here the datastore answers);
+ *   4. build the pool and fill it until an address can be handed out (or nothing more can be had);
+ *   5. serve: ready, CNI conflist, introspection and metrics;
+ *   6. start the loops: pool upkeep, DELs that ran while ipamd was away, reconciliation against
+ *      IMDS/EC2, leaked-ENI cleanup, cluster follow.
+ * A stage that fails for a transient reason (EC2 5xx or throttling, timeouts, IMDS lag) is retried with
+ * backoff while the socket says why ipamd is not ready; only permanent errors end start-up.
  * SIGTERM (stop()): stop growing, let in-flight work finish, close the socket, flush the checkpoint.
  */
-import { mkdir, open, rename } from 'node:fs/promises';
-import { join } from 'node:path';
-import { lookupInstanceType } from '../lib/instance-types/index.js';
-import { createEc2Transport, Ec2Api } from './aws/ec2.js';
-import { Imds, type ImdsEni } from './aws/imds.js';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { writeFileAtomic } from '../lib/fs/atomic.js';
+import { pendingDelDir } from '../lib/protocol/pending-del.js';
+import type { Ec2Api } from './aws/ec2.js';
+import type { ImdsEni } from './aws/imds.js';
 import { Checkpoint, type CheckpointData } from './checkpoint.js';
 import { CniExecutor } from './cni-exec.js';
 import type { Config } from './config.js';
 import { usesIpTargets } from './config.js';
 import { Datastore, type EniInfo } from './datastore/datastore.js';
 import { restoreCheckpoint } from './datastore/restore.js';
+import { SavedAssignments } from './datastore/saved.js';
+import { type Discovery, discover, withGroups } from './discovery.js';
 import { setupEniNetwork, teardownEniNetwork } from './hostnet/eni.js';
 import { setupNodeNetwork } from './hostnet/node.js';
 import { IpamService } from './ipam-handler.js';
-import type { ClusterFollower, FollowedSettings } from './k8s/index.js';
+import type { ClusterFollower } from './k8s/index.js';
 import type { Logger } from './log.js';
 import { eniMax, ipMax, trackAssignedPerCidr } from './metrics.js';
-import {
-  type HostNetwork,
-  PoolExecutor,
-  TAG_CLUSTER,
-  TAG_INSTANCE_ID,
-  TAG_NO_MANAGE,
-} from './pool/executor.js';
+import { releasePendingDels } from './pending-dels.js';
+import { type HostNetwork, PoolExecutor, TAG_CLUSTER, TAG_INSTANCE_ID } from './pool/executor.js';
 import { cleanLeakedEnis } from './pool/leaked.js';
-import { poolLimits, prefixModeProblem, type TypeLimits } from './pool/limits.js';
+import { poolLimits } from './pool/limits.js';
 import { PoolManager } from './pool/manager.js';
-import { reconcile } from './pool/reconcile.js';
+import { Reconciler } from './pool/reconcile.js';
 import { SubnetPicker } from './pool/subnets.js';
+import { ensureRunDirs } from './run-dir.js';
+import { exposedPorts } from './server/bind.js';
 import { startIntrospectionServer } from './server/introspection.js';
 import { startMetricsServer } from './server/metrics-server.js';
-import { startSocketServer } from './server/socket.js';
-
-type FollowedSettingsHandler = (next: FollowedSettings, prev: FollowedSettings) => void;
+import { type SocketServer, startSocketServer } from './server/socket.js';
+import { retryStage, StartupGate } from './startup.js';
 
 export interface DaemonOptions {
   /** Replaces host networking (unit tests, or a host where another agent owns it). */
@@ -57,11 +60,35 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-function hostNetwork(
-  cfg: Config,
-  log: Logger,
-  primary: ImdsEni,
-): HostNetwork & { setupNode(): Promise<void> } {
+/**
+ * How long EC2 and IMDS must agree that an ENI is gone before ipamd forgets it. EC2 does not document
+ * its consistency window; new ENIs usually show in Describe within seconds.
+ */
+const CONSISTENCY_WINDOW_MS = 30_000;
+/** Reconcile this often while something waits for EC2 to confirm it (capped by the reconcile interval). */
+const PENDING_RECONCILE_MS = 2_000;
+
+type Host = HostNetwork & { setupNode(): Promise<void> };
+
+/** The node's state: built up stage by stage, then shared by the loops and stop(). */
+interface NodeState extends Discovery {
+  cfg: Config;
+  log: Logger;
+  host: Host;
+  ds: Datastore;
+  checkpoint: Checkpoint;
+  service: IpamService;
+  subnets: SubnetPicker;
+  pool: PoolManager;
+  reconciler: Reconciler;
+  /** Asks for a reconciliation soon (an unknown ENI holds a device index, EC2 disagrees). */
+  reconcileSoon: () => void;
+  /** Runs the plugin's calls in-process; also removes host state of a release made without a call. */
+  cniExec: CniExecutor;
+  stopping: boolean;
+}
+
+function hostNetwork(cfg: Config, log: Logger, primary: ImdsEni): Host {
   const spec = (e: EniInfo) => ({
     mac: e.mac,
     deviceNumber: e.deviceNumber,
@@ -80,6 +107,8 @@ function hostNetwork(
         mtu: cfg.eniMtu,
         nodePortSupport: cfg.nodePortSupport,
         setSysctls: cfg.setSysctls,
+        blockPodImds: cfg.blockPodImds,
+        podClosedTcpPorts: exposedPorts([cfg.metricsBind, cfg.introspectionBind]),
         log,
       });
     },
@@ -92,17 +121,7 @@ function hostNetwork(
   };
 }
 
-async function resolveType(name: string, ec2: Ec2Api): Promise<TypeLimits> {
-  const known = lookupInstanceType(name);
-  if (known) return known;
-  const described = await ec2.describeInstanceType(name);
-  if (!described) {
-    throw new Error(`instance type ${name} is unknown to ipamd's table and to DescribeInstanceTypes`);
-  }
-  return described;
-}
-
-/** Writes `${dir}/10-aws.conflist` atomically so the runtime never reads half a file. */
+/** Writes `${dir}/10-aws.conflist` (0644) atomically so the runtime never reads half a file. */
 export async function writeConflist(dir: string, socketPath: string): Promise<string> {
   const conf = {
     cniVersion: '1.0.0',
@@ -114,180 +133,104 @@ export async function writeConflist(dir: string, socketPath: string): Promise<st
   };
   await mkdir(dir, { recursive: true });
   const path = join(dir, '10-aws.conflist');
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w', 0o644);
-  try {
-    await fh.writeFile(`${JSON.stringify(conf, null, 2)}\n`);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
+  await writeFileAtomic(path, `${JSON.stringify(conf, null, 2)}\n`, 0o644);
   return path;
 }
 
-export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions = {}): Promise<Daemon> {
-  const started = Date.now();
-  // 1. Who we are.
-  const imds = new Imds(cfg.imdsEndpoint);
-  const identity = await imds.identity();
-  const seen = await imds.enis();
-  const primary = seen.find((e) => e.mac === identity.primaryMac);
-  if (!primary) throw new Error(`IMDS lists no ENI with the primary MAC ${identity.primaryMac}`);
-  log.info({ ...identity, enis: seen.length }, 'instance discovered');
-
-  const ec2 = new Ec2Api(createEc2Transport(cfg.region ?? identity.region, cfg.ec2Endpoint, cfg.ec2UseFips), {
-    maxAttempts: cfg.ec2MaxAttempts,
-    mutatingRate: cfg.ec2MutatingRate,
-    describeRate: cfg.ec2DescribeRate,
-    log: log.child({ component: 'ec2' }),
-  });
-  const type = await resolveType(identity.instanceType, ec2);
-  if (cfg.mode === 'prefix') {
-    const problem = prefixModeProblem(type);
-    if (problem) throw new Error(problem);
-  }
-  // In a cluster the node object gives max pods and names the ENIConfig; local settings take precedence.
-  let eniConfig = cfg.eniConfig;
-  let clusterMaxPods: number | null = null;
-  const eniConfigFromCluster = cfg.customNetworking && cfg.eniConfig === null;
-  // An ENIConfig without security groups means the primary ENI's (the reference's rule).
-  const withGroups = (c: { subnet: string; securityGroups: string[] }) => ({
-    subnet: c.subnet,
-    securityGroups: c.securityGroups.length > 0 ? c.securityGroups : primary.securityGroups,
-  });
-  // Set in a cluster: keeps following the node and its ENIConfig once the pool exists (step 8).
-  let followCluster: ((apply: FollowedSettingsHandler) => ClusterFollower) | null = null;
-  if (cfg.cluster) {
-    // Loaded only with a cluster: client-node is a separate chunk a daemon without one never reads.
-    const k8s = await import('./k8s/index.js');
-    const k8sLog = log.child({ component: 'k8s' });
-    const access = k8s.detectCluster(process.env) ?? undefined;
-    const where = { ...cfg.cluster, availabilityZone: identity.availabilityZone };
-    const cs = await k8s.readClusterSettings({
-      ...where,
-      wantEniConfig: eniConfigFromCluster,
-      log: k8sLog,
-      access,
-    });
-    clusterMaxPods = cs.maxPods;
-    if (cs.eniConfig && !eniConfig) eniConfig = withGroups(cs.eniConfig);
-    // Nothing to follow when MAX_PODS and a local ENIConfig (or no custom networking) decide everything.
-    if (access && (eniConfigFromCluster || cfg.maxPods === null)) {
-      followCluster = (onChange) =>
-        new k8s.ClusterFollower({
-          ...where,
-          access,
-          wantEniConfig: eniConfigFromCluster,
-          initial: cs,
-          onChange,
-          log: k8sLog,
-          resyncMs: cfg.k8sResyncIntervalSeconds * 1000,
-        });
-    }
-  }
-  let limits = poolLimits(type, {
-    mode: cfg.mode,
-    maxEni: cfg.maxEni,
-    maxPods: cfg.maxPods ?? clusterMaxPods,
-  });
-
-  // 2. One describe for every attached ENI (tags, addresses as EC2 knows them). By attachment rather
-  // than by id: an id IMDS lists but EC2 does not show yet would fail the whole call.
-  const attached = await ec2.findNetworkInterfaces([
-    { Name: 'attachment.instance-id', Values: [identity.instanceId] },
-  ]);
-  const described = new Map(attached.map((e) => [e.id, e]));
-  const unmanaged = new Map<string, number>();
-  const ds = new Datastore(cfg.ipCooldownSeconds * 1000);
-  trackAssignedPerCidr(() => ds.assignedPerCidr());
-  const nodeTags: Record<string, string> = {
-    [TAG_INSTANCE_ID]: identity.instanceId,
+function nodeTags(cfg: Config, d: Discovery): Record<string, string> {
+  return {
+    [TAG_INSTANCE_ID]: d.identity.instanceId,
     ...(cfg.clusterName ? { [TAG_CLUSTER]: cfg.clusterName } : {}),
   };
-  const toTag: string[] = [];
-  const managed: { info: EniInfo; ips: string[]; prefixes: string[] }[] = [];
-  for (const e of seen) {
-    const d = described.get(e.id);
-    if (!d) {
-      log.warn({ eniId: e.id }, 'ENI in IMDS but not in EC2 yet; reconciliation will pick it up');
-      continue;
-    }
-    const isPrimary = e.deviceNumber === 0;
-    if (!isPrimary && d.tags[TAG_NO_MANAGE] === 'true') {
-      unmanaged.set(e.id, e.deviceNumber);
-      log.info({ eniId: e.id, deviceNumber: e.deviceNumber }, 'ENI tagged no_manage: leaving it alone');
-      continue;
-    }
-    if (!isPrimary && d.tags[TAG_INSTANCE_ID] !== identity.instanceId) toTag.push(e.id);
-    managed.push({
-      info: {
-        id: e.id,
-        mac: e.mac,
-        deviceNumber: e.deviceNumber,
-        subnetId: e.subnetId,
-        subnetCidr: e.subnetCidr,
-        primaryIp: d.primaryIp,
-        attachmentId: d.attachment?.id ?? null,
-        isPrimary,
-        forPods: !isPrimary || !cfg.customNetworking,
-      },
-      ips: d.secondaryIps,
-      prefixes: d.prefixes,
-    });
+}
+
+/** Stage 2: tags, node networking, each secondary ENI EC2 confirms (the others wait for it). */
+async function setUpHost(cfg: Config, d: Discovery, host: Host): Promise<void> {
+  if (d.toTag.length > 0) {
+    // Tags let leaked-ENI cleanup attribute the ENIs; the next attempt need not tag again.
+    await d.ec2.createTags(d.toTag, nodeTags(cfg, d));
+    d.toTag = [];
   }
-  // 3. Tag managed ENIs so leaked-ENI cleanup can attribute them.
-  if (toTag.length > 0) await ec2.createTags(toTag, nodeTags);
-
-  // 4. Host networking.
-  const host = opts.host ?? hostNetwork(cfg, log.child({ component: 'hostnet' }), primary);
   await host.setupNode();
-  for (const m of managed) await host.setupEni(m.info);
+  for (const m of d.managed) if (!m.unconfirmed) await host.setupEni(m.info);
+}
 
-  // 5. Datastore from EC2, then the checkpoint.
-  for (const m of managed) {
-    ds.addEni(m.info);
+/**
+ * Stage 3: the datastore from what discovery found, then the checkpoint replayed into it. Synchronous,
+ * and so is handing over to it (startDaemon): no release can slip between the replay and the take-over.
+ */
+export function replayState(cfg: Config, log: Logger, d: Discovery, saved: SavedAssignments): Datastore {
+  const ds = new Datastore(cfg.ipCooldownSeconds * 1000);
+  trackAssignedPerCidr(() => ds.assignedPerCidr());
+  for (const m of d.managed) {
+    ds.addEni(m.info, { unconfirmed: m.unconfirmed });
     ds.addIps(m.info.id, m.ips);
     ds.addPrefixes(m.info.id, m.prefixes);
   }
-  const snapshot = (): CheckpointData => ({
+  const r = restoreCheckpoint(ds, saved.snapshot(), log.child({ component: 'restore' }));
+  log.info({ restored: r.restored, held: r.held, dropped: r.dropped.length }, 'checkpoint replayed');
+  return ds;
+}
+
+function snapshotOf(ds: Datastore): CheckpointData {
+  return {
     version: 1,
     allocations: ds.assignments().map((a) => ({ ...a.assignment, address: a.address, eniId: a.eniId })),
     cooldowns: ds.cooldowns(),
-  });
-  const checkpoint = new Checkpoint(cfg.checkpointPath, snapshot);
-  const saved = await checkpoint.load();
-  if (saved) {
-    const r = restoreCheckpoint(ds, saved, log.child({ component: 'restore' }));
-    log.info({ restored: r.restored, dropped: r.dropped.length }, 'checkpoint replayed');
-    if (r.dropped.length > 0) await checkpoint.persist();
-  } else {
-    await checkpoint.persist();
-  }
+  };
+}
 
-  // 6. The pool.
+function ipamService(cfg: Config, log: Logger, d: Discovery, ds: Datastore, checkpoint: Checkpoint) {
+  const vpcCidrs = d.primary.vpcCidrs.length > 0 ? d.primary.vpcCidrs : [d.primary.subnetCidr];
+  return new IpamService({
+    ds,
+    checkpoint,
+    log: log.child({ component: 'ipam' }),
+    vpcCidrs,
+    snat: cfg.snat,
+    podMtu: cfg.podMtu,
+    vethPrefix: cfg.vethPrefix,
+    // Read per request: max pods can change with the node object.
+    get maxPods() {
+      return d.limits.maxPods;
+    },
+  });
+}
+
+function setLimitGauges(n: Pick<NodeState, 'cfg' | 'limits' | 'unmanaged'>): void {
+  const enis = n.limits.maxEnis - n.unmanaged.size;
+  eniMax.set(enis);
+  ipMax.set(Math.min(n.limits.maxPods, enis * n.limits.slotsPerEni * (n.cfg.mode === 'prefix' ? 16 : 1)));
+}
+
+/** Stage 4a: subnets, executor, manager, reconciler. */
+function buildPool(
+  n: Pick<NodeState, 'cfg' | 'log' | 'ds' | 'host' | 'service' | 'reconcileSoon'> & Discovery,
+): Pick<NodeState, 'subnets' | 'pool' | 'reconciler'> {
+  const { cfg, log, ds, host } = n;
   const subnets = new SubnetPicker({
-    primary: { subnetId: primary.subnetId, securityGroups: primary.securityGroups },
-    customSubnet: eniConfig ? { subnetId: eniConfig.subnet, securityGroups: eniConfig.securityGroups } : null,
+    primary: { subnetId: n.primary.subnetId, securityGroups: n.primary.securityGroups },
+    customSubnet: n.eniConfig
+      ? { subnetId: n.eniConfig.subnet, securityGroups: n.eniConfig.securityGroups }
+      : null,
     discovery:
-      cfg.subnetDiscovery && primary.vpcId
-        ? { vpcId: primary.vpcId, availabilityZone: identity.availabilityZone }
+      cfg.subnetDiscovery && n.primary.vpcId
+        ? { vpcId: n.primary.vpcId, availabilityZone: n.identity.availabilityZone }
         : null,
-    ec2,
+    ec2: n.ec2,
     log: log.child({ component: 'subnets' }),
   });
-  // Bound below once the pool exists: an ENI ipamd does not know holds a device index it wants.
-  let reconcileSoon = (): void => undefined;
   const executor = new PoolExecutor({
-    ec2,
-    imds,
+    ec2: n.ec2,
+    imds: n.imds,
     ds,
-    identity,
+    identity: n.identity,
     subnets,
     host,
     log: log.child({ component: 'pool' }),
-    eniTags: { ...cfg.additionalEniTags, ...nodeTags },
-    onStrayAttachment: () => reconcileSoon(),
+    eniTags: { ...cfg.additionalEniTags, ...nodeTags(cfg, n) },
+    // An ENI ipamd does not know holds a device index it wants (reconcileSoon is bound by the loops).
+    onStrayAttachment: () => n.reconcileSoon(),
   });
   const pool = new PoolManager({
     ds,
@@ -301,106 +244,68 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
       minIp: cfg.minimumIpTarget,
       warmPrefix: cfg.warmPrefixTarget,
     },
-    limits,
+    limits: n.limits,
     shrinkIntervalMs: cfg.shrinkIntervalSeconds * 1000,
     disableProvisioning: cfg.disableProvisioning,
-    unmanagedDeviceNumbers: () => [...unmanaged.values()],
+    unmanagedDeviceNumbers: () => [...n.unmanaged.values()],
+    // EC2 knows more addresses on the ENI than ipamd: learn them now rather than in a minute.
+    onAddressLimit: () => n.reconcileSoon(),
   });
-  const setLimitGauges = () => {
-    eniMax.set(limits.maxEnis - unmanaged.size);
-    ipMax.set(
-      Math.min(
-        limits.maxPods,
-        (limits.maxEnis - unmanaged.size) * limits.slotsPerEni * (cfg.mode === 'prefix' ? 16 : 1),
-      ),
-    );
-  };
-  setLimitGauges();
+  const reconciler = new Reconciler({
+    imds: n.imds,
+    ec2: n.ec2,
+    ds,
+    host,
+    log: log.child({ component: 'reconcile' }),
+    instanceId: n.identity.instanceId,
+    unmanaged: n.unmanaged,
+    primaryForPods: !cfg.customNetworking,
+    consistencyWindowMs: CONSISTENCY_WINDOW_MS,
+  });
+  n.service.setPool(pool);
+  setLimitGauges(n);
   log.info(
     {
-      instanceType: type.name,
+      instanceType: n.type.name,
       mode: cfg.mode,
-      limits,
+      limits: n.limits,
       targets: usesIpTargets(cfg)
         ? { warmIp: cfg.warmIpTarget, minIp: cfg.minimumIpTarget }
         : cfg.mode === 'prefix'
           ? { warmPrefix: cfg.warmPrefixTarget }
           : { warmEni: cfg.warmEniTarget },
-      unmanagedEnis: [...unmanaged.keys()],
+      unmanagedEnis: [...n.unmanaged.keys()],
     },
     'pool configured',
   );
+  return { subnets, pool, reconciler };
+}
 
-  const runReconcile = () =>
-    pool
-      .exclusive(() =>
-        reconcile({
-          imds,
-          ec2,
-          ds,
-          host,
-          log: log.child({ component: 'reconcile' }),
-          instanceId: identity.instanceId,
-          unmanaged,
-          primaryForPods: !cfg.customNetworking,
-        }),
-      )
-      .then(() => checkpoint.persist())
-      .catch((err) => log.warn({ err: (err as Error).message }, 'reconcile failed; will retry'));
-  let reconcileQueued = false;
-  reconcileSoon = () => {
-    if (reconcileQueued) return;
-    reconcileQueued = true;
-    setImmediate(() => {
-      reconcileQueued = false;
-      void runReconcile();
-    });
-  };
-
-  let stopping = false;
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Stage 4b: one step at a time until an address exists; the pool finishes growing after serving. */
+async function fillPool(n: NodeState, gate: StartupGate): Promise<void> {
+  const { cfg, ds, pool, log } = n;
   for (;;) {
-    // One step at a time: serve as soon as an address exists, and let the pool finish growing after.
     await pool.tick(1);
     const atTarget = pool.status.lastAction?.kind === 'none';
-    // With provisioning disabled only reconciliation (started after serving) can bring addresses.
-    const cannotGrow = pool.status.blocked?.permanent || cfg.disableProvisioning;
-    if (ds.stats().ready > 0 || atTarget || cannotGrow || stopping) break;
+    // With provisioning disabled only reconciliation (started after serving) can bring addresses;
+    // waiting for EC2 to show an ENI it hides is for the loops too (ADD is told to retry meanwhile).
+    const blocked = pool.status.blocked;
+    const cannotGrow = blocked?.permanent || blocked?.retrySoon || cfg.disableProvisioning;
+    if (ds.stats().ready > 0 || atTarget || cannotGrow || n.stopping) break;
     const why = pool.status.blocked?.reason ?? pool.status.lastError;
+    gate.setReason(`waiting for a first free address${why ? ` (${why})` : ''}`);
     if (why) {
       log.info({ reason: why }, 'waiting for a first free address before serving');
-      await sleep(Math.min(1000, cfg.poolCheckIntervalSeconds * 1000));
+      await new Promise((r) => setTimeout(r, Math.min(1000, cfg.poolCheckIntervalSeconds * 1000)));
     }
   }
   pool.updateGauges();
+}
 
-  // 7. Serve.
-  const vpcCidrs = primary.vpcCidrs.length > 0 ? primary.vpcCidrs : [primary.subnetCidr];
-  const handler = new IpamService({
-    ds,
-    checkpoint,
-    pool,
-    log: log.child({ component: 'ipam' }),
-    vpcCidrs,
-    snat: cfg.snat,
-    podMtu: cfg.podMtu,
-    vethPrefix: cfg.vethPrefix,
-    // Read per request: max pods can change with the node object.
-    get maxPods() {
-      return limits.maxPods;
-    },
-  });
-  handler.setReady(null);
-  // The native aws-cni shim forwards whole CNI calls here: ipamd runs the plugin's handlers itself.
-  const cniExec = new CniExecutor(handler, log.child({ component: 'cni' }));
-  const socket = await startSocketServer({
-    path: cfg.socketPath,
-    mode: cfg.socketMode,
-    ...(cfg.socketGid !== null ? { gid: cfg.socketGid } : {}),
-    handler,
-    cni: (req) => cniExec.run(req),
-    log: log.child({ component: 'socket' }),
-  });
+/** Stage 5: ready, conflist, introspection, metrics. */
+async function serve(n: NodeState, started: number): Promise<{ close(): Promise<void> }[]> {
+  const { cfg, log, ds, pool } = n;
+  n.service.setReady(null);
   if (cfg.writeCniConflist) {
     const path = await writeConflist(cfg.cniConfDir, cfg.socketPath);
     log.info({ path }, 'CNI conflist written');
@@ -423,7 +328,12 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
               ready: s.ready,
             })),
           pods: () => ds.assignments(),
-          config: () => ({ ...cfg, limits, instanceType: type.name, unmanagedEnis: [...unmanaged.keys()] }),
+          config: () => ({
+            ...cfg,
+            limits: n.limits,
+            instanceType: n.type.name,
+            unmanagedEnis: [...n.unmanaged.keys()],
+          }),
           health: () => ({ ...ds.stats(), pool: pool.status }),
         },
       }),
@@ -432,8 +342,12 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   if (cfg.metricsBind) servers.push(await startMetricsServer({ bind: cfg.metricsBind, log }));
   log.info({ socket: cfg.socketPath, startupMs: Date.now() - started, ...ds.stats() }, 'ipamd serving');
   pool.kick();
+  return servers;
+}
 
-  // 8. Loops.
+/** Stage 6: periodic jobs, reconciliation on demand, and the cluster follower. Returns their stop. */
+function startLoops(n: NodeState): () => Promise<void> {
+  const { cfg, log, pool } = n;
   const timers: NodeJS.Timeout[] = [];
   const every = (seconds: number, fn: () => Promise<unknown>) => {
     const t = setInterval(() => {
@@ -442,15 +356,54 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     t.unref();
     timers.push(t);
   };
+  let queued = false;
+  let followUp: NodeJS.Timeout | null = null;
+  // Something waits for EC2 (an ENI it does not show yet, one that may be gone): look again soon.
+  const lookAgainSoon = () => {
+    if (!n.reconciler.pending || n.stopping || followUp) return;
+    followUp = setTimeout(
+      () => {
+        followUp = null;
+        n.reconcileSoon();
+      },
+      Math.min(PENDING_RECONCILE_MS, cfg.reconcileIntervalSeconds * 1000),
+    );
+    followUp.unref();
+  };
+  const runReconcile = (): Promise<void> =>
+    pool
+      .exclusive(() => n.reconciler.run())
+      .then(() => n.checkpoint.persist())
+      .catch((err) => log.warn({ err: (err as Error).message }, 'reconcile failed; will retry'))
+      .then(lookAgainSoon);
+  n.reconcileSoon = () => {
+    if (queued || n.stopping) return;
+    queued = true;
+    setImmediate(() => {
+      queued = false;
+      void runReconcile();
+    });
+  };
   every(cfg.poolCheckIntervalSeconds, () => pool.tick());
+  // DELs the plugin ran while ipamd was away (lib/protocol/pending-del.ts): now, then every pool tick.
+  const pendingDels = () =>
+    releasePendingDels({
+      dir: pendingDelDir(cfg.socketPath),
+      ipam: n.service,
+      unwireHost: (owned) => n.cniExec.removeHostLeftovers(owned),
+      log: log.child({ component: 'pending-del' }),
+    });
+  pendingDels().catch((err) => log.warn({ err: (err as Error).message }, 'pending DELs not processed'));
+  every(cfg.poolCheckIntervalSeconds, pendingDels);
   every(cfg.reconcileIntervalSeconds, runReconcile);
+  if (n.reconciler.pending) n.reconcileSoon();
   if (!cfg.disableLeakedEniCleanup && !cfg.disableProvisioning) {
     const clean = () =>
       pool
         .exclusive(() =>
           cleanLeakedEnis({
-            ec2,
-            instanceId: identity.instanceId,
+            ec2: n.ec2,
+            instanceId: n.identity.instanceId,
             clusterName: cfg.clusterName,
             maxAgeMs: cfg.leakedEniAgeSeconds * 1000,
             log: log.child({ component: 'leaked-eni' }),
@@ -459,50 +412,127 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
         .catch((err) => log.warn({ err: (err as Error).message }, 'leaked-ENI cleanup failed; will retry'));
     every(cfg.leakedEniIntervalSeconds, clean);
   }
-  // Cluster changes (node relabelled, ENIConfig edited, max pods changed) apply to the next ENI.
-  const follower =
-    followCluster?.((next, prev) => {
+  const follower = followCluster(n);
+  follower?.start();
+  return async () => {
+    for (const t of timers) clearInterval(t);
+    if (followUp) clearTimeout(followUp);
+    await follower?.stop();
+  };
+}
+
+/** Cluster changes (node relabelled, ENIConfig edited, max pods changed) apply to the next ENI. */
+function followCluster(n: NodeState): ClusterFollower | null {
+  const { cfg, log, pool, subnets } = n;
+  return (
+    n.followCluster?.((next, prev) => {
       if (next.maxPods !== prev.maxPods && cfg.maxPods !== null) {
         log.info(
           { maxPods: cfg.maxPods, node: next.maxPods },
           'node max pods changed; MAX_PODS keeps precedence',
         );
       } else if (next.maxPods !== prev.maxPods) {
-        const before = limits.maxPods;
-        limits = poolLimits(type, { mode: cfg.mode, maxEni: cfg.maxEni, maxPods: next.maxPods });
-        pool.setLimits(limits);
-        setLimitGauges();
-        log.info({ from: before, to: limits.maxPods }, `pool max pods ${before} → ${limits.maxPods}`);
+        const before = n.limits.maxPods;
+        n.limits = poolLimits(n.type, { mode: cfg.mode, maxEni: cfg.maxEni, maxPods: next.maxPods });
+        pool.setLimits(n.limits);
+        setLimitGauges(n);
+        log.info({ from: before, to: n.limits.maxPods }, `pool max pods ${before} → ${n.limits.maxPods}`);
       }
-      if (eniConfigFromCluster) {
+      if (n.eniConfigFromCluster) {
         if (next.eniConfig) {
-          const c = withGroups(next.eniConfig);
+          const c = withGroups(next.eniConfig, n.primary);
           subnets.setCustomSubnet({ subnetId: c.subnet, securityGroups: c.securityGroups });
         }
         subnets.hold(next.eniConfigProblem);
       }
       pool.kick();
-    }) ?? null;
-  follower?.start();
+    }) ?? null
+  );
+}
 
+export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions = {}): Promise<Daemon> {
+  const started = Date.now();
+  // 0. Where the socket and the checkpoint live: nobody but root may write there.
+  await ensureRunDirs([dirname(cfg.socketPath), dirname(cfg.checkpointPath)]);
+  // The checkpoint first (local, fast): from the first moment ipamd answers, it can release.
+  let snapshot: () => CheckpointData;
+  const checkpoint = new Checkpoint(cfg.checkpointPath, () => snapshot());
+  const saved = new SavedAssignments(await checkpoint.load(), cfg.ipCooldownSeconds * 1000);
+  snapshot = () => saved.snapshot();
+  const gate = new StartupGate(saved, () => checkpoint.persist(), log.child({ component: 'ipam' }));
+  // The native aws-cni shim forwards whole CNI calls here: ipamd runs the plugin's handlers itself.
+  const cniExec = new CniExecutor(gate, log.child({ component: 'cni' }));
+  const socket = await startSocketServer({
+    path: cfg.socketPath,
+    mode: cfg.socketMode,
+    ...(cfg.socketGid !== null ? { gid: cfg.socketGid } : {}),
+    handler: gate,
+    cni: (req, fds) => cniExec.run(req, fds),
+    log: log.child({ component: 'socket' }),
+  });
+  log.info({ socket: cfg.socketPath }, 'ipamd socket open; not ready until the pool can hand out an address');
+  try {
+    const retry = { log, onWait: (reason: string) => gate.setReason(reason) };
+    // 1. Discover.
+    gate.setReason('discovering the instance and its ENIs');
+    const reuse: { ec2?: Ec2Api } = {};
+    const d = await retryStage('discover', () => discover(cfg, log, reuse), retry);
+    // 2. The host.
+    gate.setReason('setting up host networking');
+    const host = opts.host ?? hostNetwork(cfg, log.child({ component: 'hostnet' }), d.primary);
+    await retryStage('host', () => setUpHost(cfg, d, host), retry);
+    // 3. Replay: from here releases and reads go to the datastore.
+    const ds = replayState(cfg, log, d, saved);
+    const service = ipamService(cfg, log, d, ds, checkpoint);
+    snapshot = () => snapshotOf(ds);
+    gate.open(service);
+    await retryStage('checkpoint', () => checkpoint.persist(), retry);
+    // 4. The pool.
+    const base = Object.assign(d, {
+      cfg,
+      log,
+      host,
+      ds,
+      checkpoint,
+      service,
+      reconcileSoon: (): void => undefined,
+      cniExec,
+      stopping: false,
+    });
+    const n: NodeState = Object.assign(base, buildPool(base));
+    gate.setReason('filling the pool');
+    await fillPool(n, gate);
+    // 5. Serve, 6. loops.
+    const servers = await serve(n, started);
+    const stopLoops = startLoops(n);
+    return daemonOf(n, { socket, servers, stopLoops });
+  } catch (err) {
+    await socket.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+function daemonOf(
+  n: NodeState,
+  run: { socket: SocketServer; servers: { close(): Promise<void> }[]; stopLoops: () => Promise<void> },
+): Daemon {
   let stopped: Promise<void> | null = null;
   return {
-    ds,
-    pool,
-    handler,
+    ds: n.ds,
+    pool: n.pool,
+    handler: n.service,
     stop: () => {
       stopped ??= (async () => {
-        stopping = true;
-        log.info('shutting down: no more growth, finishing in-flight work');
-        for (const t of timers) clearInterval(t);
-        await follower?.stop();
-        handler.setReady('ipamd is shutting down');
-        await pool.stop();
-        await socket.close();
-        await checkpoint.persist();
-        await Promise.allSettled(servers.map((s) => s.close()));
-        await ec2.drain();
-        log.info(ds.stats(), 'ipamd stopped; checkpoint flushed');
+        n.stopping = true;
+        n.log.info('shutting down: no more growth, finishing in-flight work');
+        await run.stopLoops();
+        n.service.close('ipamd is shutting down');
+        await n.pool.stop();
+        await run.socket.close();
+        await n.checkpoint.persist();
+        await Promise.allSettled(run.servers.map((s) => s.close()));
+        await n.ec2.drain();
+        n.log.info(n.ds.stats(), 'ipamd stopped; checkpoint flushed');
       })();
       return stopped;
     },

@@ -1,4 +1,4 @@
-// Builds the native netns addon (node-gyp) and bundles each entry point into dist/ with esbuild.
+// Builds the native addon (node-gyp) and bundles each entry point into dist/ with esbuild.
 // A bundle per program keeps start-up to one file read: the CNI binary's start-up is on every pod's path.
 import { execFileSync } from 'node:child_process';
 import {
@@ -28,15 +28,22 @@ function installAddon(from, to) {
   renameSync(`${to}.tmp-${process.pid}`, to);
 }
 
-const addonDir = 'native/netns';
-const addonOut = `${addonDir}/build/Release/netns.node`;
+// The native addon (native/sys): setns, netlink sockets, SO_PEERCRED, SCM_RIGHTS. Rebuilt when any
+// of its sources is newer than the last build.
+const addonDir = 'native/sys';
+const addonOut = `${addonDir}/build/Release/sys.node`;
 if (existsSync(`${addonDir}/binding.gyp`)) {
-  const stale = !existsSync(addonOut) || statSync(`${addonDir}/netns.c`).mtimeMs > statSync(addonOut).mtimeMs;
+  const sources = readdirSync(addonDir).filter((f) => /\.(c|h|gyp)$/.test(f));
+  const stale =
+    !existsSync(addonOut) ||
+    sources.some((f) => statSync(`${addonDir}/${f}`).mtimeMs > statSync(addonOut).mtimeMs);
   if (stale) {
     execFileSync('npx', ['node-gyp', 'rebuild', '--silent', `--directory=${addonDir}`], { stdio: 'inherit' });
   }
-  installAddon(addonOut, 'dist/netns.node');
+  installAddon(addonOut, 'dist/sys.node');
 }
+// Bundles of earlier builds loaded these; a stale copy must not be mistaken for the current addon.
+for (const old of ['dist/netns.node', 'dist/netlink.node']) rmSync(old, { force: true });
 
 // The CNI binary runtimes exec (dist/aws-cni): a small C shim that hands the call to ipamd and execs
 // aws-cni.mjs beside it when ipamd is away. Installed by rename: the old one may be running.
@@ -55,13 +62,6 @@ if (existsSync(shimSrc)) {
   }
   renameSync(tmp, 'dist/aws-cni');
 }
-
-// The `netlink` package's socket binding: lib/net loads it from next to the bundle as netlink.node.
-const netlinkBinding = [
-  'node_modules/netlink/build/Release/netlink_binding.node',
-  `node_modules/netlink/prebuilds/${process.platform}-${process.arch}/node.napi.node`,
-].find((f) => existsSync(f));
-if (netlinkBinding) installAddon(netlinkBinding, 'dist/netlink.node');
 
 for (const entry of entries) {
   if (!existsSync(entry.in)) {

@@ -57,7 +57,12 @@ function withVpcOptions(cmd: Command): Command {
     .option('--instances <n>', 'number of instances', countOption, 2)
     .option('--instance-type <type>', 'EC2 instance type', 'm5.large')
     .option('--name <name>', 'name of this VPC (several can run side by side)', nameOption, 'default')
-    .option('--imds-lag-ms <ms>', 'how far IMDS lags EC2', '0')
+    .option(
+      '--asynchrony <mode>',
+      'realistic (attach/detach delays, IMDS lag, consistency window; see docs/local-vpc.md) or instant',
+      'realistic',
+    )
+    .option('--imds-lag-ms <ms>', "how far IMDS lags EC2 (default: the asynchrony mode's figure)")
     .option('--eni-attach-delay-ms <ms>', 'how long an attached ENI takes to appear in the instance', '0')
     .option('--state-dir <dir>', 'where running VPCs are recorded', stateDir());
 }
@@ -149,9 +154,16 @@ interface UpOptions {
   instances: number;
   instanceType: string;
   name: string;
-  imdsLagMs: string;
+  asynchrony: string;
+  imdsLagMs?: string;
   eniAttachDelayMs: string;
   stateDir: string;
+}
+
+function asynchronyMode(text: string): 'realistic' | 'instant' {
+  if (text !== 'realistic' && text !== 'instant')
+    throw new Error(`--asynchrony: expected realistic or instant, got "${text}"`);
+  return text;
 }
 
 function millis(flag: string, text: string): number {
@@ -161,7 +173,8 @@ function millis(flag: string, text: string): number {
 }
 
 async function up(opts: UpOptions): Promise<VpcRecord> {
-  millis('--imds-lag-ms', opts.imdsLagMs);
+  asynchronyMode(opts.asynchrony);
+  if (opts.imdsLagMs !== undefined) millis('--imds-lag-ms', opts.imdsLagMs);
   millis('--eni-attach-delay-ms', opts.eniAttachDelayMs);
   if (!lookupInstanceType(opts.instanceType)) {
     throw new Error(`unknown instance type "${opts.instanceType}" (e.g. m5.large, t3.medium, c5.4xlarge)`);
@@ -192,8 +205,9 @@ async function up(opts: UpOptions): Promise<VpcRecord> {
       opts.instanceType,
       '--name',
       opts.name,
-      '--imds-lag-ms',
-      opts.imdsLagMs,
+      '--asynchrony',
+      opts.asynchrony,
+      ...(opts.imdsLagMs !== undefined ? ['--imds-lag-ms', opts.imdsLagMs] : []),
       '--eni-attach-delay-ms',
       opts.eniAttachDelayMs,
       '--state-dir',
@@ -221,7 +235,8 @@ async function up(opts: UpOptions): Promise<VpcRecord> {
 
 async function serve(opts: UpOptions): Promise<void> {
   const vpc = await createVpc({
-    imdsLagMs: millis('--imds-lag-ms', opts.imdsLagMs),
+    asynchrony: asynchronyMode(opts.asynchrony),
+    ...(opts.imdsLagMs !== undefined ? { imdsLagMs: millis('--imds-lag-ms', opts.imdsLagMs) } : {}),
     eniAttachDelayMs: millis('--eni-attach-delay-ms', opts.eniAttachDelayMs),
   });
   let stopping = false;

@@ -10,10 +10,15 @@
  * fabric that turns the model into veths and routes. Inside an instance namespace the emulators are
  * where they are on a real instance (IMDS at 169.254.169.254, EC2 at http://169.254.169.253); from
  * the root namespace tests reach them on loopback ports (`vpc.ec2Url`, `instance.imdsLoopbackUrl`).
+ *
+ * EC2's asynchrony is on by default (asynchrony.ts): attaches and detaches take time, IMDS lags EC2,
+ * a new ENI is NotFound for a moment. `asynchrony: 'instant'` turns it off for a test that says why;
+ * `timeScale` (default LOCAL_VPC_TIME_SCALE, else 1) shortens every figure.
  */
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import http from 'node:http';
 import type net from 'node:net';
+import { type Asynchrony, type AsynchronyOption, resolveAsynchrony, timeScaleFromEnv } from './asynchrony.js';
 import { CallLog } from './ec2/call-log.js';
 import { Faults } from './ec2/faults.js';
 import { createEc2Handler, type Ec2Server, startEc2Server } from './ec2/server.js';
@@ -41,6 +46,7 @@ import { newPrefix, validatePrefix } from './fabric/names.js';
 import type { CommandResult } from './fabric/shell.js';
 import { createImds, type Imds } from './imds/server.js';
 
+export type { Asynchrony, AsynchronyOption } from './asynchrony.js';
 export { EC2_ADDRESS, IMDS_ADDRESS, INET_HOST_ADDRESS } from './fabric/addresses.js';
 export { cleanupPrefix } from './fabric/cleanup.js';
 
@@ -57,9 +63,16 @@ export interface CreateVpcOptions {
   cidr?: string;
   /** Subnets; default 10.0.1.0/24 and 10.0.2.0/24, both in the "a" zone (so ENIs may cross them). */
   subnets?: Array<string | SubnetSpec>;
-  /** How far IMDS lags EC2, in ms (default 0). */
+  /**
+   * EC2's asynchrony: 'realistic' (default: attach, detach, IMDS lag and the consistency window as
+   * asynchrony.ts documents them), 'instant', or realistic with some figures replaced.
+   */
+  asynchrony?: AsynchronyOption;
+  /** Multiplies every asynchrony figure; default LOCAL_VPC_TIME_SCALE, else 1. */
+  timeScale?: number;
+  /** How far IMDS lags EC2, in ms (overrides the asynchrony's imdsLagMs, unscaled). */
   imdsLagMs?: number;
-  /** How long after an attach the ENI's link appears in the instance, in ms (default 0). */
+  /** How long after an attach completes the ENI's link appears in the instance, in ms (default 0). */
   eniAttachDelayMs?: number;
   region?: string;
 }
@@ -71,6 +84,8 @@ export interface LaunchOptions {
   /** Primary private address; EC2 picks one by default. */
   privateIp?: string;
   tags?: Record<string, string>;
+  /** HttpPutResponseHopLimit (1-64); EC2's default 1 lets only the instance itself get IMDS tokens. */
+  imdsHopLimit?: number;
 }
 
 export interface Instance {
@@ -124,6 +139,8 @@ export interface LocalVpc {
   readonly ec2Endpoint: string;
   readonly faults: Faults;
   readonly callLog: CallLog;
+  /** The asynchrony figures in force (already scaled). */
+  readonly asynchrony: Readonly<Asynchrony>;
   /** IMDS controls: how far it lags EC2, whether IMDSv1 (no token) is answered. */
   readonly imds: Pick<Imds, 'setLagMs' | 'setAllowV1'>;
 
@@ -153,11 +170,16 @@ const DEFAULT_SUBNETS: SubnetSpec[] = [{ cidr: '10.0.1.0/24' }, { cidr: '10.0.2.
 
 export async function createVpc(opts: CreateVpcOptions = {}): Promise<LocalVpc> {
   const prefix = validatePrefix(opts.prefix ?? newPrefix());
-  const imdsLagMs = opts.imdsLagMs ?? 0;
-  if (!Number.isFinite(imdsLagMs) || imdsLagMs < 0) {
-    throw new Error(`createVpc: imdsLagMs must be a number >= 0, got ${opts.imdsLagMs}`);
+  const asynchrony = resolveAsynchrony(opts.asynchrony, opts.timeScale ?? timeScaleFromEnv());
+  if (opts.imdsLagMs !== undefined) {
+    if (!Number.isFinite(opts.imdsLagMs) || opts.imdsLagMs < 0) {
+      throw new Error(`createVpc: imdsLagMs must be a number >= 0, got ${opts.imdsLagMs}`);
+    }
+    asynchrony.imdsLagMs = opts.imdsLagMs;
   }
   const state = new Ec2State(opts.region ? { region: opts.region } : {});
+  state.setAttachDelay(asynchrony.attachMs);
+  state.setDetachDelay(asynchrony.detachMs);
   const vpcRecord = state.createVpc({ cidr: opts.cidr ?? '10.0.0.0/16' });
   const subnets = opts.subnets ?? DEFAULT_SUBNETS;
   if (!Array.isArray(subnets) || subnets.length === 0) {
@@ -168,7 +190,7 @@ export async function createVpc(opts: CreateVpcOptions = {}): Promise<LocalVpc> 
     return state.createSubnet({ vpcId: vpcRecord.id, cidr: spec.cidr, ...(spec.az ? { az: spec.az } : {}) })
       .id;
   });
-  return LocalVpcImpl.start(prefix, state, vpcRecord.id, subnetIds, imdsLagMs, opts.eniAttachDelayMs ?? 0);
+  return LocalVpcImpl.start(prefix, state, vpcRecord.id, subnetIds, asynchrony, opts.eniAttachDelayMs ?? 0);
 }
 
 class LocalVpcImpl implements LocalVpc {
@@ -198,7 +220,9 @@ class LocalVpcImpl implements LocalVpc {
     readonly vpcId: string,
     readonly subnetIds: readonly string[],
     private readonly fabric: Fabric,
+    readonly asynchrony: Readonly<Asynchrony>,
   ) {
+    this.faults.setConsistencyWindow(asynchrony.consistencyWindowMs, { baseline: true });
     this.routerNetns = fabric.routerNs;
     this.inetNetns = fabric.inetNs;
   }
@@ -208,7 +232,7 @@ class LocalVpcImpl implements LocalVpc {
     state: Ec2State,
     vpcId: string,
     subnetIds: string[],
-    imdsLagMs: number,
+    asynchrony: Asynchrony,
     eniAttachDelayMs: number,
   ): Promise<LocalVpcImpl> {
     const fabric = await Fabric.create({
@@ -218,9 +242,9 @@ class LocalVpcImpl implements LocalVpc {
       // Also printed as it happens: a test that never calls settled() still shows why packets vanish.
       onError: (err) => process.stderr.write(`local VPC ${prefix}: ${err.message}\n`),
     });
-    const vpc = new LocalVpcImpl(prefix, state, vpcId, subnetIds, fabric);
+    const vpc = new LocalVpcImpl(prefix, state, vpcId, subnetIds, fabric, Object.freeze({ ...asynchrony }));
     try {
-      await vpc.startServices(imdsLagMs);
+      await vpc.startServices(asynchrony.imdsLagMs);
     } catch (err) {
       await vpc.destroy().catch(() => {});
       throw err;
@@ -274,6 +298,7 @@ class LocalVpcImpl implements LocalVpc {
       subnetId,
       ...(opts.privateIp ? { privateIpAddress: opts.privateIp } : {}),
       ...(opts.tags ? { tags: opts.tags } : {}),
+      ...(opts.imdsHopLimit !== undefined ? { httpPutResponseHopLimit: opts.imdsHopLimit } : {}),
     });
     const netns = await this.fabric.addInstance(record.id);
     const imdsListener = await listenOnLoopback((socket) => this.imdsServer.emit('connection', socket));
@@ -385,6 +410,7 @@ class LocalVpcImpl implements LocalVpc {
 
   private async teardown(): Promise<void> {
     const errors: string[] = [];
+    this.state.dispose(); // pending attaches/detaches must not reach a fabric being taken down
     const exited = [...this.children].map(
       (child) =>
         new Promise<void>((resolve) =>

@@ -1,6 +1,11 @@
 # A worker-node AMI with vpc-cni baked in: the EKS-optimized Amazon Linux 2023 AMI plus
 # infra/ami/install.sh (plugin, runtime, calculator, bootstrap hook, ipamd unit).
 #
+# IMDS hop limit: launch nodes from this AMI with HttpPutResponseHopLimit=1 (launch template
+# MetadataOptions). The AL2023 AMIs' "imds-support v2.0" defaults new instances to 2, which lets
+# pods one hop behind the node take IMDS tokens; ipamd runs in the host network and needs only 1.
+# An AMI cannot carry 1 itself (docs/operations.md, "Worker-node AMIs").
+#
 #   bash infra/ami/bundle.sh vpc-cni-bundle.tar.gz   # after npm run build
 #   packer build -var bundle=vpc-cni-bundle.tar.gz infra/packer/vpc-cni-node.pkr.hcl
 

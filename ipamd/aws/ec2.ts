@@ -3,6 +3,7 @@
  *  - waits for a client-side rate limiter (mutating and describe calls have separate buckets, like EC2),
  *  - retries throttling, 5xx and network failures under the SDK's standard retry strategy (capped
  *    exponential backoff with jitter, a retry quota shared by all calls so an outage is not amplified),
+ *    and NotFound on an ENI it created moments ago (EC2's eventual consistency),
  *  - counts and times every attempt into the reference's metrics,
  *  - turns failures into Ec2Error with an actionable message.
  * Replies are validated and normalised into the small shapes below; the rest of ipamd never sees SDK types.
@@ -65,7 +66,12 @@ export function createEc2Transport(region: string, endpoint: string | null, fips
   return new Ec2QueryClient({ region, endpoint: endpoint ?? regionalEndpoint(region, { fips }) });
 }
 
+/** How long after creating an ENI a NotFound naming it is taken for eventual consistency. */
+export const FRESH_ENI_WINDOW_MS = 120_000;
+
 export class Ec2Api {
+  /** ENI id -> when this daemon created it (pruned past FRESH_ENI_WINDOW_MS). */
+  private readonly createdAt = new Map<string, number>();
   private readonly mutating: PQueue;
   private readonly describing: PQueue;
   /** The SDK's standard retry strategy: capped exponential backoff with full jitter and a retry quota. */
@@ -91,6 +97,8 @@ export class Ec2Api {
   /** Runs one EC2 API call with rate limiting, retries, metrics and error mapping. */
   async call<T>(api: string, mutating: boolean, send: () => Promise<T>, ctx: CallContext = {}): Promise<T> {
     const queue = mutating ? this.mutating : this.describing;
+    if (ctx.eniId !== undefined && ctx.justCreated === undefined)
+      ctx = { ...ctx, justCreated: this.isFresh(ctx.eniId) };
     let token = await this.retries.acquireInitialRetryToken('ec2');
     for (let attempt = 1; ; attempt++) {
       const started = performance.now();
@@ -115,7 +123,10 @@ export class Ec2Api {
         }
         // Throttling backs off from a longer base: the bucket refills slowly, hammering it delays everyone.
         // The SDK counts 5xx and connection failures as transient; both are retried.
-        const errorType = err.kind === 'throttled' ? 'THROTTLING' : 'TRANSIENT';
+        // A new ENI's id propagates in seconds (EC2 advises retrying from "a couple of seconds"): the
+        // longer base keeps the few attempts from being spent inside the window.
+        const errorType =
+          err.kind === 'throttled' || err.kind === 'not_yet_visible' ? 'THROTTLING' : 'TRANSIENT';
         const waitStarted = performance.now();
         try {
           token = await this.retries.refreshRetryTokenForRetry(token, { errorType, error: raw as never });
@@ -136,10 +147,20 @@ export class Ec2Api {
     }
   }
 
+  /** True while `eniId` is one this daemon created within FRESH_ENI_WINDOW_MS. */
+  private isFresh(eniId: string): boolean {
+    const now = Date.now();
+    for (const [id, at] of this.createdAt) if (now - at > FRESH_ENI_WINDOW_MS) this.createdAt.delete(id);
+    return this.createdAt.has(eniId);
+  }
+
   async describeNetworkInterfaces(ids: string[]): Promise<Ec2Eni[]> {
     if (ids.length === 0) return [];
-    const out = await this.call('DescribeNetworkInterfaces', false, () =>
-      this.ec2.send('DescribeNetworkInterfaces', { NetworkInterfaceIds: ids }),
+    const out = await this.call(
+      'DescribeNetworkInterfaces',
+      false,
+      () => this.ec2.send('DescribeNetworkInterfaces', { NetworkInterfaceIds: ids }),
+      { justCreated: ids.some((id) => this.isFresh(id)) },
     );
     return (out.NetworkInterfaces ?? []).map(toEni);
   }
@@ -187,7 +208,9 @@ export class Ec2Api {
       { subnetId: p.subnetId },
     );
     if (!out.NetworkInterface) throw badReply('CreateNetworkInterface', 'no NetworkInterface in the reply');
-    return toEni(out.NetworkInterface);
+    const eni = toEni(out.NetworkInterface);
+    this.createdAt.set(eni.id, Date.now());
+    return eni;
   }
 
   async attachNetworkInterface(eniId: string, instanceId: string, deviceIndex: number): Promise<string> {
@@ -236,6 +259,7 @@ export class Ec2Api {
       () => this.ec2.send('DeleteNetworkInterface', { NetworkInterfaceId: eniId }),
       { eniId },
     );
+    this.createdAt.delete(eniId); // gone: a later NotFound is the truth
   }
 
   /** Adds `count` secondary IPs or /28 prefixes to an ENI; returns the new ones. */
@@ -281,8 +305,11 @@ export class Ec2Api {
 
   async createTags(resourceIds: string[], tags: Record<string, string>): Promise<void> {
     if (resourceIds.length === 0) return;
-    await this.call('CreateTags', true, () =>
-      this.ec2.send('CreateTags', { Resources: resourceIds, Tags: tagList(tags) }),
+    await this.call(
+      'CreateTags',
+      true,
+      () => this.ec2.send('CreateTags', { Resources: resourceIds, Tags: tagList(tags) }),
+      { justCreated: resourceIds.some((id) => this.isFresh(id)) },
     );
   }
 

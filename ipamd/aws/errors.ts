@@ -12,6 +12,7 @@ export type Ec2ErrorKind =
   | 'eni_limit' // AttachmentLimitExceeded / NetworkInterfaceLimitExceeded
   | 'address_limit' // PrivateIpAddressLimitExceeded
   | 'not_found' // the ENI / attachment / subnet does not exist (any more)
+  | 'not_yet_visible' // NotFound for an ENI this daemon just created: EC2's eventual consistency, retried
   | 'unauthorized' // the node's IAM role lacks a permission
   | 'invalid' // any other 4xx: a bug or a bad configuration
   | 'other';
@@ -28,7 +29,12 @@ export class Ec2Error extends Error {
   }
 
   get retryable(): boolean {
-    return this.kind === 'throttled' || this.kind === 'server' || this.kind === 'network';
+    return (
+      this.kind === 'throttled' ||
+      this.kind === 'server' ||
+      this.kind === 'network' ||
+      this.kind === 'not_yet_visible'
+    );
   }
 }
 
@@ -54,6 +60,12 @@ interface SdkLikeError {
 export interface CallContext {
   subnetId?: string;
   eniId?: string;
+  /**
+   * The ENI was created moments ago: EC2 documents that calls naming a just-created resource may
+   * answer InvalidXxx.NotFound until its id has propagated ("Eventual consistency in the Amazon EC2
+   * API"), so NotFound is retried with backoff rather than believed.
+   */
+  justCreated?: boolean;
 }
 
 export function classifyEc2Error(api: string, err: unknown, ctx: CallContext = {}): Ec2Error {
@@ -87,6 +99,12 @@ export function classifyEc2Error(api: string, err: unknown, ctx: CallContext = {
     return make('address_limit', `${eni} cannot take more addresses (${code}): ${detail}`);
   }
   if (code.endsWith('.NotFound')) {
+    if (ctx.justCreated) {
+      return make(
+        'not_yet_visible',
+        `${api}: ${eni} is not visible yet (${code}, eventual consistency), retrying`,
+      );
+    }
     return make('not_found', `${api}: ${code}: ${detail}`);
   }
   if (code === 'UnauthorizedOperation' || code === 'AccessDenied' || code === 'AuthFailure') {

@@ -16,6 +16,11 @@ export interface Assignment extends AttachmentId {
   podName?: string;
   /** The pod's network namespace path, to drop assignments whose pod is gone after a restart. */
   netns?: string;
+  /**
+   * MAC of the host end of the pod's veth, chosen by ipamd at assignment: the proof DEL and GC need
+   * that a veth found on the host is this attachment's and not another pod's with the same name.
+   */
+  hostVethMac?: string;
   assignedAt: string;
 }
 
@@ -36,6 +41,12 @@ export interface EniInfo {
 export interface EniRecord extends EniInfo {
   secondaryIps: Set<string>;
   prefixes: Set<string>;
+  /**
+   * True while EC2 does not confirm the ENI as attached to this node (IMDS lists it but Describe does
+   * not show it yet, or it vanished from both and may come back). Its assignments stay held; its free
+   * addresses are not handed out and the pool neither grows nor shrinks it.
+   */
+  unconfirmed: boolean;
 }
 
 interface Slot {
@@ -46,6 +57,11 @@ interface Slot {
   assignment: Assignment | null;
   /** Epoch ms until which a released address is not handed out again. */
   cooldownUntil: number;
+  /**
+   * Held for its pod although neither EC2 nor IMDS shows the address on the ENI (any more, or yet):
+   * the release gives it back to nobody, it leaves the pool instead.
+   */
+  unbacked: boolean;
 }
 
 export interface PoolStats {
@@ -84,18 +100,40 @@ export class Datastore {
   private readonly enis = new Map<string, EniRecord>();
   private readonly slots = new Map<string, Slot>();
   private readonly byKey = new Map<string, string>();
+  /** Cooldowns of addresses that have no slot now (removed, or not seen yet): applied if they return. */
+  private readonly lingering = new Map<string, number>();
 
   constructor(
     private readonly cooldownMs: number,
     private readonly now: () => number = Date.now,
   ) {}
 
-  addEni(info: EniInfo): EniRecord {
+  /** Adds an ENI; `unconfirmed` when only IMDS vouches for it so far (see EniRecord.unconfirmed). */
+  addEni(info: EniInfo, opts: { unconfirmed?: boolean } = {}): EniRecord {
     const existing = this.enis.get(info.id);
     if (existing) return existing;
-    const rec: EniRecord = { ...info, secondaryIps: new Set(), prefixes: new Set() };
+    const rec: EniRecord = {
+      ...info,
+      secondaryIps: new Set(),
+      prefixes: new Set(),
+      unconfirmed: opts.unconfirmed ?? false,
+    };
     this.enis.set(info.id, rec);
     return rec;
+  }
+
+  /** EC2 shows the ENI attached to this node: its free addresses may be handed out again. */
+  confirmEni(
+    id: string,
+    facts: Partial<Pick<EniInfo, 'attachmentId' | 'primaryIp' | 'subnetId'>> = {},
+  ): void {
+    const eni = this.mustEni(id);
+    Object.assign(eni, facts, { unconfirmed: false });
+  }
+
+  /** EC2 does not confirm the ENI right now: hand out none of its free addresses until it does. */
+  suspendEni(id: string): void {
+    this.mustEni(id).unconfirmed = true;
   }
 
   getEni(id: string): EniRecord | undefined {
@@ -127,8 +165,24 @@ export class Datastore {
   }
 
   private addSlot(address: string, eniId: string, prefix: string | null): void {
-    if (this.slots.has(address)) return;
-    this.slots.set(address, { address, eniId, prefix, assignment: null, cooldownUntil: 0 });
+    const existing = this.slots.get(address);
+    if (existing) {
+      // A pod's address held without EC2's backing is backed again (EC2 shows it after all).
+      if (existing.unbacked && existing.eniId === eniId) {
+        existing.unbacked = false;
+        existing.prefix = prefix;
+      }
+      return;
+    }
+    const cooldownUntil = this.lingering.get(address) ?? 0;
+    this.lingering.delete(address);
+    this.slots.set(address, { address, eniId, prefix, assignment: null, cooldownUntil, unbacked: false });
+  }
+
+  /** Deletes a slot, remembering a running cooldown in case the address comes back. */
+  private dropSlot(slot: Slot): void {
+    this.slots.delete(slot.address);
+    if (slot.cooldownUntil > this.now()) this.lingering.set(slot.address, slot.cooldownUntil);
   }
 
   private mustEni(id: string): EniRecord {
@@ -152,7 +206,8 @@ export class Datastore {
         continue;
       }
       eni.secondaryIps.delete(ip);
-      this.slots.delete(ip);
+      const slot = this.slots.get(ip);
+      if (slot) this.dropSlot(slot);
       removed.push(ip);
     }
     return { removed, kept };
@@ -171,10 +226,60 @@ export class Datastore {
         continue;
       }
       eni.prefixes.delete(prefix);
-      for (const ip of ips) if (this.slots.get(ip)?.prefix === prefix) this.slots.delete(ip);
+      for (const ip of ips) {
+        const slot = this.slots.get(ip);
+        if (slot?.prefix === prefix) this.dropSlot(slot);
+      }
       removed.push(prefix);
     }
     return { removed, kept };
+  }
+
+  /**
+   * EC2 and IMDS agree these secondary IPs / prefixes are no longer on the ENI: their free addresses
+   * leave the pool; an address a pod holds stays held (unbacked) until that pod's own release, so no
+   * other pod can ever get it. Returns the free addresses removed and the held ones.
+   */
+  forget(
+    eniId: string,
+    gone: { ips?: string[]; prefixes?: string[] },
+  ): { removed: string[]; held: string[] } {
+    const eni = this.mustEni(eniId);
+    const removed: string[] = [];
+    const held: string[] = [];
+    const drop = (address: string, prefix: string | null) => {
+      const slot = this.slots.get(address);
+      if (!slot || slot.eniId !== eniId || slot.prefix !== prefix) return;
+      if (slot.assignment) {
+        slot.unbacked = true;
+        held.push(address);
+      } else {
+        this.dropSlot(slot);
+      }
+    };
+    for (const ip of gone.ips ?? []) {
+      if (!eni.secondaryIps.delete(ip)) continue;
+      drop(ip, null);
+      if (!held.includes(ip)) removed.push(ip);
+    }
+    for (const prefix of gone.prefixes ?? []) {
+      if (!eni.prefixes.delete(prefix)) continue;
+      for (const ip of expandPrefix(prefix)) drop(ip, prefix);
+      removed.push(prefix);
+    }
+    return { removed, held };
+  }
+
+  /**
+   * Replays a checkpointed assignment whose address neither EC2 nor IMDS shows on its ENI (yet): the
+   * pod keeps it, held unbacked. False when the ENI is unknown or the address is in use.
+   */
+  hold(eniId: string, address: string, assignment: Assignment): boolean {
+    if (!this.enis.has(eniId) || this.slots.has(address) || this.byKey.has(keyOf(assignment))) return false;
+    this.lingering.delete(address);
+    this.slots.set(address, { address, eniId, prefix: null, assignment, cooldownUntil: 0, unbacked: true });
+    this.byKey.set(keyOf(assignment), address);
+    return true;
   }
 
   /** Forgets an ENI; refuses while any of its addresses is assigned. */
@@ -182,7 +287,7 @@ export class Datastore {
     const eni = this.enis.get(eniId);
     if (!eni) return true;
     if (this.statsOf(eniId).assigned > 0) return false;
-    for (const [ip, slot] of this.slots) if (slot.eniId === eniId) this.slots.delete(ip);
+    for (const slot of [...this.slots.values()]) if (slot.eniId === eniId) this.dropSlot(slot);
     this.enis.delete(eniId);
     return true;
   }
@@ -192,6 +297,11 @@ export class Datastore {
     if (address === undefined) return null;
     const slot = this.slots.get(address)!;
     return { address, eni: this.enis.get(slot.eniId)!, assignment: slot.assignment! };
+  }
+
+  /** The attachment holding `address`, or null when it is free or unknown. */
+  holderOf(address: string): Assignment | null {
+    return this.slots.get(address)?.assignment ?? null;
   }
 
   /**
@@ -212,9 +322,10 @@ export class Datastore {
     return { address: slot.address, eni: this.enis.get(slot.eniId)!, fresh: true };
   }
 
+  /** A named free slot (the checkpoint replay, a release undone): cooldown and confirmation do not matter. */
   private readySlot(address: string): Slot | null {
     const slot = this.slots.get(address);
-    return slot && !slot.assignment ? slot : null;
+    return slot && !slot.assignment && !slot.unbacked ? slot : null;
   }
 
   private pickSlot(): Slot | null {
@@ -229,7 +340,8 @@ export class Datastore {
     let best: Slot | null = null;
     let bestScore = -1;
     for (const s of this.slots.values()) {
-      if (s.assignment || s.cooldownUntil > now) continue;
+      if (s.assignment || s.cooldownUntil > now || s.unbacked || this.enis.get(s.eniId)?.unconfirmed)
+        continue;
       const score = (eniLoad.get(s.eniId) ?? 0) * 1000 + (s.prefix ? (prefixLoad.get(s.prefix) ?? 0) : 0);
       if (score > bestScore) {
         best = s;
@@ -245,7 +357,9 @@ export class Datastore {
     if (address === undefined) return;
     this.byKey.delete(keyOf(key));
     const slot = this.slots.get(address);
-    if (slot) slot.assignment = null;
+    if (!slot) return;
+    slot.assignment = null;
+    if (slot.unbacked) this.dropSlot(slot);
   }
 
   /** Releases the key's address into cooldown; null when the key holds nothing (already released). */
@@ -257,6 +371,8 @@ export class Datastore {
     const assignment = slot.assignment!;
     slot.assignment = null;
     slot.cooldownUntil = this.now() + this.cooldownMs;
+    // An address EC2 no longer backs goes back to nobody: it leaves the pool, still cooling.
+    if (slot.unbacked) this.dropSlot(slot);
     return { address, eni: this.enis.get(slot.eniId)!, assignment };
   }
 
@@ -281,29 +397,50 @@ export class Datastore {
     return out;
   }
 
-  /** Addresses still cooling down, with the epoch ms they become ready. */
+  /** Addresses still cooling down (those without a slot now included), with the epoch ms they become ready. */
   cooldowns(): { address: string; until: number }[] {
     const now = this.now();
     const out: { address: string; until: number }[] = [];
     for (const s of this.slots.values()) {
       if (!s.assignment && s.cooldownUntil > now) out.push({ address: s.address, until: s.cooldownUntil });
     }
+    for (const [address, until] of this.lingering) {
+      if (until > now) out.push({ address, until });
+      else this.lingering.delete(address);
+    }
     return out;
   }
 
+  /** Sets a free address's cooldown; for an address without a slot, applied when it appears. */
   setCooldown(address: string, until: number): void {
     const slot = this.slots.get(address);
-    if (slot && !slot.assignment) slot.cooldownUntil = until;
+    if (!slot) {
+      if (until > this.now()) this.lingering.set(address, until);
+    } else if (!slot.assignment) slot.cooldownUntil = until;
+  }
+
+  /** Starts a full IP_COOLDOWN_PERIOD for an address released without a DEL (its holder proven gone). */
+  startCooldown(address: string): void {
+    this.setCooldown(address, this.now() + this.cooldownMs);
+  }
+
+  /** The cooldown a release starts, in ms (IP_COOLDOWN_PERIOD). */
+  get cooldownPeriodMs(): number {
+    return this.cooldownMs;
   }
 
   hasAddress(address: string): boolean {
     return this.slots.has(address);
   }
 
-  /** Earliest time a cooling address becomes ready, or null. */
+  /** Earliest time a cooling address of the pool becomes ready, or null. */
   nextCooldownEnd(): number | null {
+    const now = this.now();
     let min: number | null = null;
-    for (const c of this.cooldowns()) if (min === null || c.until < min) min = c.until;
+    for (const s of this.slots.values()) {
+      if (s.assignment || s.cooldownUntil <= now || this.enis.get(s.eniId)?.unconfirmed) continue;
+      if (min === null || s.cooldownUntil < min) min = s.cooldownUntil;
+    }
     return min;
   }
 
@@ -318,6 +455,7 @@ export class Datastore {
   /** Per-prefix stats for one ENI: which prefixes are entirely free and out of cooldown. */
   freePrefixes(eniId: string): string[] {
     const eni = this.mustEni(eniId);
+    if (eni.unconfirmed) return [];
     const now = this.now();
     return [...eni.prefixes].filter((p) =>
       expandPrefix(p).every((ip) => {
@@ -330,6 +468,7 @@ export class Datastore {
   /** Secondary IPs of an ENI that are free and out of cooldown. */
   freeIps(eniId: string): string[] {
     const eni = this.mustEni(eniId);
+    if (eni.unconfirmed) return [];
     const now = this.now();
     return [...eni.secondaryIps].filter((ip) => {
       const s = this.slots.get(ip);
@@ -364,6 +503,7 @@ export class Datastore {
     }));
   }
 
+  /** Counts slots; free ones of an unconfirmed ENI are not the pool's (yet), so they are not counted. */
   private count(pred: (s: Slot) => boolean): PoolStats {
     const now = this.now();
     let total = 0;
@@ -371,6 +511,7 @@ export class Datastore {
     let cooling = 0;
     for (const s of this.slots.values()) {
       if (!pred(s)) continue;
+      if (!s.assignment && this.enis.get(s.eniId)?.unconfirmed) continue;
       total++;
       if (s.assignment) assigned++;
       else if (s.cooldownUntil > now) cooling++;

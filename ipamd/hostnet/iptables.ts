@@ -4,7 +4,9 @@
  *
  * Ownership: ipamd owns the chains matching OWNED_CHAIN (flushed and rebuilt when they differ) and,
  * in built-in chains, only the rules carrying an "AWS..." comment or jumping to an owned chain. Every
- * other rule (kube-proxy's, the administrator's) is never touched.
+ * other rule (kube-proxy's, the administrator's) is never touched. ipamd's rules in a built-in chain
+ * are appended, or, for the chains a table lists in `atTop` (drops), inserted in front of the others;
+ * rules already in the wanted order stay where they are either way.
  */
 import { spawn } from 'node:child_process';
 import { type DesiredIptables, OWNED_CHAIN, type TableRules } from './node-rules.js';
@@ -13,6 +15,9 @@ import { type DesiredIptables, OWNED_CHAIN, type TableRules } from './node-rules
 export type SavedTables = Map<string, Map<string, string[]>>;
 
 const BUILTIN_CHAINS = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']);
+/** The tables ipamd keeps rules in. */
+export const TABLES = ['nat', 'mangle', 'filter'] as const;
+export type Table = (typeof TABLES)[number];
 
 export function parseIptablesSave(text: string): SavedTables {
   const tables: SavedTables = new Map();
@@ -75,9 +80,12 @@ function planTable(table: string, current: Map<string, string[]>, desired: Table
     const ours = (current.get(chain) ?? []).filter(isOwnedRule);
     const want = desired.builtin[chain] ?? [];
     if (sameList(ours, want)) continue;
-    // Delete by the saved spec (always matches), then append in the wanted order.
+    // Delete by the saved spec (always matches), then add in the wanted order.
     for (const r of ours) remove.push(`-D ${chain} ${r}`);
-    for (const r of want) append.push(`-A ${chain} ${r}`);
+    const atTop = desired.atTop?.includes(chain) ?? false;
+    want.forEach((r, i) => {
+      append.push(atTop ? `-I ${chain} ${i + 1} ${r}` : `-A ${chain} ${r}`);
+    });
   }
 
   if (declare.length + remove.length + append.length + drop.length === 0) return [];
@@ -87,7 +95,7 @@ function planTable(table: string, current: Map<string, string[]>, desired: Table
 /** The iptables-restore --noflush script that turns `current` into `desired`, or null if none is needed. */
 export function planIptablesRestore(current: SavedTables, desired: DesiredIptables): string | null {
   const lines: string[] = [];
-  for (const table of ['nat', 'mangle'] as const) {
+  for (const table of TABLES) {
     lines.push(...planTable(table, current.get(table) ?? new Map(), desired[table]));
   }
   return lines.length === 0 ? null : `${lines.join('\n')}\n`;
@@ -96,11 +104,12 @@ export function planIptablesRestore(current: SavedTables, desired: DesiredIptabl
 export const NO_RULES: DesiredIptables = {
   nat: { builtin: {}, owned: {} },
   mangle: { builtin: {}, owned: {} },
+  filter: { builtin: {}, owned: {} },
 };
 
 /** How iptables is reached; tests substitute a fake, the daemon uses the system binaries. */
 export interface IptablesRunner {
-  save(table: 'nat' | 'mangle'): Promise<string>;
+  save(table: Table): Promise<string>;
   restore(script: string): Promise<void>;
 }
 
@@ -140,13 +149,13 @@ function run(cmd: string, args: string[], input?: string): Promise<string> {
   });
 }
 
-/** Reads nat and mangle, applies the difference in one restore; returns the script applied, if any. */
+/** Reads ipamd's tables, applies the difference in one restore; returns the script applied, if any. */
 export async function applyIptables(
   runner: IptablesRunner,
   desired: DesiredIptables,
 ): Promise<string | null> {
-  const [nat, mangle] = await Promise.all([runner.save('nat'), runner.save('mangle')]);
-  const current = parseIptablesSave(`${nat}\n${mangle}`);
+  const saved = await Promise.all(TABLES.map((t) => runner.save(t)));
+  const current = parseIptablesSave(saved.join('\n'));
   const script = planIptablesRestore(current, desired);
   if (script) await runner.restore(script);
   return script;

@@ -12,6 +12,11 @@
  *   to) even when the pod's address lives on a secondary ENI.
  * - mangle PREROUTING: mark connections arriving on the primary ENI for a local address (node ports),
  *   and restore the mark on packets from pod veths so replies leave the way the request came in.
+ * - filter FORWARD (ours first): drop pod traffic to IMDS (IPAMD_BLOCK_POD_IMDS, EKS's guidance), so
+ *   a pod cannot take the node role's credentials. Host-network pods (ipamd too) send from the node
+ *   itself (OUTPUT), never through a pod veth, and keep reaching it.
+ * - filter INPUT (ours first): drop pod traffic to ipamd's own listeners when they are bound beyond
+ *   loopback (metrics, introspection), so pods on this node cannot read them.
  */
 import type { SnatConfig } from '../../lib/protocol/ipamd.js';
 
@@ -20,11 +25,15 @@ export const CONNMARK_CHAIN = 'AWS-CONNMARK-CHAIN-0';
 export const DEFAULT_CONNMARK = 0x80;
 /** Chains ipamd owns outright (older releases used AWS-SNAT-CHAIN-1..n; those are removed). */
 export const OWNED_CHAIN = /^AWS-(SNAT|CONNMARK)-CHAIN-\d+$/;
+/** The instance metadata service (IPv4). */
+export const IMDS_ADDRESS = '169.254.169.254';
 
 /** Rule specs per chain, without the leading "-A <chain>". */
 export interface TableRules {
   /** Rules ipamd keeps in built-in chains (shared with kube-proxy and others). */
   builtin: Record<string, string[]>;
+  /** Built-in chains whose ipamd rules go in front of the others when written (drops must come first). */
+  atTop?: readonly string[];
   /** Chains ipamd owns; their whole content. */
   owned: Record<string, string[]>;
 }
@@ -32,6 +41,7 @@ export interface TableRules {
 export interface DesiredIptables {
   nat: TableRules;
   mangle: TableRules;
+  filter: TableRules;
 }
 
 export interface NodeRulesInput {
@@ -42,6 +52,10 @@ export interface NodeRulesInput {
   vethPrefix: string;
   nodePortSupport: boolean;
   mark?: number;
+  /** Drop traffic from pod veths to IMDS (IPAMD_BLOCK_POD_IMDS). */
+  blockPodImds?: boolean;
+  /** TCP ports of ipamd's listeners that are bound beyond loopback: closed to pod veths. */
+  podClosedTcpPorts?: readonly number[];
 }
 
 const hex = (n: number) => `0x${n.toString(16)}`;
@@ -51,6 +65,7 @@ export function desiredNodeIptables(input: NodeRulesInput): DesiredIptables {
   const markMask = `${hex(mark)}/${hex(mark)}`;
   const nat: TableRules = { builtin: {}, owned: {} };
   const mangle: TableRules = { builtin: {}, owned: {} };
+  const filter: TableRules = { builtin: {}, owned: {} };
   const vethMatch = `-i ${input.vethPrefix}+`;
 
   if (input.snat.enabled) {
@@ -85,7 +100,21 @@ export function desiredNodeIptables(input: NodeRulesInput): DesiredIptables {
     );
   }
   if (prerouting.length > 0) mangle.builtin.PREROUTING = prerouting;
-  return { nat, mangle };
+
+  if (input.blockPodImds) {
+    filter.builtin.FORWARD = [
+      `-d ${IMDS_ADDRESS}/32 ${vethMatch} -m comment --comment "AWS, block pods from IMDS" -j DROP`,
+    ];
+  }
+  const ports = [...new Set(input.podClosedTcpPorts ?? [])].sort((a, b) => a - b);
+  if (ports.length > 0) {
+    filter.builtin.INPUT = ports.map(
+      (p) =>
+        `${vethMatch} -p tcp -m tcp --dport ${p} -m comment --comment "AWS, ipamd listener closed to pods" -j DROP`,
+    );
+  }
+  if (Object.keys(filter.builtin).length > 0) filter.atTop = Object.keys(filter.builtin);
+  return { nat, mangle, filter };
 }
 
 /** Whether the `fwmark <mark>/<mark> lookup main` rule is wanted (the reference's condition). */

@@ -4,7 +4,8 @@
  *   to excluded CIDRs, or nothing at all with external SNAT;
  * - connmark so that traffic of pods on secondary ENIs that gets SNATed, and node-port traffic, routes
  *   through the main table (out of the primary ENI): `ip rule fwmark 0x80/0x80 lookup main` at 1024;
- * - loose rp_filter on the primary interface and IP forwarding.
+ * - loose rp_filter on the primary interface and IP forwarding;
+ * - drops of pod traffic to IMDS and to ipamd's listeners bound beyond loopback (node-rules.ts).
  *
  * Acts on the network namespace this process runs in (ipamd runs inside the instance's namespace).
  * Idempotent: a second run with the same config changes nothing; a run with a new config converges.
@@ -33,6 +34,10 @@ export interface NodeNetworkConfig {
   setSysctls: boolean;
   /** Connection mark bit for node-port / SNAT routing (the reference's AWS_VPC_K8S_CNI_CONNMARK). */
   connmark?: number;
+  /** Drop pod traffic to IMDS (IPAMD_BLOCK_POD_IMDS). Default false. */
+  blockPodImds?: boolean;
+  /** TCP ports of ipamd's listeners bound beyond loopback, closed to pods. Default none. */
+  podClosedTcpPorts?: number[];
   log?: Logger;
   /** For tests: how iptables is run. */
   iptables?: IptablesRunner;
@@ -83,6 +88,10 @@ export function validateNodeConfig(cfg: NodeNetworkConfig): NodeNetworkConfig {
   if (!Number.isInteger(mark) || mark <= 0 || mark > 0xffffffff) {
     problems.push(`connmark must be a non-zero 32-bit number, got ${mark}`);
   }
+  for (const p of cfg.podClosedTcpPorts ?? []) {
+    if (!Number.isInteger(p) || p < 1 || p > 65535)
+      problems.push(`a listener port must be 1-65535, got ${p}`);
+  }
   if (problems.length > 0) throw new Error(`invalid node network config: ${problems.join('; ')}`);
   return { ...cfg, primaryMac, vpcCidrs, snat: { ...cfg.snat, excludeCidrs } };
 }
@@ -129,6 +138,8 @@ async function applyNodeNetwork(cfg: NodeNetworkConfig): Promise<NodeNetworkResu
       vethPrefix: cfg.vethPrefix,
       nodePortSupport: cfg.nodePortSupport,
       mark,
+      blockPodImds: cfg.blockPodImds ?? false,
+      podClosedTcpPorts: cfg.podClosedTcpPorts ?? [],
     });
     const script = await applyIptables(cfg.iptables ?? systemIptables(), desired);
     log?.info(
@@ -137,6 +148,8 @@ async function applyNodeNetwork(cfg: NodeNetworkConfig): Promise<NodeNetworkResu
         snat: cfg.snat.enabled ? cfg.snat.randomize : 'external',
         excludeCidrs: cfg.snat.excludeCidrs,
         vpcCidrs: cfg.vpcCidrs,
+        blockPodImds: cfg.blockPodImds ?? false,
+        podClosedTcpPorts: cfg.podClosedTcpPorts ?? [],
         iptablesChanged: script !== null,
       },
       'node networking set up',

@@ -25,11 +25,19 @@ export interface PoolManagerOptions {
   now?: () => number;
   /** Actions per tick before yielding, so one tick cannot run away. */
   maxStepsPerTick?: number;
+  /**
+   * EC2 refused addresses for an ENI with PrivateIpAddressLimitExceeded: ipamd's view of it is behind
+   * EC2's (the daemon reconciles soon). The ENI counts as full meanwhile, with a growing backoff.
+   */
+  onAddressLimit?: (eniId: string) => void;
 }
 
+/** First and longest wait before growing an ENI again after EC2 said it is at its address limit. */
+const ADDRESS_LIMIT_BACKOFF_MS = { first: 2_000, max: 60_000 };
+
 export interface PoolStatus {
-  /** Why the pool cannot grow, when it is short and cannot. */
-  blocked: { reason: string; permanent: boolean } | null;
+  /** Why the pool cannot grow, when it is short and cannot (see the planner's 'blocked' action). */
+  blocked: { reason: string; permanent: boolean; retrySoon?: boolean } | null;
   lastError: string | null;
   lastAction: PoolAction | null;
 }
@@ -39,6 +47,8 @@ export class PoolManager {
   private kicked = false;
   private stopped = false;
   private lastShrinkAt = 0;
+  /** ENIs EC2 reported full: until when they count as full, and the next backoff. */
+  private readonly ec2Full = new Map<string, { until: number; nextMs: number }>();
   private readonly now: () => number;
   readonly status: PoolStatus = { blocked: null, lastError: null, lastAction: null };
 
@@ -83,6 +93,8 @@ export class PoolManager {
         freeIps: ds.freeIps(s.eni.id),
         freePrefixes: ds.freePrefixes(s.eni.id),
         subnetBlocked: subnets.isBlocked(s.eni.subnetId),
+        unconfirmed: s.eni.unconfirmed,
+        ec2Full: (this.ec2Full.get(s.eni.id)?.until ?? 0) > this.now(),
       })),
       usedDeviceNumbers: [...new Set([...managed, ...this.o.unmanagedDeviceNumbers()])],
       createBlockedReason: this.o.disableProvisioning
@@ -109,7 +121,11 @@ export class PoolManager {
           break;
         }
         if (action.kind === 'blocked') {
-          this.setBlocked({ reason: action.reason, permanent: action.permanent });
+          this.setBlocked({
+            reason: action.reason,
+            permanent: action.permanent,
+            ...(action.retrySoon ? { retrySoon: true } : {}),
+          });
           break;
         }
         const shrinking = action.kind === 'release' || action.kind === 'delete-eni';
@@ -131,9 +147,13 @@ export class PoolManager {
           await this.o.executor.run(action);
           this.status.lastError = null;
           if (shrinking) this.lastShrinkAt = this.now();
+          if (action.kind === 'assign') this.ec2Full.delete(action.eniId);
         } catch (err) {
           const message = (err as Error).message;
           this.status.lastError = message;
+          if (action.kind === 'assign' && (err as { kind?: string }).kind === 'address_limit') {
+            this.backOffFull(action.eniId);
+          }
           ipamdErrors.inc({ fn: action.kind });
           this.o.log.warn({ action: action.kind, err: message }, 'pool action failed; will retry');
           // A shrink that failed still counts as an attempt: do not retry it every tick.
@@ -144,6 +164,21 @@ export class PoolManager {
         }
       }
     });
+  }
+
+  /** Trusts EC2's limit: the ENI is full until a backoff passes (doubling while EC2 keeps saying so). */
+  private backOffFull(eniId: string): void {
+    const prev = this.ec2Full.get(eniId);
+    const waitMs = prev?.nextMs ?? ADDRESS_LIMIT_BACKOFF_MS.first;
+    this.ec2Full.set(eniId, {
+      until: this.now() + waitMs,
+      nextMs: Math.min(waitMs * 2, ADDRESS_LIMIT_BACKOFF_MS.max),
+    });
+    this.o.log.warn(
+      { eniId, retryInMs: waitMs },
+      'EC2 says the ENI is at its address limit: ipamd counts it full and reconciles its view with EC2',
+    );
+    this.o.onAddressLimit?.(eniId);
   }
 
   private setBlocked(b: PoolStatus['blocked']): void {

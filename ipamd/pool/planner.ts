@@ -23,6 +23,10 @@ export interface PlannerEni {
   freePrefixes: string[];
   /** Its subnet is backing off after running out of addresses. */
   subnetBlocked: boolean;
+  /** EC2 does not confirm the ENI yet (consistency window): neither grown, shrunk nor deleted. */
+  unconfirmed?: boolean;
+  /** EC2 answered PrivateIpAddressLimitExceeded for it lately: full as far as EC2 is concerned. */
+  ec2Full?: boolean;
 }
 
 export interface PoolTargets {
@@ -57,8 +61,11 @@ export interface PlannerInput {
 
 export type PoolAction =
   | { kind: 'none'; reason: string }
-  /** The pool is short but cannot grow; `permanent` when only a pod deletion can help. */
-  | { kind: 'blocked'; reason: string; permanent: boolean }
+  /**
+   * The pool is short but cannot grow; `permanent` when only a pod deletion can help, `retrySoon`
+   * when it will grow again without anyone acting (EC2's view catching up).
+   */
+  | { kind: 'blocked'; reason: string; permanent: boolean; retrySoon?: boolean }
   | { kind: 'assign'; eniId: string; unit: AddressUnit; count: number; reason: string }
   /** Every ENI still needed, each at its own free device number, created concurrently. */
   | { kind: 'create-enis'; unit: AddressUnit; enis: NewEni[]; reason: string }
@@ -179,8 +186,9 @@ export function plan(input: PlannerInput): PoolAction {
     const wholeEnis = !ipTargets(input.targets) && mode === 'ip';
     const needSlots = Math.ceil(Math.min(short, room) / perSlot);
     const roomSlots = Math.ceil(room / perSlot);
+    const hasRoom = (e: PlannerEni) => e.slotsUsed < limits.slotsPerEni && !e.ec2Full;
     const growable = input.enis
-      .filter((e) => e.forPods && !e.subnetBlocked && e.slotsUsed < limits.slotsPerEni)
+      .filter((e) => e.forPods && !e.subnetBlocked && !e.unconfirmed && hasRoom(e))
       .sort((a, b) => a.deviceNumber - b.deviceNumber);
     const target = growable[0];
     if (target) {
@@ -195,24 +203,41 @@ export function plan(input: PlannerInput): PoolAction {
       };
     }
     const attached = input.usedDeviceNumbers.length;
+    // An ENI EC2 does not show yet is most likely one ipamd just created: wait for it, not a second one.
+    const waiting = input.enis.filter((e) => e.forPods && e.unconfirmed).map((e) => e.id);
+    const awaitingEc2: PoolAction = {
+      kind: 'blocked',
+      reason: `waiting for EC2 to confirm ENI(s) ${waiting.join(', ')} (attached per IMDS, not shown by DescribeNetworkInterfaces yet)`,
+      permanent: false,
+      retrySoon: true,
+    };
     if (attached >= limits.maxEnis) {
-      const allFull = input.enis.every((e) => !e.forPods || e.slotsUsed >= limits.slotsPerEni);
-      if (allFull) {
+      if (waiting.length > 0) return awaitingEc2;
+      const withRoom = input.enis.filter((e) => e.forPods && hasRoom(e));
+      if (withRoom.length === 0 && input.enis.every((e) => !e.forPods || !e.ec2Full)) {
         return {
           kind: 'blocked',
           reason: `ENI limit reached: ${attached} of ${limits.maxEnis} ENIs attached and full (${limits.slotsPerEni} ${mode === 'ip' ? 'IPs' : 'prefixes'} each)`,
           permanent: true,
         };
       }
+      const why = [
+        withRoom.some((e) => e.subnetBlocked) ? 'the ENIs with room are in subnets that are backing off' : '',
+        input.enis.some((e) => e.ec2Full)
+          ? 'EC2 reports ENIs full (PrivateIpAddressLimitExceeded) where ipamd saw room; reconciling with EC2'
+          : '',
+      ].filter(Boolean);
       return {
         kind: 'blocked',
-        reason: `ENI limit reached (${limits.maxEnis}) and the ENIs with room are in subnets that are backing off`,
+        reason: `ENI limit reached (${limits.maxEnis}): ${why.join('; ')}`,
         permanent: false,
+        retrySoon: !withRoom.some((e) => e.subnetBlocked),
       };
     }
     if (input.createBlockedReason !== null) {
       return { kind: 'blocked', reason: input.createBlockedReason, permanent: false };
     }
+    if (waiting.length > 0) return awaitingEc2;
     const counts = newEnis(needSlots, roomSlots, wholeEnis, limits.slotsPerEni, limits.maxEnis - attached);
     const devices = freeDeviceNumbers(input.usedDeviceNumbers, counts.length);
     const enis = counts.map((count, i) => ({ deviceNumber: devices[i]!, count }));
@@ -234,7 +259,10 @@ export function plan(input: PlannerInput): PoolAction {
 
   // A whole free ENI goes first: one detach frees an ENI slot and all its addresses.
   const freeEni = input.enis
-    .filter((e) => !e.isPrimary && e.forPods && e.assigned === 0 && e.cooling === 0 && e.total <= over)
+    .filter(
+      (e) =>
+        !e.isPrimary && e.forPods && !e.unconfirmed && e.assigned === 0 && e.cooling === 0 && e.total <= over,
+    )
     .sort((a, b) => b.deviceNumber - a.deviceNumber)[0];
   if (freeEni) {
     return {
@@ -247,7 +275,7 @@ export function plan(input: PlannerInput): PoolAction {
   if (!ipTargets(input.targets) && mode === 'ip') return { kind: 'none', reason: 'pool at target' };
 
   const byEmptiness = input.enis
-    .filter((e) => e.forPods)
+    .filter((e) => e.forPods && !e.unconfirmed)
     .sort((a, b) => a.assigned - b.assigned || b.deviceNumber - a.deviceNumber);
   for (const e of byEmptiness) {
     if (mode === 'prefix') {

@@ -18,3 +18,23 @@ export function parseBind(value: string, name = 'bind address'): BindAddress {
   const host = m[1] ?? m[2];
   return { host: host === '' ? undefined : host, port };
 }
+
+/** Whether a listener on this host is reachable only from the node itself. */
+export function isLoopbackHost(host: string | undefined): boolean {
+  if (host === undefined) return false;
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/**
+ * The TCP ports of these listen addresses that other hosts (pods included) could dial: those bound
+ * beyond loopback, with a fixed port.
+ */
+export function exposedPorts(binds: readonly (string | null)[]): number[] {
+  const ports: number[] = [];
+  for (const b of binds) {
+    if (b === null) continue;
+    const { host, port } = parseBind(b);
+    if (!isLoopbackHost(host) && port !== 0) ports.push(port);
+  }
+  return ports;
+}

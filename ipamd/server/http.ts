@@ -1,11 +1,38 @@
 /**
  * A tiny read-only JSON/text HTTP server shared by introspection and metrics: GET/HEAD only,
- * fixed routes, every error answered as JSON, graceful close.
+ * fixed routes, every error answered as JSON, graceful close. Every listener is bounded (HttpLimits):
+ * a connection cap (conn-guard.ts) and timeouts for idle, slow and never-finishing clients.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
 import { parseBind } from './bind.js';
+import { guardConnections } from './conn-guard.js';
+
+/** What one listener allows a client; these endpoints answer in milliseconds, so all are tight. */
+export interface HttpLimits {
+  /** Connections held at once; over it the longest-idle one is closed (conn-guard.ts). */
+  maxConnections: number;
+  /** A connection that sends nothing (before or between requests) is closed after this. */
+  idleTimeoutMs: number;
+  /** The request headers must be in within this (slow-loris). */
+  headersTimeoutMs: number;
+  /** The whole request within this. */
+  requestTimeoutMs: number;
+  /** Kept open this long after a response, for the next request. */
+  keepAliveTimeoutMs: number;
+  /** Largest request header block, in bytes. */
+  maxHeaderBytes: number;
+}
+
+export const HTTP_LIMITS: HttpLimits = {
+  maxConnections: 64,
+  idleTimeoutMs: 10_000,
+  headersTimeoutMs: 5_000,
+  requestTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
+  maxHeaderBytes: 8 * 1024,
+};
 
 export interface RouteReply {
   status?: number;
@@ -19,6 +46,8 @@ export interface HttpServer {
   /** The bound address, e.g. "127.0.0.1:61679" (the real port when bound to port 0). */
   readonly address: string;
   readonly port: number;
+  /** Connections held now (at most the cap). */
+  readonly connections: number;
   close(): Promise<void>;
 }
 
@@ -33,20 +62,34 @@ export async function startHttpServer(opts: {
   bindName: string;
   routes: Record<string, Route>;
   log: Logger;
+  /** For tests: tighter limits than HTTP_LIMITS. */
+  limits?: Partial<HttpLimits>;
 }): Promise<HttpServer> {
   const { host, port } = parseBind(opts.bind, opts.bindName);
   const { log, routes } = opts;
+  const limits = { ...HTTP_LIMITS, ...opts.limits };
 
-  const server = createServer((req, res) => {
-    serve(req, res, routes).catch((err) => {
-      log.error({ err, url: req.url }, 'http route failed');
-      send(res, req, jsonReply({ error: `internal error: ${(err as Error).message}` }, 500));
-    });
-  });
-  // Slow or idle clients must not pin sockets: these endpoints answer in milliseconds.
-  server.requestTimeout = 10_000;
-  server.headersTimeout = 5_000;
-  server.keepAliveTimeout = 5_000;
+  const server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      maxHeaderSize: limits.maxHeaderBytes,
+      // How often the header/request deadlines are enforced (Node's default is 30 s).
+      connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+    },
+    (req, res) => {
+      guard.busy(req.socket, true);
+      res.once('close', () => guard.busy(req.socket, false));
+      serve(req, res, routes).catch((err) => {
+        log.error({ err, url: req.url }, 'http route failed');
+        send(res, req, jsonReply({ error: `internal error: ${(err as Error).message}` }, 500));
+      });
+    },
+  );
+  // Sockets that stay silent are closed (the server destroys them when nobody handles 'timeout').
+  server.timeout = limits.idleTimeoutMs;
+  const guard = guardConnections(server, limits.maxConnections, log, opts.bindName);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
@@ -63,6 +106,9 @@ export async function startHttpServer(opts: {
   return {
     address,
     port: addr.port,
+    get connections() {
+      return guard.size;
+    },
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -3,7 +3,7 @@
  * at the AWS VPC CNI's paths so existing debugging habits keep working.
  */
 import { type Logger, withComponent } from '../log.js';
-import { type HttpServer, jsonReply, type Route, startHttpServer } from './http.js';
+import { type HttpLimits, type HttpServer, jsonReply, type Route, startHttpServer } from './http.js';
 
 export interface IntrospectionViews {
   enis(): unknown;
@@ -16,6 +16,7 @@ export async function startIntrospectionServer(opts: {
   bind: string;
   views: IntrospectionViews;
   log: Logger;
+  limits?: Partial<HttpLimits>;
 }): Promise<HttpServer> {
   const { views } = opts;
   const paths: Record<string, () => unknown> = {
@@ -34,5 +35,6 @@ export async function startIntrospectionServer(opts: {
     bindName: 'INTROSPECTION_BIND_ADDRESS',
     routes,
     log: withComponent(opts.log, 'introspection'),
+    ...(opts.limits ? { limits: opts.limits } : {}),
   });
 }

@@ -2,13 +2,14 @@
 import type { Registry } from 'prom-client';
 import { type Logger, withComponent } from '../log.js';
 import { collectProcessMetrics, registry as defaultRegistry } from '../metrics.js';
-import { type HttpServer, jsonReply, startHttpServer } from './http.js';
+import { type HttpLimits, type HttpServer, jsonReply, startHttpServer } from './http.js';
 
 export async function startMetricsServer(opts: {
   bind: string;
   log: Logger;
   /** For tests; the daemon serves the shared registry. */
   registry?: Registry;
+  limits?: Partial<HttpLimits>;
 }): Promise<HttpServer> {
   const registry = opts.registry ?? defaultRegistry;
   if (registry === defaultRegistry) collectProcessMetrics();
@@ -20,5 +21,6 @@ export async function startMetricsServer(opts: {
       '/metrics': async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
     },
     log: withComponent(opts.log, 'metrics'),
+    ...(opts.limits ? { limits: opts.limits } : {}),
   });
 }

@@ -3,8 +3,15 @@
  * Speaks lib/protocol/ipamd.ts; the daemon's logic sits behind an IpamHandler.
  *
  * Hardening, because anything on the node that can reach the socket is a client:
+ * - who is calling is the kernel's word (SO_PEERCRED, taken at connect): only root may run `cni`,
+ *   `add`, `del` and `gc`; anyone else who can reach the socket (IPAMD_SOCKET_GROUP) may only ask for
+ *   `health`;
+ * - the request is read natively (lib/net/sys.ts recvRequest), never by Node's stream reader, so the
+ *   NETLINK_ROUTE socket the CNI shim sends along (SCM_RIGHTS) arrives instead of being dropped; at
+ *   most one descriptor is kept, and only a root `cni` call may hand one over;
  * - the request line is capped at MAX_REQUEST_BYTES and must arrive within `readTimeoutMs`;
- * - malformed, oversized, unknown or wrong-version requests get an error line, never a crash;
+ * - malformed, oversized, unknown or wrong-version requests get an error line, never a crash, and
+ *   the log of refusals is rate-limited so a flood cannot fill the disk;
  * - the socket file is created in a private directory, chmod-ed, then renamed into place, so it is
  *   never reachable with looser permissions than `mode`, even for an instant.
  */
@@ -12,6 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, chown, lstat, mkdir, rename, rmdir, unlink } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
+import { type PeerCred, sys } from '../../lib/net/sys.js';
 import {
   type CniOutcome,
   type CniRequest,
@@ -34,8 +42,12 @@ export interface SocketServerOptions {
   /** Group owning the socket (root:<gid>); needs mode 0o660. Unset: the process's own group. */
   gid?: number;
   handler: IpamHandler;
-  /** Runs a whole CNI call forwarded by the native shim (op "cni"); without it such calls are refused. */
-  cni?: (req: CniRequest) => Promise<CniOutcome>;
+  /**
+   * Runs a whole CNI call forwarded by the native shim (op "cni"); without it such calls are refused.
+   * `fds` are the descriptors that came with the request (the pod's netlink socket): the runner owns
+   * them from here on and must close every one.
+   */
+  cni?: (req: CniRequest, fds: number[]) => Promise<CniOutcome>;
   log: Logger;
   /** How long a client has to send its whole request line. */
   readTimeoutMs?: number;
@@ -80,8 +92,10 @@ export async function startSocketServer(opts: SocketServerOptions): Promise<Sock
   await removeStaleSocket(opts.path);
 
   const connections = new Set<Connection>();
-  const server = createServer({ allowHalfOpen: true }, (sock) => {
-    const conn = new Connection(sock, opts.handler, opts.cni, log, readTimeoutMs, () =>
+  const refusals = new RateLimitedLog(log);
+  // Paused on connect: Node must never read a connection itself (it would drop passed descriptors).
+  const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => {
+    const conn = new Connection(sock, opts.handler, opts.cni, refusals, readTimeoutMs, () =>
       connections.delete(conn),
     );
     connections.add(conn);
@@ -111,38 +125,89 @@ export async function startSocketServer(opts: SocketServerOptions): Promise<Sock
   };
 }
 
-/** One client connection: read one line, answer it, end. */
+/** Descriptors a request may carry: the pod's netlink socket. */
+const MAX_PASSED_FDS = 1;
+/** Ops anyone who can reach the socket may call; everything else needs root. */
+const UNPRIVILEGED_OPS = new Set(['health']);
+
+/**
+ * At most `burst` lines per `windowMs`, then one line saying how many were suppressed: a client that
+ * floods the socket with garbage must not flood the log too.
+ */
+export class RateLimitedLog {
+  private windowStart = 0;
+  private count = 0;
+  private suppressed = 0;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly burst = 20,
+    private readonly windowMs = 10_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  write(level: 'info' | 'warn', obj: Record<string, unknown>, msg: string): void {
+    const t = this.now();
+    if (t - this.windowStart >= this.windowMs) {
+      if (this.suppressed > 0) {
+        this.log.warn(
+          { suppressed: this.suppressed, windowMs: this.windowMs },
+          'request refusals not logged',
+        );
+      }
+      this.windowStart = t;
+      this.count = 0;
+      this.suppressed = 0;
+    }
+    if (this.count++ < this.burst) this.log[level](obj, msg);
+    else this.suppressed++;
+  }
+
+  debug(obj: Record<string, unknown>, msg: string): void {
+    this.log.debug(obj, msg);
+  }
+}
+
+/** One client connection: read one line (and any descriptor sent with it), answer it, end. */
 class Connection {
-  private buf: Buffer[] = [];
-  private size = 0;
   private state: 'reading' | 'handling' | 'done' = 'reading';
   private inFlight: Promise<void> = Promise.resolve();
   private readonly timer: NodeJS.Timeout;
   private readonly started = process.hrtime.bigint();
+  private reader: { cancel(): void } | undefined;
+  private cred: PeerCred | undefined;
 
   constructor(
     private readonly sock: Socket,
     private readonly handler: IpamHandler,
     private readonly cni: SocketServerOptions['cni'],
-    private readonly log: Logger,
+    private readonly log: RateLimitedLog,
     readTimeoutMs: number,
     private readonly onClosed: () => void,
   ) {
     this.timer = setTimeout(() => {
       this.reject('bad_request', `no complete request line within ${readTimeoutMs} ms`);
     }, readTimeoutMs);
-    sock.on('data', (chunk: Buffer) => this.onData(chunk));
-    sock.on('end', () => {
-      if (this.state === 'reading') {
-        this.reject('bad_request', 'connection ended before a complete request line (missing newline)');
-      }
-    });
     // Clients that vanish (EPIPE, ECONNRESET) are normal; the handler's work still completes.
     sock.on('error', (err) => this.log.debug({ err }, 'client connection error'));
     sock.on('close', () => {
       clearTimeout(this.timer);
+      this.reader?.cancel();
       this.onClosed();
     });
+    const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    try {
+      if (typeof fd !== 'number' || fd < 0) throw new Error('the connection has no descriptor');
+      this.cred = sys().peerCred(fd);
+      this.reader = sys().recvRequest(fd, MAX_REQUEST_BYTES + 1, MAX_PASSED_FDS, (err, got) => {
+        this.reader = undefined;
+        if (err || !got)
+          this.reject('bad_request', `reading the request failed: ${err?.message ?? 'no data'}`);
+        else this.onRequest(got.data, got.fds, got.eof);
+      });
+    } catch (err) {
+      this.reject('internal', `cannot read the request: ${(err as Error).message}`);
+    }
   }
 
   /** Called by close(): idle connections are told to retry, in-flight ones are waited for. */
@@ -151,52 +216,85 @@ class Connection {
     return this.inFlight;
   }
 
-  private onData(chunk: Buffer): void {
-    if (this.state !== 'reading') return;
-    const nl = chunk.indexOf(0x0a);
-    const take = nl === -1 ? chunk : chunk.subarray(0, nl);
-    this.size += take.length;
-    if (this.size > MAX_REQUEST_BYTES) {
+  private onRequest(data: Buffer, fds: number[], eof: boolean): void {
+    if (this.state !== 'reading') {
+      closeFds(fds);
+      return;
+    }
+    const nl = data.indexOf(0x0a);
+    if (nl === -1) {
+      closeFds(fds);
+      if (data.length > MAX_REQUEST_BYTES)
+        this.reject('bad_request', `request larger than ${MAX_REQUEST_BYTES} bytes`);
+      else if (eof)
+        this.reject('bad_request', 'connection ended before a complete request line (missing newline)');
+      else this.reject('bad_request', `request larger than ${MAX_REQUEST_BYTES} bytes`);
+      return;
+    }
+    if (nl > MAX_REQUEST_BYTES) {
+      closeFds(fds);
       this.reject('bad_request', `request larger than ${MAX_REQUEST_BYTES} bytes`);
       return;
     }
-    this.buf.push(take);
-    if (nl === -1) return;
-    const line = Buffer.concat(this.buf).toString('utf8');
-    this.buf = [];
     this.state = 'handling';
     clearTimeout(this.timer);
-    this.sock.pause();
-    this.inFlight = this.handle(line);
+    this.inFlight = this.handle(data.subarray(0, nl).toString('utf8'), fds);
   }
 
-  private async handle(line: string): Promise<void> {
+  private async handle(line: string, fds: number[]): Promise<void> {
     let req: Request | undefined;
     let reply: string;
     try {
       req = parseRequest(line);
-      reply = req.op === 'cni' ? cniFrame(await this.runCni(req)) : okLine(await this.dispatch(req));
+      this.authorize(req.op);
+      if (req.op === 'cni') {
+        const handed = fds;
+        fds = []; // the runner owns and closes them from here on, whatever happens
+        reply = cniFrame(await this.runCni(req, handed));
+      } else {
+        if (fds.length > 0) throw new ProtocolError('bad_request', `op "${req.op}" takes no descriptors`);
+        reply = okLine(await this.dispatch(req));
+      }
     } catch (err) {
       if (err instanceof ProtocolError) {
         reply = errorLine(err.code, err.message);
         // Retryable answers are routine while the pool grows; malformed requests deserve attention.
         const level = err.code === 'not_ready' || err.code === 'pool_empty' ? 'info' : 'warn';
-        this.log[level]({ op: req?.op, code: err.code, msg: err.message }, 'request refused');
+        this.log.write(
+          level,
+          { op: req?.op, code: err.code, msg: err.message, uid: this.cred?.uid },
+          'request refused',
+        );
       } else {
         const message = err instanceof Error ? err.message : String(err);
         reply = errorLine('internal', `ipamd internal error: ${message}`);
-        this.log.error({ op: req?.op, err }, 'request handler failed');
+        this.log.write('warn', { op: req?.op, err }, 'request handler failed');
       }
+    } finally {
+      closeFds(fds);
     }
     this.log.debug({ op: req?.op, ms: this.elapsedMs() }, 'request served');
     await this.finish(reply);
   }
 
-  private runCni(req: CniRequest): Promise<CniOutcome> {
+  /** The kernel's word on who called decides what they may do. */
+  private authorize(op: string): void {
+    if (UNPRIVILEGED_OPS.has(op)) return;
+    const uid = this.cred?.uid;
+    if (uid !== 0) {
+      throw new ProtocolError(
+        'forbidden',
+        `op "${op}" needs root (the caller is uid ${uid ?? 'unknown'}); the socket group may only ask for health`,
+      );
+    }
+  }
+
+  private runCni(req: CniRequest, fds: number[]): Promise<CniOutcome> {
     if (!this.cni) {
+      closeFds(fds);
       return Promise.reject(new ProtocolError('bad_request', 'this ipamd does not run forwarded CNI calls'));
     }
-    return this.cni(req);
+    return this.cni(req, fds);
   }
 
   private dispatch(req: Exclude<Request, CniRequest>): Promise<unknown> {
@@ -216,9 +314,9 @@ class Connection {
     if (this.state !== 'reading') return;
     this.state = 'handling';
     clearTimeout(this.timer);
-    this.buf = [];
-    this.sock.pause();
-    this.log.warn({ code, msg: message }, 'request rejected');
+    this.reader?.cancel();
+    this.reader = undefined;
+    this.log.write('warn', { code, msg: message, uid: this.cred?.uid }, 'request rejected');
     this.inFlight = this.finish(errorLine(code, message));
   }
 
@@ -228,7 +326,8 @@ class Connection {
     return new Promise<void>((resolve) => {
       if (this.sock.destroyed) return resolve();
       this.sock.once('close', () => resolve());
-      this.sock.end(reply);
+      // Nothing more is read from this connection: close it as soon as the answer is flushed.
+      this.sock.end(reply, () => this.sock.destroy());
       // A client that never reads cannot hold the connection open forever.
       setTimeout(() => this.sock.destroy(), DEFAULT_READ_TIMEOUT_MS).unref();
     });
@@ -236,6 +335,16 @@ class Connection {
 
   private elapsedMs(): number {
     return Number(process.hrtime.bigint() - this.started) / 1e6;
+  }
+}
+
+function closeFds(fds: number[]): void {
+  for (const fd of fds.splice(0)) {
+    try {
+      sys().close(fd);
+    } catch {
+      // already closed
+    }
   }
 }
 

@@ -1,4 +1,5 @@
 // Parsing and formatting of IP addresses, prefixes and MAC addresses for netlink attributes.
+import { closeSync, openSync, readSync } from 'node:fs';
 import { AF_INET, AF_INET6 } from './nlmsg.js';
 
 export interface IpBytes {
@@ -118,5 +119,21 @@ export function parseMac(s: string): Buffer {
 
 export function formatMac(b: Buffer | undefined): string | undefined {
   if (!b) return undefined;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+/**
+ * A random unicast, locally administered MAC (never a vendor's address). Read from /dev/urandom
+ * rather than node:crypto, whose loading would cost every plugin start time.
+ */
+export function randomMac(): string {
+  const b = Buffer.alloc(6);
+  const fd = openSync('/dev/urandom', 'r');
+  try {
+    readSync(fd, b, 0, 6, null);
+  } finally {
+    closeSync(fd);
+  }
+  b[0] = (b[0]! & 0xfe) | 0x02;
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }

@@ -59,8 +59,15 @@ export class NetlinkError extends Error {
     this.errno = errno;
   }
 
-  static fromErrno(operation: string, errno: number): NetlinkError {
-    return new NetlinkError(operation, errnoName(errno), Math.abs(errno));
+  /** `detail`: the kernel's extended-ack text, shown after the errno's own wording. */
+  static fromErrno(operation: string, errno: number, detail?: string): NetlinkError {
+    const code = errnoName(errno);
+    return new NetlinkError(
+      operation,
+      code,
+      Math.abs(errno),
+      detail ? `${errnoText(code)}: ${detail}` : undefined,
+    );
   }
 }
 

@@ -1,8 +1,9 @@
 // rtnetlink links: list/get (by name, index, MAC), veth pairs across namespaces, up/down, MTU, MAC,
 // rename, move to another namespace, delete.
-import { closeSync, openSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { formatMac, parseMac } from './addr.js';
 import { errnoText, hasCode, NetlinkError } from './errors.js';
+import { openNetns } from './netns.js';
 import {
   AF_UNSPEC,
   attr,
@@ -193,30 +194,50 @@ export async function resolveDev(sock: NlSocket, dev: LinkRef, op: string): Prom
   }
 }
 
-/** Opens namespace files for IFLA_NET_NS_FD and closes them once the request is done. */
-async function withNsFds<T>(paths: (string | undefined)[], fn: (fds: (number | undefined)[]) => Promise<T>) {
+/** A namespace by path, or already open (e.g. received from another process); the opener closes it. */
+export type NetnsTarget = string | { fd: number; label?: string };
+
+function nsLabel(t: NetnsTarget): string {
+  return typeof t === 'string' ? t : (t.label ?? `fd ${t.fd}`);
+}
+
+/**
+ * Descriptors for IFLA_NET_NS_FD: paths are opened (without blocking, checked to be network
+ * namespaces) and closed once the request is done; open namespaces are used as they are.
+ */
+async function withNsFds<T>(
+  targets: (NetnsTarget | undefined)[],
+  fn: (fds: (number | undefined)[]) => Promise<T>,
+) {
   const fds: (number | undefined)[] = [];
+  const opened: number[] = [];
   try {
-    for (const p of paths) {
-      if (p === undefined) {
-        fds.push(undefined);
-        continue;
-      }
-      try {
-        fds.push(openSync(p, 'r'));
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
-        throw new NetlinkError(
-          `open netns ${p}`,
-          code,
-          undefined,
-          code === 'ENOENT' ? 'no such namespace' : undefined,
-        );
+    for (const t of targets) {
+      if (t === undefined) fds.push(undefined);
+      else if (typeof t !== 'string') fds.push(t.fd);
+      else {
+        try {
+          const fd = openNetns(t);
+          opened.push(fd);
+          fds.push(fd);
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+          throw new NetlinkError(
+            `open netns ${t}`,
+            code,
+            undefined,
+            code === 'ENOENT'
+              ? 'no such namespace'
+              : code === 'EINVAL'
+                ? 'not a network namespace'
+                : undefined,
+          );
+        }
       }
     }
     return await fn(fds);
   } finally {
-    for (const fd of fds) if (fd !== undefined) closeSync(fd);
+    for (const fd of opened) closeSync(fd);
   }
 }
 
@@ -225,10 +246,10 @@ export interface VethOptions {
   name: string;
   /** Name of the other end. */
   peerName: string;
-  /** Namespace path for the other end (e.g. the pod's netns); default: same namespace. */
-  peerNetns?: string;
-  /** Namespace path for the first end; default: this handle's namespace. */
-  netns?: string;
+  /** Namespace for the other end (e.g. the pod's netns); default: same namespace. */
+  peerNetns?: NetnsTarget;
+  /** Namespace for the first end; default: this handle's namespace. */
+  netns?: NetnsTarget;
   /** MTU of both ends unless `peerMtu` is given. */
   mtu?: number;
   peerMtu?: number;
@@ -243,7 +264,7 @@ export async function createVeth(sock: NlSocket, o: VethOptions): Promise<void> 
   const peerMtu = o.peerMtu === undefined ? mtu : validateMtu(o.peerMtu);
   const mac = o.mac === undefined ? undefined : parseMac(o.mac);
   const peerMac = o.peerMac === undefined ? undefined : parseMac(o.peerMac);
-  const op = `create veth ${o.name} peer ${o.peerName}${o.peerNetns ? ` in ${o.peerNetns}` : ''}`;
+  const op = `create veth ${o.name} peer ${o.peerName}${o.peerNetns ? ` in ${nsLabel(o.peerNetns)}` : ''}`;
   await withNsFds([o.netns, o.peerNetns], async ([fd, peerFd]) => {
     const peer: Buffer[] = [ifinfomsg(), attrStr(IFLA_IFNAME, o.peerName)];
     if (peerMtu !== undefined) peer.push(attrU32(IFLA_MTU, peerMtu));
@@ -269,8 +290,8 @@ export interface LinkChanges {
   mac?: string;
   /** New name (the link must be down for most drivers). */
   name?: string;
-  /** Move the link into the namespace at this path; it keeps its name unless `name` is set. */
-  netns?: string;
+  /** Move the link into this namespace; it keeps its name unless `name` is set. */
+  netns?: NetnsTarget;
 }
 
 export async function setLink(sock: NlSocket, ref: LinkRef, c: LinkChanges): Promise<void> {
@@ -281,7 +302,7 @@ export async function setLink(sock: NlSocket, ref: LinkRef, c: LinkChanges): Pro
   const mac = c.mac === undefined ? undefined : parseMac(c.mac);
   if (c.mac !== undefined) parts.push(`address ${c.mac}`);
   if (c.name !== undefined) parts.push(`name ${validateLinkName(c.name, 'new interface name')}`);
-  if (c.netns !== undefined) parts.push(`netns ${c.netns}`);
+  if (c.netns !== undefined) parts.push(`netns ${nsLabel(c.netns)}`);
   if (parts.length === 0) return;
   const op = `set link ${refText(ref)} ${parts.join(' ')}`;
   // Renaming needs the index: IFLA_IFNAME then carries the new name.

@@ -1,5 +1,5 @@
 /**
- * Running code inside another network namespace, via the `native/netns` setns(2) addon.
+ * Running code inside another network namespace, via setns(2) from the native addon (lib/net/sys.ts).
  *
  * Why `inNetns` only takes synchronous functions: setns(2) switches the *calling thread*, and all
  * JavaScript runs on Node's main thread. While switched, everything the main thread does happens in
@@ -14,9 +14,8 @@
  * Use /proc/thread-self/net rather than /proc/self/net (= /proc/net) inside: /proc/self is the
  * thread-group leader, which differs from the calling thread in a worker_thread.
  */
-import { closeSync, openSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { closeSync, constants, fstatSync, openSync, statSync } from 'node:fs';
+import { sys } from './sys.js';
 
 /** CLONE_NEWNET from <sched.h>: makes setns refuse an fd that is not a network namespace. */
 export const CLONE_NEWNET = 0x40000000;
@@ -27,55 +26,12 @@ export const NETNS_RUN_DIR = '/var/run/netns';
 /** The network namespace of the calling (main) thread. /proc/self would be the thread group leader. */
 const CURRENT_NETNS = '/proc/thread-self/ns/net';
 
-interface NetnsAddon {
-  setns(fd: number, nstype: number): void;
-}
-
-let addon: NetnsAddon | undefined;
 /** Set when switching back failed: the process is stranded in a foreign namespace. */
 let stranded: string | undefined;
 
-/**
- * Candidate locations of the compiled addon, relative to this module. In a bundle (dist/*.mjs)
- * import.meta.url is the bundle, and build.mjs puts netns.node next to it (one directory up from a chunk
- * of a split bundle, dist/ipamd-chunks/); from sources (vitest, tsx) this file is lib/net/netns.ts and
- * node-gyp's output is under native/.
- */
-function addonCandidates(): string[] {
-  const rel = [
-    './netns.node',
-    '../netns.node',
-    '../../native/netns/build/Release/netns.node',
-    '../../dist/netns.node',
-  ];
-  return rel.map((r) => fileURLToPath(new URL(r, import.meta.url)));
-}
-
-/** Loads the addon on first use so that importing this module costs nothing. */
-function loadAddon(): NetnsAddon {
-  if (addon) return addon;
-  const override = process.env['VPCCNI_NETNS_ADDON'];
-  const candidates = override ? [override] : addonCandidates();
-  const requireNative = createRequire(import.meta.url);
-  const failures: string[] = [];
-  for (const file of candidates) {
-    try {
-      const mod = requireNative(file) as Partial<NetnsAddon>;
-      if (typeof mod.setns !== 'function') throw new Error('does not export setns()');
-      addon = mod as NetnsAddon;
-      return addon;
-    } catch (err) {
-      failures.push(`${file}: ${(err as Error).message.split('\n')[0]}`);
-    }
-  }
-  throw new Error(
-    `netns addon not found or not loadable; run "npm run build" (builds native/netns). Tried:\n  ${failures.join('\n  ')}`,
-  );
-}
-
 /** Raw setns(2) on an open fd; throws an Error with `.code` (EBADF, EINVAL, EPERM, ...). */
 export function setns(fd: number, nstype: number = CLONE_NEWNET): void {
-  loadAddon().setns(fd, nstype);
+  sys().setns(fd, nstype);
 }
 
 const NAME_RE = /^[A-Za-z0-9_.-]{1,255}$/;
@@ -116,6 +72,48 @@ function isThenable(v: unknown): boolean {
 }
 
 /**
+ * Opens a network namespace file for reading, without blocking and without trusting what the path
+ * names: O_NONBLOCK so a FIFO planted at the path cannot stall the thread, then NS_GET_NSTYPE so a
+ * regular file, a directory or another kind of namespace is refused. Errors carry `.code`: ENOENT
+ * (no such path), EINVAL (not a network namespace), or the open's own errno. The caller closes the fd.
+ */
+export function openNetns(nsPath: string): number {
+  if (typeof nsPath !== 'string' || nsPath === '') {
+    throw new TypeError('a network namespace path must be a non-empty string');
+  }
+  let fd: number;
+  try {
+    fd = openSync(nsPath, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (err) {
+    throw wrapError(`open netns ${nsPath}`, err);
+  }
+  try {
+    assertNetnsFd(fd, nsPath);
+    return fd;
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+/** Throws EINVAL unless `fd` refers to a network namespace. */
+export function assertNetnsFd(fd: number, what: string): void {
+  let type: number;
+  try {
+    type = sys().nsType(fd);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code !== 'ENOTTY' && e.code !== 'EINVAL') throw wrapError(`inspect netns ${what}`, err);
+    type = -1;
+  }
+  if (type !== CLONE_NEWNET) {
+    const out: NetnsError = new Error(`open netns ${what}: not a network namespace (EINVAL)`);
+    out.code = 'EINVAL';
+    throw out;
+  }
+}
+
+/**
  * Runs `fn` synchronously with the main thread switched into the network namespace at `nsPath`
  * (e.g. netnsPath('x'), a CNI_NETNS path like /var/run/netns/cni-..., or /proc/<pid>/ns/net),
  * and always switches back, also when `fn` throws. Returns what `fn` returns.
@@ -124,6 +122,16 @@ export function inNetns<T>(nsPath: string, fn: () => T): T {
   if (typeof nsPath !== 'string' || nsPath === '') {
     throw new TypeError('inNetns: nsPath must be a non-empty path to a network namespace');
   }
+  const fd = openNetns(nsPath);
+  try {
+    return inNetnsFd(fd, fn, nsPath);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** inNetns for a namespace already open as `fd` (see openNetns); `label` names it in errors. */
+export function inNetnsFd<T>(fd: number, fn: () => T, label = `fd ${fd}`): T {
   if (typeof fn !== 'function') throw new TypeError('inNetns: fn must be a function');
   if (fn.constructor.name === 'AsyncFunction') {
     throw new TypeError(
@@ -131,27 +139,18 @@ export function inNetns<T>(nsPath: string, fn: () => T): T {
     );
   }
   if (stranded) throw new Error(`inNetns: refusing, the process is stranded: ${stranded}`);
-  const native = loadAddon();
-
-  let targetFd: number;
-  try {
-    targetFd = openSync(nsPath, 'r');
-  } catch (err) {
-    throw wrapError(`open netns ${nsPath}`, err);
-  }
+  const native = sys();
   let originFd: number;
   try {
     originFd = openSync(CURRENT_NETNS, 'r');
   } catch (err) {
-    closeSync(targetFd);
     throw wrapError(`open current netns ${CURRENT_NETNS}`, err);
   }
-
   try {
     try {
-      native.setns(targetFd, CLONE_NEWNET);
+      native.setns(fd, CLONE_NEWNET);
     } catch (err) {
-      throw wrapError(`enter netns ${nsPath}`, err);
+      throw wrapError(`enter netns ${label}`, err);
     }
     let result: T;
     try {
@@ -160,9 +159,9 @@ export function inNetns<T>(nsPath: string, fn: () => T): T {
       try {
         native.setns(originFd, CLONE_NEWNET);
       } catch (err) {
-        stranded = `could not return from netns ${nsPath}: ${(err as Error).message}`;
+        stranded = `could not return from netns ${label}: ${(err as Error).message}`;
         // biome-ignore lint/correctness/noUnsafeFinally: failing to switch back must win over fn's outcome.
-        throw wrapError(`leave netns ${nsPath} (process left in the wrong namespace)`, err);
+        throw wrapError(`leave netns ${label} (process left in the wrong namespace)`, err);
       }
     }
     if (isThenable(result)) {
@@ -174,7 +173,6 @@ export function inNetns<T>(nsPath: string, fn: () => T): T {
     }
     return result;
   } finally {
-    closeSync(targetFd);
     closeSync(originFd);
   }
 }
@@ -185,4 +183,9 @@ export function inNetns<T>(nsPath: string, fn: () => T): T {
  */
 export function netnsInode(nsPath: string = CURRENT_NETNS): number {
   return Number(statSync(nsPath, { bigint: true }).ino);
+}
+
+/** Identity of the namespace an open namespace fd refers to. */
+export function netnsInodeOfFd(fd: number): number {
+  return Number(fstatSync(fd, { bigint: true }).ino);
 }

@@ -1,12 +1,14 @@
 // An rtnetlink handle bound to one network namespace. The socket is created inside the namespace
 // (inNetns), so every later request acts there, from any async context, with no further switching.
 import * as addrs from './addrs.js';
+import { NetlinkError } from './errors.js';
 import * as links from './links.js';
 import * as neigh from './neigh.js';
-import { inNetns } from './netns.js';
+import { inNetns, inNetnsFd } from './netns.js';
 import * as routes from './routes.js';
 import * as rules from './rules.js';
 import { NlSocket } from './socket.js';
+import { sys } from './sys.js';
 
 export interface RtnlOptions {
   /** Per-request timeout (default 10 s). */
@@ -36,12 +38,8 @@ export class Rtnl {
   setMtu = (ref: links.LinkRef, mtu: number) => links.setLink(this.sock, ref, { mtu });
   setMac = (ref: links.LinkRef, mac: string) => links.setLink(this.sock, ref, { mac });
   /** Moves a link into the namespace at `nsPath` (optionally renaming it on the way). */
-  moveLink = (ref: links.LinkRef, nsPath: string, newName?: string) =>
-    links.setLink(
-      this.sock,
-      ref,
-      newName === undefined ? { netns: nsPath } : { netns: nsPath, name: newName },
-    );
+  moveLink = (ref: links.LinkRef, ns: links.NetnsTarget, newName?: string) =>
+    links.setLink(this.sock, ref, newName === undefined ? { netns: ns } : { netns: ns, name: newName });
   /** Rejects with ENODEV when missing; deleting one veth end deletes both. */
   deleteLink = (ref: links.LinkRef) => links.deleteLink(this.sock, ref);
 
@@ -72,6 +70,13 @@ export class Rtnl {
   deleteNeighbor = (n: Omit<neigh.NeighborSpec, 'mac'>) => neigh.deleteNeighbor(this.sock, n);
   listNeighbors = (dev?: links.LinkRef) => neigh.listNeighbors(this.sock, dev);
 
+  /** A new fd for the network namespace this handle acts in (SIOCGSKNS); the caller closes it. */
+  netnsFd(): number {
+    const fd = this.sock.descriptor;
+    if (fd === undefined) throw new NetlinkError('netns of handle', 'EBADF', 9, 'netlink handle is closed');
+    return sys().socketNetns(fd);
+  }
+
   close(): void {
     this.sock.close();
   }
@@ -86,4 +91,21 @@ export function openRtnl(nsPath?: string, o: RtnlOptions = {}): Rtnl {
   const sock =
     nsPath === undefined ? new NlSocket(o.timeoutMs) : inNetns(nsPath, () => new NlSocket(o.timeoutMs));
   return new Rtnl(sock, nsPath);
+}
+
+/** A handle acting in the namespace open as `nsFd` (see openNetns); needs CAP_SYS_ADMIN (setns). */
+export function openRtnlInFd(nsFd: number, label: string, o: RtnlOptions = {}): Rtnl {
+  return new Rtnl(
+    inNetnsFd(nsFd, () => new NlSocket(o.timeoutMs), label),
+    label,
+  );
+}
+
+/**
+ * A handle over a NETLINK_ROUTE socket another process created (and passed over SCM_RIGHTS): it acts
+ * in whatever namespace that socket was made in, with no setns and so no CAP_SYS_ADMIN. Takes
+ * ownership of `socketFd`; throws (code EPROTOTYPE / ENOTSOCK) when it is not such a socket.
+ */
+export function adoptRtnl(socketFd: number, label: string, o: RtnlOptions = {}): Rtnl {
+  return new Rtnl(new NlSocket(o.timeoutMs, socketFd), label);
 }

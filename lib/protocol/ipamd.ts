@@ -4,6 +4,7 @@
  * from different releases fail with a clear message instead of misreading each other.
  * This module has no dependencies so the plugin pays nothing to load it.
  */
+import { CONTAINER_ID_RE, ifNameProblem, labelProblem, NETWORK_NAME_RE, netnsPathProblem } from './names.js';
 
 export const PROTOCOL_VERSION = 1;
 /** Requests longer than this are rejected without being parsed. */
@@ -29,6 +30,11 @@ export interface AddRequest extends AttachmentKey {
 export interface DelRequest extends AttachmentKey {
   v: number;
   op: 'del';
+  /**
+   * Addresses the runtime's prevResult names for this attachment. ipamd says which of them another
+   * attachment holds, so the plugin never unwires a pod that now owns one of them.
+   */
+  addresses?: string[];
 }
 
 /** Release every address of `network` whose attachment is not in `valid`. */
@@ -37,6 +43,8 @@ export interface GcRequest {
   op: 'gc';
   network: string;
   valid: { containerId: string; ifName: string }[];
+  /** Needed to release every attachment the network has (an empty or stale list usually is a bug). */
+  force?: boolean;
 }
 
 export interface HealthRequest {
@@ -56,6 +64,13 @@ export interface CniRequest {
   env: Record<string, string>;
   /** The netconf; absent when the runtime gave none (VERSION from a terminal). */
   stdin?: string;
+  /**
+   * 1 when a NETLINK_ROUTE socket created inside CNI_NETNS rides on the request (SCM_RIGHTS): the
+   * only way ipamd acts in the pod's namespace. Absent for commands without a namespace.
+   */
+  netnsFd?: 1;
+  /** Why the shim could not open CNI_NETNS (errno name, e.g. ENOENT), instead of the socket. */
+  netnsErrno?: string;
 }
 
 export type Request = AddRequest | DelRequest | GcRequest | HealthRequest | CniRequest;
@@ -93,6 +108,11 @@ export interface AddResult {
   /** MTU for the pod's interface (POD_MTU, else AWS_VPC_ENI_MTU). */
   mtu: number;
   vethPrefix: string;
+  /**
+   * MAC for the host end of the pod's veth, chosen and recorded by ipamd with the assignment, so a
+   * later DEL or GC can tell this attachment's veth from another pod's of the same name.
+   */
+  hostVethMac: string;
 }
 
 export interface DelResult {
@@ -100,10 +120,14 @@ export interface DelResult {
   address: string | null;
   deviceNumber: number | null;
   routeTable: number | null;
+  /** The host veth MAC recorded for the released address (null: unknown key or an older record). */
+  hostVethMac: string | null;
+  /** Of the request's `addresses`, those another attachment holds now: not this DEL's to touch. */
+  heldByOthers: string[];
 }
 
 export interface GcResult {
-  released: { containerId: string; ifName: string; address: string }[];
+  released: { containerId: string; ifName: string; address: string; hostVethMac?: string }[];
 }
 
 export interface HealthResult {
@@ -120,6 +144,7 @@ export type ErrorCode =
   | 'not_ready' // still starting, reconciling or shutting down: try again later
   | 'pool_empty' // momentarily no free address, the pool is growing: try again later
   | 'exhausted' // no address can be had: max pods, ENI limit, subnet full (message says which)
+  | 'forbidden' // the caller's credentials (SO_PEERCRED) do not allow this op
   | 'internal';
 
 export interface ErrorBody {
@@ -139,6 +164,19 @@ export class ProtocolError extends Error {
   }
 }
 
+type Check = (value: string) => string | undefined;
+
+const checks: Record<string, Check> = {
+  network: (v) =>
+    NETWORK_NAME_RE.test(v) ? undefined : 'must be a CNI network name ([A-Za-z0-9][A-Za-z0-9_.-]*)',
+  containerId: (v) =>
+    CONTAINER_ID_RE.test(v) ? undefined : 'must be a CNI container id ([A-Za-z0-9][A-Za-z0-9_.-]*)',
+  ifName: ifNameProblem,
+  netns: netnsPathProblem,
+  podNamespace: (v) => labelProblem(v),
+  podName: (v) => labelProblem(v),
+};
+
 function field(obj: Record<string, unknown>, name: string, required: boolean): string | undefined {
   const value = obj[name];
   if (value === undefined && !required) return undefined;
@@ -148,7 +186,27 @@ function field(obj: Record<string, unknown>, name: string, required: boolean): s
       `field "${name}" must be a non-empty string of at most 1024 characters`,
     );
   }
+  const problem = checks[name]?.(value);
+  if (problem) throw new ProtocolError('bad_request', `field "${name}" ${problem}`);
   return value;
+}
+
+const MAX_DEL_ADDRESSES = 16;
+const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+function addressList(o: Record<string, unknown>): string[] | undefined {
+  if (o.addresses === undefined) return undefined;
+  if (
+    !Array.isArray(o.addresses) ||
+    o.addresses.length > MAX_DEL_ADDRESSES ||
+    !o.addresses.every((a) => typeof a === 'string' && IPV4_RE.test(a))
+  ) {
+    throw new ProtocolError(
+      'bad_request',
+      `field "addresses" must be a list of at most ${MAX_DEL_ADDRESSES} IPv4 addresses`,
+    );
+  }
+  return o.addresses as string[];
 }
 
 /** Parses and validates one request line; throws ProtocolError with a specific message. */
@@ -186,14 +244,17 @@ export function parseRequest(line: string): Request {
         podNamespace: field(o, 'podNamespace', false),
         podName: field(o, 'podName', false),
       };
-    case 'del':
+    case 'del': {
+      const addresses = addressList(o);
       return {
         v: PROTOCOL_VERSION,
         op: 'del',
         network: field(o, 'network', true)!,
         containerId: field(o, 'containerId', true)!,
         ifName: field(o, 'ifName', true)!,
+        ...(addresses ? { addresses } : {}),
       };
+    }
     case 'gc': {
       const network = field(o, 'network', true)!;
       if (!Array.isArray(o.valid)) throw new ProtocolError('bad_request', 'field "valid" must be an array');
@@ -204,7 +265,10 @@ export function parseRequest(line: string): Request {
         const it = item as Record<string, unknown>;
         return { containerId: field(it, 'containerId', true)!, ifName: field(it, 'ifName', true)! };
       });
-      return { v: PROTOCOL_VERSION, op: 'gc', network, valid };
+      if (o.force !== undefined && typeof o.force !== 'boolean') {
+        throw new ProtocolError('bad_request', 'field "force" must be a boolean when present');
+      }
+      return { v: PROTOCOL_VERSION, op: 'gc', network, valid, ...(o.force ? { force: true } : {}) };
     }
     case 'cni':
       return parseCniRequest(o);
@@ -241,7 +305,23 @@ function parseCniRequest(o: Record<string, unknown>): CniRequest {
   if (o.stdin !== undefined && typeof o.stdin !== 'string') {
     throw new ProtocolError('bad_request', 'field "stdin" must be a string when present');
   }
-  return { v: PROTOCOL_VERSION, op: 'cni', env: out, ...(o.stdin === undefined ? {} : { stdin: o.stdin }) };
+  if (o.netnsFd !== undefined && o.netnsFd !== 1) {
+    throw new ProtocolError('bad_request', 'field "netnsFd" must be 1 when present');
+  }
+  if (
+    o.netnsErrno !== undefined &&
+    (typeof o.netnsErrno !== 'string' || !/^E[A-Z0-9]{1,15}$/.test(o.netnsErrno))
+  ) {
+    throw new ProtocolError('bad_request', 'field "netnsErrno" must be an errno name such as "ENOENT"');
+  }
+  return {
+    v: PROTOCOL_VERSION,
+    op: 'cni',
+    env: out,
+    ...(o.stdin === undefined ? {} : { stdin: o.stdin }),
+    ...(o.netnsFd === 1 ? { netnsFd: 1 as const } : {}),
+    ...(o.netnsErrno === undefined ? {} : { netnsErrno: o.netnsErrno as string }),
+  };
 }
 
 /**

@@ -10,7 +10,17 @@
  *
  * When ipamd cannot take the call (no socket, refused, an error line instead of the frame) the
  * shim execs the Node plugin aws-cni.mjs next to its own real path, with the same environment
- * and stdin: DEL with ipamd down still tears down from prevResult, VERSION and STATUS still answer.
+ * and stdin: DEL with ipamd down still tears down what it can prove is its own, VERSION and STATUS
+ * still answer.
+ *
+ * The pod's namespace: ipamd runs in a container of its own mount namespace, where the runtime's
+ * CNI_NETNS path (a bind mount in the runtime's mount namespace) does not exist, and with only
+ * NET_ADMIN/NET_RAW, so it could neither open nor enter it. The shim runs as the runtime does: it
+ * opens CNI_NETNS (without blocking, checked to be a network namespace), enters it just long enough
+ * to create a NETLINK_ROUTE socket there, returns, and sends that socket with the request
+ * (SCM_RIGHTS, field "netnsFd":1). ipamd learns the namespace from the socket itself (SIOCGSKNS)
+ * and never resolves a path a caller chose. When the namespace cannot be opened the request says
+ * why ("netnsErrno"), so ipamd answers as the Node plugin would (DEL of a gone namespace succeeds).
  *
  * Kept small on purpose: no JSON parser (one scan for the top-level string "ipamdSocket"; anything
  * unusual falls back to the Node plugin, which reports config errors properly), bounded buffers,
@@ -18,10 +28,15 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <linux/netlink.h>
+#include <linux/nsfs.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -30,6 +45,7 @@
 #include <unistd.h>
 
 #define MAX_IN (60 * 1024)   /* the request must fit ipamd's 64 KiB limit */
+#define MAX_STDIN (1024 * 1024) /* MAX_NETCONF_BYTES in cni/netconf.ts (a test keeps them equal); over it: code 7 */
 #define MAX_REQ (64 * 1024)
 #define MAX_OUT (1024 * 1024)
 #define ANSWER_TIMEOUT_S 60  /* ADD may wait on ipamd's checkpoint; ipamd answers 11 when it cannot */
@@ -41,6 +57,8 @@ static char in[MAX_IN + 1], req[MAX_REQ], out[MAX_OUT + 1];
 static size_t in_len, req_len;
 static int in_none; /* stdin is a terminal: VERSION without a config */
 static char **args; /* our argv, passed on to the Node plugin */
+static int netns_sock = -1; /* NETLINK_ROUTE socket created inside CNI_NETNS, sent to ipamd */
+static const char *netns_errno; /* why CNI_NETNS could not be opened, sent instead */
 
 static int write_all(int fd, const char *p, size_t n) {
   while (n > 0) {
@@ -60,6 +78,14 @@ static void try_again(const char *details) {
   exit(1);
 }
 
+/* A netconf over MAX_STDIN: refused here, as the Node plugin would, without reading the rest. */
+static void too_large(void) {
+  printf("{\"cniVersion\":\"1.0.0\",\"code\":7,\"msg\":\"network configuration is too large\","
+         "\"details\":\"stdin holds more than %d bytes, the most this plugin reads\"}\n",
+         MAX_STDIN);
+  exit(1);
+}
+
 /* Execs the Node plugin beside this binary, stdin restored from what was read. Never returns. */
 static void fallback(void) {
   char self[PATH_MAX], bundle[PATH_MAX + 16];
@@ -76,11 +102,14 @@ static void fallback(void) {
     /* A memfd holds stdin whole (a pipe could block on a large config). */
     int fd = memfd_create("cni-stdin", MFD_CLOEXEC);
     if (fd < 0 || write_all(fd, in, in_len) < 0) try_again("aws-cni: memfd for stdin failed");
-    for (;;) { /* stdin larger than MAX_IN: copy the rest */
+    size_t total = in_len;
+    for (;;) { /* stdin larger than MAX_IN: copy the rest, up to the limit */
       ssize_t r = read(0, out, MAX_OUT);
       if (r < 0 && errno == EINTR) continue;
       if (r < 0) try_again("aws-cni: reading stdin failed");
       if (r == 0) break;
+      total += (size_t)r;
+      if (total > MAX_STDIN) too_large();
       if (write_all(fd, out, (size_t)r) < 0) try_again("aws-cni: memfd for stdin failed");
     }
     if (lseek(fd, 0, SEEK_SET) != 0 || dup2(fd, 0) != 0) try_again("aws-cni: restoring stdin failed");
@@ -163,7 +192,79 @@ static int build_request(void) {
   }
   if (put("}", 1)) return -1;
   if (!in_none && (put(",\"stdin\":", 9) || put_json(in, in_len))) return -1;
+  if (netns_sock >= 0 && put(",\"netnsFd\":1", 12)) return -1;
+  if (netns_errno && (put(",\"netnsErrno\":", 14) || put_json(netns_errno, strlen(netns_errno)))) return -1;
   return put("}\n", 2);
+}
+
+static const char *errno_name(int err) {
+  const char *n = strerrorname_np(err);
+  return n ? n : "EIO";
+}
+
+/*
+ * For the commands that act in the pod's namespace: a NETLINK_ROUTE socket made inside CNI_NETNS.
+ * The shim leaves the namespace before doing anything else (a fallback must run where it started);
+ * if it cannot get back it stops, asking the runtime to retry.
+ */
+static void open_pod_netlink(void) {
+  const char *cmd = getenv("CNI_COMMAND"), *path = getenv("CNI_NETNS");
+  if (!cmd || (strcmp(cmd, "ADD") && strcmp(cmd, "DEL") && strcmp(cmd, "CHECK"))) return;
+  if (!path || !*path) return;
+  int ns = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (ns < 0) {
+    netns_errno = errno_name(errno);
+    return;
+  }
+  if (ioctl(ns, NS_GET_NSTYPE) != CLONE_NEWNET) { /* a file, a FIFO, another kind of namespace */
+    netns_errno = "EINVAL";
+    close(ns);
+    return;
+  }
+  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self < 0) {
+    close(ns);
+    fallback();
+  }
+  if (setns(ns, CLONE_NEWNET) != 0) {
+    netns_errno = errno_name(errno);
+    close(ns);
+    close(self);
+    return;
+  }
+  netns_sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  int made = errno;
+  if (setns(self, CLONE_NEWNET) != 0) try_again("aws-cni: could not return from the pod's network namespace");
+  close(ns);
+  close(self);
+  if (netns_sock < 0) netns_errno = errno_name(made);
+}
+
+/* Sends the request, the pod's netlink socket riding on its first byte. */
+static int send_request(int fd) {
+  size_t sent = 0;
+  if (netns_sock >= 0) {
+    union { char raw[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    struct iovec iov = {.iov_base = req, .iov_len = req_len};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.raw, .msg_controllen = sizeof control.raw};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &netns_sock, sizeof(int));
+    ssize_t w;
+    do w = sendmsg(fd, &m, MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    if (w <= 0) return -1;
+    sent = (size_t)w;
+  }
+  while (sent < req_len) {
+    ssize_t w = send(fd, req + sent, req_len - sent, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    sent += (size_t)w;
+  }
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -180,18 +281,16 @@ int main(int argc, char **argv) {
     in_len += (size_t)r;
     if (in_len > MAX_IN) fallback(); /* too large to forward; fallback() copies the rest */
   }
-  if (socket_path(path, sizeof path) < 0 || path[0] != '/' || build_request() < 0) fallback();
+  if (socket_path(path, sizeof path) < 0 || path[0] != '/') fallback();
+  open_pod_netlink();
+  if (build_request() < 0) fallback();
 
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
   memcpy(addr.sun_path, path, strlen(path) + 1);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) fallback();
-  for (size_t sent = 0; sent < req_len;) {
-    ssize_t w = send(fd, req + sent, req_len - sent, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) fallback(); /* ipamd runs nothing before it has the whole line */
-    sent += (size_t)w;
-  }
+  if (send_request(fd) < 0) fallback(); /* ipamd runs nothing before it has the whole line */
+  if (netns_sock >= 0) close(netns_sock); /* ipamd holds its own copy now */
   struct timeval tv = {.tv_sec = ANSWER_TIMEOUT_S};
   if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0) try_again("setsockopt failed");
   size_t got = 0;

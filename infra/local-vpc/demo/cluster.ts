@@ -72,7 +72,8 @@ export class Cluster {
       const instance = await this.vpc.launchInstance({ instanceType, subnet: i % this.vpc.subnetIds.length });
       const label = `node-${i + 1}`;
       const dir = join(this.workDir, label);
-      mkdirSync(join(dir, 'bin'), { recursive: true });
+      // 0755 whatever the umask: ipamd refuses a run directory others may write to.
+      mkdirSync(join(dir, 'bin'), { recursive: true, mode: 0o755 });
       symlinkSync(this.bundles.plugin, join(dir, 'bin', 'aws-cni'));
       this.nodes.push({
         label,

@@ -23,6 +23,14 @@ export function missingParameter(name: string): Ec2Error {
   return new Ec2Error('MissingParameter', `The request must contain the parameter ${name}`);
 }
 
+/**
+ * EC2 spells its malformed-id codes inconsistently (InvalidNetworkInterfaceId.Malformed but
+ * InvalidInstanceID.Malformed): the caller passes the documented code whole.
+ */
+export function malformedId(code: string, id: string, prefix: string): Ec2Error {
+  return new Ec2Error(code, `Invalid id: "${id}" (expecting "${prefix}...")`);
+}
+
 /** `kind` is EC2's word for the resource in the code, e.g. `NetworkInterfaceID`, `InstanceID`. */
 export function notFound(kind: string, noun: string, id: string): Ec2Error {
   return new Ec2Error(`Invalid${kind}.NotFound`, `The ${noun} ID '${id}' does not exist`);

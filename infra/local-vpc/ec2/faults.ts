@@ -1,13 +1,14 @@
 /**
  * Fault injection for the EC2 emulator, set per test through this object or the HTTP control API:
- * per-action latency, the throttling model (off by default), injected 5xx errors (next N calls or a
- * probability), and an eventual-consistency window during which a newly created ENI is NotFound to
- * DescribeNetworkInterfaces.
+ * per-action latency, the throttling model (throttle.ts; off by default), injected 5xx errors (next N
+ * calls or a probability), and an eventual-consistency window during which a newly created ENI is
+ * NotFound to every call that names it (EC2 API reference, "Eventual consistency in the Amazon EC2
+ * API": a call on a just-created resource may answer InvalidXxx.NotFound until it propagates).
  *
  * Exports: LatencySpec, ErrorInjection, FaultsSnapshot, Faults.
  */
 import { Ec2Error } from './errors.js';
-import { type BucketSpec, TokenBuckets } from './throttle.js';
+import { type BucketSpec, type RequestShape, TokenBuckets } from './throttle.js';
 
 export interface LatencySpec {
   ms: number;
@@ -29,7 +30,7 @@ export interface ErrorInjection {
 
 export interface FaultsSnapshot {
   latency: Record<string, LatencySpec>;
-  throttling: { enabled: boolean; buckets: Record<string, BucketSpec> };
+  throttling: { enabled: boolean; scale: number; buckets: Record<string, BucketSpec> };
   errors: ErrorInjection[];
   consistencyWindowMs: number;
 }
@@ -42,12 +43,14 @@ export class Faults {
   private readonly buckets: TokenBuckets;
   private errors: ErrorInjection[] = [];
   consistencyWindowMs = 0;
+  /** The window reset() returns to: the VPC's asynchrony, not a fault a test injected. */
+  private baselineConsistencyWindowMs = 0;
 
   constructor(
     readonly clock: () => number = Date.now,
     private readonly random: () => number = Math.random,
   ) {
-    this.buckets = new TokenBuckets(clock);
+    this.buckets = new TokenBuckets({ clock });
   }
 
   setLatency(action: string, spec: LatencySpec | undefined): void {
@@ -68,15 +71,25 @@ export class Faults {
     return spec.ms + (spec.jitterMs ? this.random() * spec.jitterMs : 0);
   }
 
-  /** Turns the throttling model on or off; `buckets` overrides some figures and refills all. */
-  setThrottling(enabled: boolean, buckets?: Record<string, BucketSpec>): void {
-    this.buckets.configure(buckets);
+  /**
+   * Turns the throttling model on or off; `buckets` overrides some figures (by bucket or category
+   * name, see throttle.ts), `scale` multiplies all of them; either refills every bucket.
+   */
+  setThrottling(enabled: boolean, buckets?: Record<string, BucketSpec>, scale = 1): void {
+    this.buckets.configure(buckets, scale, this.knownActions);
     this.throttlingEnabled = enabled;
   }
 
-  /** Throws RequestLimitExceeded when throttling is on and the action's bucket is empty. */
-  checkThrottle(action: string): void {
-    if (this.throttlingEnabled && !this.buckets.take(action)) {
+  /** Action names a bucket override may use (the server sets the actions it serves). */
+  knownActions: ReadonlySet<string> | undefined;
+
+  /**
+   * Throws RequestLimitExceeded (HTTP 503) when throttling is on and the call's request bucket, or
+   * for RunInstances/TerminateInstances its resource bucket for `resources` instances, is empty.
+   */
+  checkThrottle(action: string, shape: RequestShape = {}, resources = 0): void {
+    if (!this.throttlingEnabled) return;
+    if (!this.buckets.take(action, shape) || !this.buckets.takeResources(action, resources)) {
       throw new Ec2Error('RequestLimitExceeded', 'Request limit exceeded.', 503);
     }
   }
@@ -120,29 +133,35 @@ export class Faults {
     }
   }
 
-  setConsistencyWindow(ms: number): void {
-    if (!(ms >= 0)) throw new Error('consistency window must be >= 0 ms');
+  /** Sets the window; `{ baseline: true }` also makes it what reset() returns to. */
+  setConsistencyWindow(ms: number, opts: { baseline?: boolean } = {}): void {
+    if (!(ms >= 0) || !Number.isFinite(ms)) throw new Error('consistency window must be >= 0 ms');
     this.consistencyWindowMs = ms;
+    if (opts.baseline) this.baselineConsistencyWindowMs = ms;
   }
 
-  /** True while a resource created at `createdAt` is still invisible to Describe calls. */
+  /** True while a resource created at `createdAt` has not propagated: calls naming it answer NotFound. */
   hiddenByConsistency(createdAt: Date): boolean {
     return this.consistencyWindowMs > 0 && this.clock() - createdAt.getTime() < this.consistencyWindowMs;
   }
 
-  /** Clears every fault (throttling off, no latency, no errors, no window). */
+  /** Clears every fault (throttling off, no latency, no errors; the window back to its baseline). */
   reset(): void {
     this.latency.clear();
     this.throttlingEnabled = false;
-    this.buckets.configure();
+    this.buckets.configure(undefined, 1, this.knownActions);
     this.errors = [];
-    this.consistencyWindowMs = 0;
+    this.consistencyWindowMs = this.baselineConsistencyWindowMs;
   }
 
   snapshot(): FaultsSnapshot {
     return {
       latency: Object.fromEntries(this.latency),
-      throttling: { enabled: this.throttlingEnabled, buckets: this.buckets.figures },
+      throttling: {
+        enabled: this.throttlingEnabled,
+        scale: this.buckets.figures.scale,
+        buckets: this.buckets.figures.overrides,
+      },
       errors: this.errors.map((e) => ({ ...e })),
       consistencyWindowMs: this.consistencyWindowMs,
     };

@@ -1,14 +1,24 @@
 /**
- * EC2 Describe* filtering and pagination.
+ * EC2 Describe* filtering and pagination, as the EC2 User Guide's "Filtering considerations" (List
+ * and filter your resources) describes it: up to 50 filters and 200 values per filter, filter strings
+ * up to 255 characters (FilterLimitExceeded past those), case-sensitive values, `*` matching zero or
+ * more characters and `?` zero or one, a backslash escaping either. Several filters AND together;
+ * several values of one filter OR together.
  *
- * A resource type supplies a FilterSpec: the filter names EC2 supports for it and how to read each
- * from a resource; an unknown name fails the request with InvalidParameterValue, as EC2 does. Filter values may use `*` and `?` wildcards.
- * Several filters AND together; several values of one filter OR together.
+ * A resource type supplies a FilterSpec: how to read each filter from a resource. The names a request
+ * may use are the ones the action's documentation lists (api-model.generated.ts); an undocumented
+ * name fails with InvalidParameterValue, and a documented one the emulator cannot evaluate with
+ * InvalidParameterValue saying so, rather than matching nothing.
  *
  * Exports: FilterSpec, applyFilters, paginate.
  */
+import { filterNamesOf } from './api-model.js';
 import { Ec2Error, invalidParameterValue } from './errors.js';
 import type { Filter } from './params.js';
+
+export const MAX_FILTERS = 50;
+export const MAX_FILTER_VALUES = 200;
+export const MAX_FILTER_STRING = 255;
 
 /** Filter name -> the values a resource has for it. Tag filters come from `tagsOf`. */
 export interface FilterSpec<T> {
@@ -23,7 +33,7 @@ function globToRegExp(glob: string): RegExp {
     const c = glob[i]!;
     if (c === '\\' && i + 1 < glob.length) re += escapeRe(glob[++i]!);
     else if (c === '*') re += '.*';
-    else if (c === '?') re += '.';
+    else if (c === '?') re += '.?';
     else re += escapeRe(c);
   }
   return new RegExp(`^${re}$`, 's');
@@ -44,12 +54,30 @@ function valuesFor<T>(spec: FilterSpec<T>, name: string): ((r: T) => (string | u
   return undefined;
 }
 
+/** True when `name` is one of the filters the action's documentation lists. */
+function documented(action: string, name: string): boolean {
+  const doc = filterNamesOf(action);
+  if (!doc) return false;
+  if (name.startsWith('tag:')) return doc.tagKeyValue && name.length > 4;
+  return doc.names.includes(name);
+}
+
 export function applyFilters<T>(items: T[], filters: Filter[], spec: FilterSpec<T>): T[] {
-  if (filters.length > 50)
-    throw new Ec2Error('FilterLimitExceeded', 'The request uses too many filters or values.');
+  const tooMany = () => new Ec2Error('FilterLimitExceeded', 'The request uses too many filters or values.');
+  if (filters.length > MAX_FILTERS) throw tooMany();
+  for (const f of filters) {
+    if (f.values.length > MAX_FILTER_VALUES) throw tooMany();
+    if ([f.name, ...f.values].some((v) => v.length > MAX_FILTER_STRING)) throw tooMany();
+  }
   const compiled = filters.map((f) => {
+    if (!documented(spec.typeName, f.name))
+      throw invalidParameterValue(`The filter '${f.name}' is invalid for ${spec.typeName}`);
     const get = valuesFor(spec, f.name);
-    if (!get) throw invalidParameterValue(`The filter '${f.name}' is invalid for ${spec.typeName}`);
+    if (!get) {
+      throw invalidParameterValue(
+        `The filter '${f.name}' of ${spec.typeName} is not supported by the local VPC emulator`,
+      );
+    }
     if (f.values.length === 0) throw invalidParameterValue(`The filter '${f.name}' has no values.`);
     return { get, patterns: f.values.map(globToRegExp) };
   });

@@ -10,6 +10,9 @@ export const UNATTACHED_ENI_ADDRESS_LIMIT = 50;
 
 export type Tags = Map<string, string>;
 
+/** User tags one resource may carry (EC2 User Guide, "Tag restrictions"); aws: tags do not count. */
+export const TAGS_PER_RESOURCE_LIMIT = 50;
+
 export interface Vpc {
   id: string;
   cidrBlocks: string[];
@@ -35,8 +38,8 @@ export interface EniAttachment {
   networkCardIndex: number;
   deleteOnTermination: boolean;
   attachTime: Date;
-  /** 'detaching' between DetachNetworkInterface and its completion (see setDetachDelay). */
-  status: 'attached' | 'detaching';
+  /** 'attaching' / 'detaching' while an attach / detach completes (see setAttachDelay, setDetachDelay). */
+  status: 'attaching' | 'attached' | 'detaching';
 }
 
 export interface PrivateIp {
@@ -44,7 +47,7 @@ export interface PrivateIp {
   primary: boolean;
 }
 
-export type EniStatus = 'available' | 'in-use';
+export type EniStatus = 'available' | 'attaching' | 'in-use' | 'detaching';
 
 export interface Eni {
   id: string;
@@ -83,7 +86,21 @@ export interface Instance {
   privateIpAddress: string;
   securityGroupIds: string[];
   tags: Tags;
+  /** The instance's IMDS options (MetadataOptions); only the hop limit is modelled. */
+  metadataOptions: InstanceMetadataOptions;
 }
+
+export interface InstanceMetadataOptions {
+  /**
+   * IP TTL of IMDS's token (PUT) responses: 1 reaches the instance's own stack only; a pod one
+   * routed hop behind it needs 2 (the fabric sets it on the packets, see fabric/imds-hops.ts).
+   */
+  httpPutResponseHopLimit: number;
+}
+
+/** EC2's default hop limit when the launch does not set one (RunInstances MetadataOptions). */
+export const DEFAULT_IMDS_HOP_LIMIT = 1;
+export const MAX_IMDS_HOP_LIMIT = 64;
 
 export interface Ec2StateOptions {
   region?: string;
@@ -131,4 +148,6 @@ export interface RunInstanceInput {
   tags?: Record<string, string>;
   /** Tags for the primary ENI. */
   eniTags?: Record<string, string>;
+  /** MetadataOptions.HttpPutResponseHopLimit (1-64); default DEFAULT_IMDS_HOP_LIMIT. */
+  httpPutResponseHopLimit?: number;
 }

@@ -6,6 +6,10 @@
  * Exports: QueryParams (str, requiredStr, int, bool, list, structs, filters, tagSpecifications, tags).
  */
 import { Ec2Error, invalidParameterValue, missingParameter } from './errors.js';
+import { TAGS_PER_RESOURCE_LIMIT } from './model.js';
+
+const MAX_TAG_KEY = 128;
+const MAX_TAG_VALUE = 256;
 
 export interface Filter {
   name: string;
@@ -97,20 +101,35 @@ export class QueryParams {
     });
   }
 
-  /** `Tag.N.Key` / `Tag.N.Value` under `prefix` (default `Tag`). */
+  /**
+   * `Tag.N.Key` / `Tag.N.Value` under `prefix` (default `Tag`), checked against the EC2 User Guide's
+   * "Tag restrictions": at most 50 tags, keys of 1..128 and values of at most 256 Unicode characters,
+   * no `aws:` keys (InvalidTagKey.Malformed, as the error-code list words it).
+   */
   tags(prefix = 'Tag'): Record<string, string> {
     const out: Record<string, string> = {};
-    for (const t of this.structs(prefix)) {
+    const specs = this.structs(prefix);
+    if (specs.length > TAGS_PER_RESOURCE_LIMIT) {
+      throw new Ec2Error(
+        'TagLimitExceeded',
+        `The request has ${specs.length} tags; a resource can have at most ${TAGS_PER_RESOURCE_LIMIT}.`,
+      );
+    }
+    for (const t of specs) {
       const key = t.str('Key');
-      if (!key) throw missingParameter(`${prefix}.N.Key`);
-      if (key.length > 128)
-        throw invalidParameterValue(`Tag key exceeds the maximum length of 128 characters: ${key}`);
+      if (!key) throw new Ec2Error('InvalidTagKey.Malformed', 'Tag keys cannot be empty.');
+      if ([...key].length > MAX_TAG_KEY)
+        throw invalidParameterValue(
+          `Tag key exceeds the maximum length of ${MAX_TAG_KEY} characters: ${key}`,
+        );
       if (key.toLowerCase().startsWith('aws:')) {
-        throw invalidParameterValue(`Tag keys starting with 'aws:' are reserved for internal use: ${key}`);
+        throw new Ec2Error('InvalidTagKey.Malformed', `Tag keys starting with 'aws:' are reserved: ${key}`);
       }
       const value = t.str('Value') ?? '';
-      if (value.length > 256)
-        throw invalidParameterValue(`Tag value exceeds the maximum length of 256 characters for key ${key}`);
+      if ([...value].length > MAX_TAG_VALUE)
+        throw invalidParameterValue(
+          `Tag value exceeds the maximum length of ${MAX_TAG_VALUE} characters for key ${key}`,
+        );
       out[key] = value;
     }
     return out;

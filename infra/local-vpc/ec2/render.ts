@@ -2,8 +2,8 @@
  * Model records -> EC2 reply shapes (lowerCamel element names as in the EC2 API reference and the
  * AWS SDK's deserializer, `...Set` lists of `<item>`).
  *
- * Exports: renderEni, renderInstance, renderSubnet, renderVpc, renderInstanceType, renderTags,
- * instanceStateOf.
+ * Exports: renderEni, renderInstance, renderMetadataOptions, renderSubnet, renderVpc,
+ * renderInstanceType, renderTags, instanceStateOf.
  */
 import type { InstanceTypeLimits } from '../../../lib/instance-types/index.js';
 import type { Ec2State, Eni, Instance, Subnet, Vpc } from './state.js';
@@ -58,7 +58,7 @@ export function renderEni(state: Ec2State, eni: Readonly<Eni>): XmlValue {
   };
 }
 
-function dnsName(state: Ec2State, ip: string): string {
+export function dnsName(state: Ec2State, ip: string): string {
   return `ip-${ip.replaceAll('.', '-')}.${state.region}.compute.internal`;
 }
 
@@ -66,6 +66,14 @@ export const INSTANCE_STATE_CODES = { pending: 0, running: 16, 'shutting-down': 
 
 export function instanceStateOf(i: Readonly<Instance>): XmlValue {
   return { code: INSTANCE_STATE_CODES[i.state], name: i.state };
+}
+
+/** An instance's IMDS options as DescribeInstances and ModifyInstanceMetadataOptions show them. */
+export function renderMetadataOptions(
+  o: Readonly<Instance['metadataOptions']>,
+  applied: 'applied' | 'pending' = 'applied',
+): XmlValue {
+  return { state: applied, httpPutResponseHopLimit: o.httpPutResponseHopLimit, httpEndpoint: 'enabled' };
 }
 
 export function renderInstance(state: Ec2State, i: Readonly<Instance>): XmlValue {
@@ -94,6 +102,7 @@ export function renderInstance(state: Ec2State, i: Readonly<Instance>): XmlValue
     virtualizationType: 'hvm',
     hypervisor: i.limits.hypervisor === 'xen' ? 'xen' : 'nitro',
     tagSet: renderTags(i.tags),
+    metadataOptions: renderMetadataOptions(i.metadataOptions),
     networkInterfaceSet: enis.map((e) => {
       const a = e.attachment!;
       return {

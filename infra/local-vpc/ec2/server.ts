@@ -9,21 +9,29 @@
  *   createEc2Handler({ state, faults, calls }) -> (req, res) => void  (to mount in another server)
  * `faults` (faults.ts) and `calls` (call-log.ts) are the per-test controls.
  *
+ * Every request is checked before its action runs, in EC2's order: the action must exist
+ * (InvalidAction), the call takes a token from its throttling bucket (RequestLimitExceeded, 503),
+ * its parameters must be ones the service model defines for the action, of the right types, with
+ * the required ones present (api-model.ts: UnknownParameter, InvalidParameterValue,
+ * MissingParameter, 400), and DryRun answers DryRunOperation (412) once the request is valid.
+ *
  * HTTP control API on the same server (JSON bodies and replies):
  *   GET    /_localvpc/calls[?entries=1]   call summary {total, byAction, byCaller[, entries]}
  *   DELETE /_localvpc/calls               reset the call log
  *   GET    /_localvpc/faults              current faults
- *   DELETE /_localvpc/faults              clear every fault
+ *   DELETE /_localvpc/faults              clear every fault (the consistency window back to its baseline)
  *   PUT    /_localvpc/faults/latency      {action: "DescribeNetworkInterfaces" | "*", ms, jitterMs?}  (ms: null clears)
- *   PUT    /_localvpc/faults/throttling   {enabled: bool, buckets?: {name: {capacity, refillPerSecond}}}
+ *   PUT    /_localvpc/faults/throttling   {enabled: bool, buckets?: {name: {capacity, refillPerSecond}}, scale?}
  *   POST   /_localvpc/faults/errors       {action | "*", httpStatus?=500, code?, message?, count? | probability?}
  *   PUT    /_localvpc/faults/consistency  {windowMs}
+ *   PUT    /_localvpc/faults/attach-delay {ms}   AttachNetworkInterface completes after ms ('attaching' meanwhile)
  *   PUT    /_localvpc/faults/detach-delay {ms}   DetachNetworkInterface completes after ms ('detaching' meanwhile)
  *   GET    /_localvpc/state               the model as JSON (VPCs, subnets, instances, ENIs)
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ACTIONS } from './actions.js';
+import { validateParams } from './api-model.js';
 import { CallLog } from './call-log.js';
 import { Ec2Error } from './errors.js';
 import { Faults } from './faults.js';
@@ -58,6 +66,13 @@ export interface Ec2Server {
 
 class BodyError extends Error {}
 
+/** Instances a call launches or terminates: what EC2's resource token buckets count. */
+function resourceCount(action: string, params: QueryParams): number {
+  if (action === 'RunInstances') return Number(params.raw.get('MaxCount')) || 0;
+  if (action === 'TerminateInstances') return params.list('InstanceId')?.length ?? 0;
+  return 0;
+}
+
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -86,6 +101,7 @@ export function createEc2Handler(
   opts: Ec2HandlerOptions,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const { state, faults, calls } = opts;
+  faults.knownActions ??= new Set(Object.keys(ACTIONS));
   async function handleApi(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = Date.now();
     const requestId = state.ids.reqId();
@@ -121,10 +137,28 @@ export function createEc2Handler(
       const name = params.action;
       if (!name) throw new Ec2Error('MissingAction', 'The request must contain the parameter Action');
       action = name;
-      const handler = ACTIONS[name];
+      const handler = Object.hasOwn(ACTIONS, name) ? ACTIONS[name] : undefined;
       if (!handler)
         throw new Ec2Error('InvalidAction', `The action ${name} is not valid for this web service.`);
-      faults.checkThrottle(name);
+      const keys = [...params.raw.keys()];
+      faults.checkThrottle(
+        name,
+        {
+          filtered: keys.some((k) => k.startsWith('Filter.')),
+          paginated: params.raw.has('MaxResults') || params.raw.has('NextToken'),
+        },
+        resourceCount(name, params),
+      );
+      const version = params.raw.get('Version');
+      if (version !== undefined && version !== '2016-11-15')
+        throw new Ec2Error(
+          'NoSuchVersion',
+          `The requested version (${version}) of service AmazonEC2 does not exist`,
+        );
+      validateParams(
+        name,
+        [...params.raw].filter(([k]) => k !== 'Action' && k !== 'Version'),
+      );
       const delay = faults.delayFor(name);
       if (delay > 0) await sleep(delay);
       faults.checkInjectedError(name);
@@ -167,7 +201,11 @@ async function handleControl(
 ): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost');
   const route = `${req.method} ${url.pathname.slice(CONTROL_PREFIX.length).replace(/\/$/, '')}`;
-  const faultsJson = () => ({ ...opts.faults.snapshot(), detachDelayMs: opts.state.detachDelay });
+  const faultsJson = () => ({
+    ...opts.faults.snapshot(),
+    attachDelayMs: opts.state.attachDelay,
+    detachDelayMs: opts.state.detachDelay,
+  });
   try {
     const text = req.method === 'GET' || req.method === 'DELETE' ? '' : await readBody(req);
     let body: Record<string, unknown> = {};
@@ -196,8 +234,10 @@ async function handleControl(
         return json(res, 200, faultsJson());
       case 'DELETE faults':
         opts.faults.reset();
-        opts.state.setDetachDelay(0);
         return json(res, 200, { ok: true });
+      case 'PUT faults/attach-delay':
+        opts.state.setAttachDelay(requireNumber(body, 'ms'));
+        return json(res, 200, faultsJson());
       case 'PUT faults/detach-delay':
         opts.state.setDetachDelay(requireNumber(body, 'ms'));
         return json(res, 200, faultsJson());
@@ -217,6 +257,7 @@ async function handleControl(
         opts.faults.setThrottling(
           body.enabled,
           body.buckets as Record<string, { capacity: number; refillPerSecond: number }>,
+          optionalNumber(body, 'scale'),
         );
         return json(res, 200, faultsJson());
       }

@@ -7,49 +7,68 @@
  *   new Ec2State({ region?, accountId? })
  *   fixtures:  createVpc({cidr, tags?}), createSubnet({vpcId, cidr, az?, tags?}),
  *              createSecurityGroup({vpcId}), runInstance({instanceType, subnetId, ...}),
- *              terminateInstance(id)
- *   timing:    setDetachDelay(ms) (detaches complete after ms, 'detaching' meanwhile; default 0),
- *              dispose() (cancels pending detaches; call on shutdown)
+ *              terminateInstance(id), modifyInstanceMetadataOptions(id, {httpPutResponseHopLimit?})
+ *   timing:    setAttachDelay(ms) (attaches complete after ms, 'attaching' meanwhile; default 0),
+ *              setDetachDelay(ms) (detaches complete after ms, 'detaching' meanwhile; default 0),
+ *              dispose() (cancels pending attaches and detaches; call on shutdown)
  *   EC2 ops:   createNetworkInterface, attachNetworkInterface, detachNetworkInterface,
  *              deleteNetworkInterface, modifyNetworkInterface, assignPrivateIpAddresses,
  *              unassignPrivateIpAddresses, createTags, deleteTags
  *   lookups:   getVpc/getSubnet/getInstance/getEni (undefined when unknown), vpcs(), subnets(),
- *              instances(), enis(), enisOfInstance(id), findEniByAddress(ip), instanceByAddress(ip),
+ *              instances(), enis(), enisOfInstance(id) (every attachment, attaching ones included),
+ *              visibleEnisOfInstance(id) (what the guest and IMDS see: attached or detaching),
+ *              findEniByAddress(ip), instanceByAddress(ip),
  *              tagsOf(resourceId), subnetAvailable(subnetId)
  * Every op validates its input and throws Ec2Error with EC2's code and wording. Records and op
  * inputs are declared in model.ts (re-exported here); address bookkeeping is address-book.ts.
  *
  * Events (emitted synchronously right after the change; see docs/dev/contracts.md):
  *   'instance-launched'   { instanceId }                         (before its primary eni-attached)
- *   'eni-attached'        { eniId, instanceId, deviceIndex, networkCardIndex, mac, subnetId }
+ *   'eni-attached'        { eniId, instanceId, deviceIndex, networkCardIndex, mac, subnetId }  (when
+ *                         the attachment completes: at once, or setAttachDelay ms after the call)
  *   'eni-detached'        { eniId, instanceId, mac }
  *   'addresses-changed'   { eniId }
  *   'instance-terminated' { instanceId }                         (after its ENIs were detached)
  *   'instance-changed'    { instanceId }  anything an instance's metadata shows changed (IMDS uses it)
+ *   'metadata-options-changed' { instanceId }  the instance's IMDS options (hop limit) changed
  * Objects handed out are the live records typed read-only: do not mutate them.
  */
 import { EventEmitter } from 'node:events';
 import { lookupInstanceType, supportsPrefixDelegation } from '../../../lib/instance-types/index.js';
 import { AddressBook, cidrParam } from './address-book.js';
 import { AddressPool } from './address-pool.js';
-import { Ec2Error, invalidParameterValue, notFound } from './errors.js';
+import { Ec2Error, invalidParameterValue, malformedId, notFound } from './errors.js';
 import { ID_PATTERNS, IdGenerator } from './ids.js';
 import { cidrsOverlap, cidrWithin, parseCidr } from './ipv4.js';
 import {
   type AssignInput,
   type CreateEniInput,
+  DEFAULT_IMDS_HOP_LIMIT,
   type Ec2StateOptions,
   type Eni,
+  type EniAttachment,
   type Instance,
+  type InstanceMetadataOptions,
+  MAX_IMDS_HOP_LIMIT,
   type ModifyEniInput,
   type RunInstanceInput,
   type Subnet,
+  TAGS_PER_RESOURCE_LIMIT,
   type Tags,
   UNATTACHED_ENI_ADDRESS_LIMIT,
   type Vpc,
 } from './model.js';
 
 export * from './model.js';
+
+function validHopLimit(n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_IMDS_HOP_LIMIT) {
+    throw invalidParameterValue(
+      `Value (${n}) for parameter HttpPutResponseHopLimit is invalid. Expected a value between 1 and ${MAX_IMDS_HOP_LIMIT}.`,
+    );
+  }
+  return n;
+}
 
 function tagMap(tags: Record<string, string> | undefined): Tags {
   return new Map(Object.entries(tags ?? {}));
@@ -73,7 +92,9 @@ export class Ec2State extends EventEmitter {
   private readonly attachmentIndex = new Map<string, string>(); // attachmentId -> eniId
   /** Every held address (single or prefix member) -> owning ENI id. Prefix members are indexed by base. */
   private readonly book = new AddressBook((id) => this.eniMap.get(id));
+  private attachDelayMs = 0;
   private detachDelayMs = 0;
+  private readonly pendingAttaches = new Map<string, NodeJS.Timeout>(); // eniId -> timer
   private readonly pendingDetaches = new Map<string, NodeJS.Timeout>(); // eniId -> timer
 
   constructor(opts: Ec2StateOptions = {}) {
@@ -150,12 +171,15 @@ export class Ec2State extends EventEmitter {
 
   /** Launches an instance with its primary ENI (device 0, card 0, DeleteOnTermination=true). */
   runInstance(input: RunInstanceInput): Instance {
+    checkTagCount(input.tags);
+    checkTagCount(input.eniTags);
     const limits = lookupInstanceType(input.instanceType);
     if (!limits) {
       throw invalidParameterValue(`Invalid value '${input.instanceType}' for InstanceType.`);
     }
     const subnet = this.requireSubnet(input.subnetId);
     const groups = this.resolveGroups(subnet.vpcId, input.securityGroupIds);
+    const hopLimit = validHopLimit(input.httpPutResponseHopLimit ?? DEFAULT_IMDS_HOP_LIMIT);
     const eni = this.buildEni({
       subnetId: subnet.id,
       description: '',
@@ -177,6 +201,7 @@ export class Ec2State extends EventEmitter {
       privateIpAddress: eni.privateIps[0]!.address,
       securityGroupIds: groups,
       tags: tagMap(input.tags),
+      metadataOptions: { httpPutResponseHopLimit: hopLimit },
     };
     this.instanceMap.set(instance.id, instance);
     eni.attachment = {
@@ -203,7 +228,7 @@ export class Ec2State extends EventEmitter {
     const instance = this.requireInstance(instanceId);
     if (instance.state === 'terminated') return instance;
     for (const eni of this.enisOfInstance(instanceId)) {
-      this.cancelPendingDetach(eni.id);
+      this.cancelPending(eni.id);
       const deleteIt = eni.attachment!.deleteOnTermination;
       this.detach(eni as Eni);
       if (deleteIt) this.destroyEni(eni as Eni);
@@ -212,6 +237,25 @@ export class Ec2State extends EventEmitter {
     this.emit('instance-terminated', { instanceId });
     this.emit('instance-changed', { instanceId });
     return instance;
+  }
+
+  /** ModifyInstanceMetadataOptions: an absent option keeps its value, as in EC2. */
+  modifyInstanceMetadataOptions(
+    instanceId: string,
+    input: { httpPutResponseHopLimit?: number },
+  ): Readonly<InstanceMetadataOptions> {
+    const instance = this.requireInstance(instanceId);
+    if (instance.state !== 'running') {
+      throw new Ec2Error(
+        'IncorrectInstanceState',
+        `The instance '${instance.id}' is not in a valid state for this operation.`,
+      );
+    }
+    if (input.httpPutResponseHopLimit !== undefined) {
+      instance.metadataOptions.httpPutResponseHopLimit = validHopLimit(input.httpPutResponseHopLimit);
+    }
+    this.emit('metadata-options-changed', { instanceId });
+    return instance.metadataOptions;
   }
 
   // ---------------------------------------------------------------- ENI operations
@@ -285,19 +329,46 @@ export class Ec2State extends EventEmitter {
     if (eni.prefixes.length > 0 && !supportsPrefixDelegation(instance.limits)) {
       throw prefixNotSupported(instance.instanceType);
     }
-    eni.attachment = {
+    const attachment: EniAttachment = {
       attachmentId: this.ids.next('eni-attach'),
       instanceId: instance.id,
       deviceIndex: input.deviceIndex,
       networkCardIndex: card,
       deleteOnTermination: false,
       attachTime: new Date(),
-      status: 'attached',
+      status: 'attaching',
     };
-    eni.status = 'in-use';
-    this.attachmentIndex.set(eni.attachment.attachmentId, eni.id);
-    this.emitAttached(eni);
-    return { attachmentId: eni.attachment.attachmentId, networkCardIndex: card };
+    eni.attachment = attachment;
+    eni.status = 'attaching';
+    this.attachmentIndex.set(attachment.attachmentId, eni.id);
+    const complete = () => {
+      this.pendingAttaches.delete(eni.id);
+      if (eni.attachment !== attachment || attachment.status !== 'attaching') return;
+      attachment.status = 'attached';
+      eni.status = 'in-use';
+      this.emitAttached(eni);
+    };
+    if (this.attachDelayMs === 0) complete();
+    else {
+      const timer = setTimeout(complete, this.attachDelayMs);
+      timer.unref();
+      this.pendingAttaches.set(eni.id, timer);
+    }
+    return { attachmentId: attachment.attachmentId, networkCardIndex: card };
+  }
+
+  /**
+   * Makes AttachNetworkInterface take `ms` to complete, as EC2's does: meanwhile the attachment and
+   * the ENI are 'attaching', the instance has no link for it and IMDS does not list it.
+   */
+  setAttachDelay(ms: number): void {
+    if (!(ms >= 0 && Number.isFinite(ms)))
+      throw new Error(`attach delay must be a finite number of ms >= 0, got ${ms}`);
+    this.attachDelayMs = ms;
+  }
+
+  get attachDelay(): number {
+    return this.attachDelayMs;
   }
 
   /** Detaches a secondary ENI; `force` is accepted (as EC2 does) but never frees the primary one. */
@@ -306,10 +377,7 @@ export class Ec2State extends EventEmitter {
     const eni = eniId ? this.eniMap.get(eniId) : undefined;
     if (!eni?.attachment) {
       if (!ID_PATTERNS.attachment.test(attachmentId)) {
-        throw new Ec2Error(
-          'InvalidAttachmentID.Malformed',
-          `Invalid id: "${attachmentId}" (expecting "eni-attach-...")`,
-        );
+        throw malformedId('InvalidNetworkInterfaceAttachmentId.Malformed', attachmentId, 'eni-attach-');
       }
       throw new Ec2Error(
         'InvalidAttachmentID.NotFound',
@@ -323,11 +391,13 @@ export class Ec2State extends EventEmitter {
       );
     }
     if (eni.attachment.status === 'detaching') return eni;
+    this.cancelPending(eni.id); // a detach while still attaching ends the attach
     if (this.detachDelayMs === 0) {
       this.detach(eni);
       return eni;
     }
     eni.attachment.status = 'detaching';
+    eni.status = 'detaching';
     const pendingAttachmentId = eni.attachment.attachmentId;
     const timer = setTimeout(() => {
       this.pendingDetaches.delete(eni.id);
@@ -352,9 +422,10 @@ export class Ec2State extends EventEmitter {
     return this.detachDelayMs;
   }
 
-  /** Cancels timers (pending detaches); call when the local VPC shuts down. */
+  /** Cancels timers (pending attaches and detaches); call when the local VPC shuts down. */
   dispose(): void {
-    for (const t of this.pendingDetaches.values()) clearTimeout(t);
+    for (const t of [...this.pendingAttaches.values(), ...this.pendingDetaches.values()]) clearTimeout(t);
+    this.pendingAttaches.clear();
     this.pendingDetaches.clear();
   }
 
@@ -480,15 +551,32 @@ export class Ec2State extends EventEmitter {
     this.emitAddressesChanged(eni);
   }
 
+  /**
+   * Adds or overwrites tags on every resource, or on none: TagLimitExceeded when a resource would
+   * end up with more than 50 user tags (EC2 User Guide, "Tag restrictions").
+   */
   createTags(resourceIds: string[], tags: Record<string, string>): void {
-    const targets = resourceIds.map((id) => this.taggable(id));
-    for (const t of targets) for (const [k, v] of Object.entries(tags)) t.set(k, v);
+    const targets = resourceIds.map((id) => [id, this.taggable(id)] as const);
+    for (const [id, t] of targets) {
+      const added = Object.keys(tags).filter((k) => !t.has(k)).length;
+      const user = [...t.keys()].filter((k) => !k.startsWith('aws:')).length;
+      if (user + added > TAGS_PER_RESOURCE_LIMIT) throw tagLimitExceeded(id);
+    }
+    for (const [, t] of targets) for (const [k, v] of Object.entries(tags)) t.set(k, v);
   }
 
-  /** Deletes tags; a value of undefined deletes the key whatever its value. */
-  deleteTags(resourceIds: string[], tags: Record<string, string | undefined>): void {
+  /**
+   * Deletes tags as DeleteTags documents it: a key without a value deletes the key whatever its
+   * value, a key with a value (even '') only when the value matches, and no tags at all deletes
+   * every user tag (never the aws: ones).
+   */
+  deleteTags(resourceIds: string[], tags: Record<string, string | undefined> | undefined): void {
     const targets = resourceIds.map((id) => this.taggable(id));
     for (const t of targets) {
+      if (tags === undefined) {
+        for (const k of [...t.keys()]) if (!k.startsWith('aws:')) t.delete(k);
+        continue;
+      }
       for (const [k, v] of Object.entries(tags)) if (v === undefined || t.get(k) === v) t.delete(k);
     }
   }
@@ -518,6 +606,11 @@ export class Ec2State extends EventEmitter {
   }
   enis(): Readonly<Eni>[] {
     return [...this.eniMap.values()];
+  }
+
+  /** The ENIs the instance's guest and IMDS see: attachments that completed (detaching ones too). */
+  visibleEnisOfInstance(instanceId: string): Readonly<Eni>[] {
+    return this.enisOfInstance(instanceId).filter((e) => e.attachment!.status !== 'attaching');
   }
 
   /** The instance's attached ENIs, ordered by network card then device index. */
@@ -564,25 +657,25 @@ export class Ec2State extends EventEmitter {
   requireVpc(id: string): Vpc {
     const v = this.vpcMap.get(id);
     if (v) return v;
-    if (!ID_PATTERNS.vpc.test(id)) throw malformed('VpcID', id, 'vpc-');
+    if (!ID_PATTERNS.vpc.test(id)) throw malformedId('InvalidVpcID.Malformed', id, 'vpc-');
     throw notFound('VpcID', 'vpc', id);
   }
   requireSubnet(id: string): Subnet {
     const s = this.subnetMap.get(id);
     if (s) return s;
-    if (!ID_PATTERNS.subnet.test(id)) throw malformed('SubnetID', id, 'subnet-');
+    if (!ID_PATTERNS.subnet.test(id)) throw malformedId('InvalidSubnetID.Malformed', id, 'subnet-');
     throw notFound('SubnetID', 'subnet', id);
   }
   requireInstance(id: string): Instance {
     const i = this.instanceMap.get(id);
     if (i) return i;
-    if (!ID_PATTERNS.instance.test(id)) throw malformed('InstanceID', id, 'i-');
+    if (!ID_PATTERNS.instance.test(id)) throw malformedId('InvalidInstanceID.Malformed', id, 'i-');
     throw new Ec2Error('InvalidInstanceID.NotFound', `The instance ID '${id}' does not exist`);
   }
   requireEni(id: string): Eni {
     const e = this.eniMap.get(id);
     if (e) return e;
-    if (!ID_PATTERNS.eni.test(id)) throw malformed('NetworkInterfaceID', id, 'eni-');
+    if (!ID_PATTERNS.eni.test(id)) throw malformedId('InvalidNetworkInterfaceId.Malformed', id, 'eni-');
     throw notFound('NetworkInterfaceID', 'networkInterface', id);
   }
 
@@ -592,7 +685,7 @@ export class Ec2State extends EventEmitter {
     const vpc = this.vpcMap.get(vpcId)!;
     if (!groups || groups.length === 0) return [vpc.defaultSecurityGroupId];
     for (const g of groups) {
-      if (!ID_PATTERNS.securityGroup.test(g)) throw malformed('GroupId', g, 'sg-');
+      if (!ID_PATTERNS.securityGroup.test(g)) throw malformedId('InvalidGroupId.Malformed', g, 'sg-');
       if (!vpc.securityGroupIds.has(g)) {
         throw new Ec2Error(
           'InvalidGroup.NotFound',
@@ -604,6 +697,7 @@ export class Ec2State extends EventEmitter {
   }
 
   private buildEni(input: CreateEniInput & { groups: string[] }): Eni {
+    checkTagCount(input.tags);
     const subnet = this.requireSubnet(input.subnetId);
     const explicitSecondaries = input.secondaryAddresses ?? [];
     const secondaryCount = input.secondaryCount ?? 0;
@@ -685,10 +779,12 @@ export class Ec2State extends EventEmitter {
     if (!supportsPrefixDelegation(instance.limits)) throw prefixNotSupported(instance.instanceType);
   }
 
-  private cancelPendingDetach(eniId: string): void {
-    const t = this.pendingDetaches.get(eniId);
-    if (t) clearTimeout(t);
-    this.pendingDetaches.delete(eniId);
+  private cancelPending(eniId: string): void {
+    for (const pending of [this.pendingAttaches, this.pendingDetaches]) {
+      const t = pending.get(eniId);
+      if (t) clearTimeout(t);
+      pending.delete(eniId);
+    }
   }
 
   private detach(eni: Eni): void {
@@ -737,8 +833,17 @@ export class Ec2State extends EventEmitter {
   }
 }
 
-function malformed(kind: string, id: string, prefix: string): Ec2Error {
-  return new Ec2Error(`Invalid${kind}.Malformed`, `Invalid id: "${id}" (expecting "${prefix}...")`);
+function tagLimitExceeded(resourceId: string): Ec2Error {
+  return new Ec2Error(
+    'TagLimitExceeded',
+    `The maximum number of tags (${TAGS_PER_RESOURCE_LIMIT}) for resource ${resourceId} has been exceeded.`,
+  );
+}
+
+/** TagSpecification and launch tags: more than 50 user tags for one new resource is TagLimitExceeded. */
+function checkTagCount(tags: Record<string, string> | undefined): void {
+  const n = Object.keys(tags ?? {}).filter((k) => !k.startsWith('aws:')).length;
+  if (n > TAGS_PER_RESOURCE_LIMIT) throw tagLimitExceeded('(new resource)');
 }
 
 function prefixNotSupported(instanceType: string): Ec2Error {

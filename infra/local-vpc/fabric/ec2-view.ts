@@ -8,6 +8,7 @@ const EVENTS: readonly ModelEvent[] = [
   'eni-detached',
   'addresses-changed',
   'instance-terminated',
+  'metadata-options-changed',
 ];
 
 function eniView(state: Ec2State, eni: Readonly<Eni>, primaryEniId: string): AttachedEniView | undefined {
@@ -36,10 +37,15 @@ export function fabricModelFromState(state: Ec2State): FabricModel {
       const inst = state.getInstance(instanceId);
       if (!inst) return undefined;
       const enis = state
-        .enisOfInstance(instanceId)
+        .visibleEnisOfInstance(instanceId)
         .map((e) => eniView(state, e, inst.primaryEniId))
         .filter((v): v is AttachedEniView => v !== undefined);
-      return { instanceId, running: inst.state === 'running', enis };
+      return {
+        instanceId,
+        running: inst.state === 'running',
+        enis,
+        imdsHopLimit: inst.metadataOptions.httpPutResponseHopLimit,
+      };
     },
     subscribe(fn) {
       const handlers = EVENTS.map((event) => {

@@ -16,7 +16,13 @@ import {
   routerNetnsName,
   validatePrefix,
 } from './names.js';
-import { createNetns, setInternetAllowList, setUpInternetHost, setUpRouter } from './router.js';
+import {
+  createNetns,
+  setImdsHopLimits,
+  setInternetAllowList,
+  setUpInternetHost,
+  setUpRouter,
+} from './router.js';
 import { asCidr, diffRoutes, type RouteTarget, routeBatch } from './routes.js';
 import { readDeliveryRoutes } from './routes-kernel.js';
 import { ipBatch, runCommand } from './shell.js';
@@ -62,6 +68,8 @@ export class Fabric {
   private readonly instances = new Map<string, InstanceRecord>();
   private routes = new Map<string, RouteTarget>();
   private allowList = '';
+  /** The IMDS hop-limit rules last applied, as a comparable key. */
+  private imdsHops = '';
   private linkCounter = 0;
   private dirty = false;
   private running: Promise<void> | undefined;
@@ -207,6 +215,7 @@ export class Fabric {
     for (const view of live) await this.reconcileInstance(view);
     await this.reconcileRoutes(live);
     await this.reconcileAllowList(live);
+    await this.reconcileImdsHops(live);
   }
 
   private async ensureNamespace(instanceId: string): Promise<InstanceRecord> {
@@ -310,6 +319,19 @@ export class Fabric {
     if (key === this.allowList) return;
     await setInternetAllowList(this.inetNs, primaries);
     this.allowList = key;
+  }
+
+  private async reconcileImdsHops(live: readonly InstanceView[]): Promise<void> {
+    const hops = new Map<string, number>();
+    for (const view of live) {
+      for (const link of this.instances.get(view.instanceId)?.links.values() ?? []) {
+        hops.set(link.routerLink, view.imdsHopLimit);
+      }
+    }
+    const key = JSON.stringify([...hops].sort());
+    if (key === this.imdsHops) return;
+    await setImdsHopLimits(this.routerNs, hops);
+    this.imdsHops = key;
   }
 
   /** True (and a wake-up scheduled) while a hot-plugged ENI is not due to appear yet. */

@@ -28,6 +28,8 @@ export interface InstanceView {
   /** False once the instance is terminated (its namespace must go). */
   running: boolean;
   enis: readonly AttachedEniView[];
+  /** HttpPutResponseHopLimit: the TTL of IMDS's token answers to this instance. */
+  imdsHopLimit: number;
 }
 
 export type ModelEvent =
@@ -35,7 +37,8 @@ export type ModelEvent =
   | 'eni-attached'
   | 'eni-detached'
   | 'addresses-changed'
-  | 'instance-terminated';
+  | 'instance-terminated'
+  | 'metadata-options-changed';
 
 export interface FabricModel {
   /** The instance as EC2 sees it now, or undefined when EC2 does not know it (any more). */

@@ -4,13 +4,15 @@
  * Router: forwards between ENI veths; proxy ARP on every ENI link answers for the gateway and for
  * any address routed elsewhere; strict reverse-path filtering against the per-ENI /32 and /28
  * routes is the source/destination check (a packet whose source is not routed back out of the
- * link it came in on is dropped). The emulators' addresses live on its loopback.
+ * link it came in on is dropped). The emulators' addresses live on its loopback, and IMDS's token
+ * answers carry each instance's hop limit as their TTL (imds-hops.ts).
  *
  * Internet host: one veth to the router, a documentation-range address, and an nftables input
  * filter that accepts only instances' primary addresses (standing in for public-IP mapping, so a
  * pod address that was not SNATed goes nowhere, as behind a real internet gateway).
  */
 import { EC2_ADDRESS, IMDS_ADDRESS, INET_CIDR, INET_HOST_ADDRESS, INET_ROUTER_ADDRESS } from './addresses.js';
+import { imdsHopRulesScript, imdsHopTableScript } from './imds-hops.js';
 import { ipBatch, mustRun } from './shell.js';
 import { setSysctls } from './sysctl.js';
 
@@ -40,6 +42,15 @@ export async function setUpRouter(routerNs: string, created: string[]): Promise<
     'net.ipv6.conf.default.disable_ipv6': 1,
   });
   await ipBatch(routerNs, [`address add ${IMDS_ADDRESS}/32 dev lo`, `address add ${EC2_ADDRESS}/32 dev lo`]);
+  await mustRun('ip', ['netns', 'exec', routerNs, 'nft', '-f', '-'], imdsHopTableScript());
+}
+
+/** Sets the TTL of IMDS's token answers per router link (link -> its instance's hop limit). */
+export async function setImdsHopLimits(
+  routerNs: string,
+  hopLimits: ReadonlyMap<string, number>,
+): Promise<void> {
+  await mustRun('ip', ['netns', 'exec', routerNs, 'nft', '-f', '-'], imdsHopRulesScript(hopLimits));
 }
 
 export async function setUpInternetHost(routerNs: string, inetNs: string, created: string[]): Promise<void> {

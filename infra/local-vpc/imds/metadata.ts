@@ -17,7 +17,7 @@ export const INSTANCE_ROLE = 'vpccni-local-node';
 export function buildMetadata(state: Ec2State, instanceId: string): MetadataTree | undefined {
   const instance = state.getInstance(instanceId);
   if (instance?.state !== 'running') return undefined;
-  const enis = state.enisOfInstance(instanceId);
+  const enis = state.visibleEnisOfInstance(instanceId);
   const primaryEni = enis.find((e) => e.id === instance.primaryEniId);
   const multiCard = instance.limits.networkCards.length > 1;
   const hostname = (ip: string) => `ip-${ip.replaceAll('.', '-')}.${state.region}.compute.internal`;

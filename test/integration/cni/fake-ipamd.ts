@@ -5,6 +5,7 @@
  */
 import { rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { randomMac } from '../../../lib/net/addr.js';
 import {
   type AddResult,
   type ErrorCode,
@@ -31,8 +32,8 @@ export interface FakeIpamdOptions {
 
 export class FakeIpamd {
   readonly requests: Request[] = [];
-  /** attachment key -> address */
-  readonly assigned = new Map<string, FakeAddress>();
+  /** attachment key -> address, with the host veth MAC handed out for it (as ipamd records one) */
+  readonly assigned = new Map<string, FakeAddress & { hostVethMac: string }>();
   /** When set, every request is answered with this error. */
   failure: { code: ErrorCode; message: string } | undefined;
   /** Overrides merged into every add result (e.g. a different MTU). */
@@ -79,8 +80,9 @@ export class FakeIpamd {
         let a = this.assigned.get(key);
         if (!a) {
           const used = new Set([...this.assigned.values()].map((x) => x.address));
-          a = this.opts.addresses.find((x) => !used.has(x.address));
-          if (!a) return errorLine('exhausted', 'test double: no address left');
+          const free = this.opts.addresses.find((x) => !used.has(x.address));
+          if (!free) return errorLine('exhausted', 'test double: no address left');
+          a = { ...free, hostVethMac: randomMac() };
           this.assigned.set(key, a);
         }
         const result: AddResult = {
@@ -93,6 +95,7 @@ export class FakeIpamd {
           snat: { enabled: this.opts.snatEnabled ?? true, randomize: 'prng', excludeCidrs: [] },
           mtu: this.opts.mtu ?? 9001,
           vethPrefix: this.opts.vethPrefix ?? 'eni',
+          hostVethMac: a.hostVethMac,
           ...this.addOverrides,
         };
         return okLine(result);
@@ -101,19 +104,27 @@ export class FakeIpamd {
         const key = `${req.network}/${req.containerId}/${req.ifName}`;
         const a = this.assigned.get(key);
         this.assigned.delete(key);
+        const held = new Set([...this.assigned.values()].map((x) => x.address));
         return okLine({
           address: a?.address ?? null,
           deviceNumber: a?.deviceNumber ?? null,
           routeTable: a?.routeTable ?? null,
+          hostVethMac: a?.hostVethMac ?? null,
+          heldByOthers: (req.addresses ?? []).filter((x) => held.has(x)),
         });
       }
       case 'gc': {
         const valid = new Set(req.valid.map((v) => `${req.network}/${v.containerId}/${v.ifName}`));
-        const released: { containerId: string; ifName: string; address: string }[] = [];
+        const released: { containerId: string; ifName: string; address: string; hostVethMac: string }[] = [];
         for (const [key, a] of this.assigned) {
           if (!key.startsWith(`${req.network}/`) || valid.has(key)) continue;
           const [, containerId, ifName] = key.split('/');
-          released.push({ containerId: containerId!, ifName: ifName!, address: a.address });
+          released.push({
+            containerId: containerId!,
+            ifName: ifName!,
+            address: a.address,
+            hostVethMac: a.hostVethMac,
+          });
           this.assigned.delete(key);
         }
         return okLine({ released });

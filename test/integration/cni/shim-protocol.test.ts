@@ -11,6 +11,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { MAX_NETCONF_BYTES } from '../../../cni/netconf.js';
 import { cniFrame } from '../../../lib/protocol/ipamd.js';
 import { REPO } from './harness.js';
 
@@ -36,6 +37,8 @@ function runShim(stdin: string, env: Record<string, string> = {}) {
     });
     child.on('error', fail);
     child.on('close', (code) => done({ code: code ?? -1, stdout }));
+    // A shim that refuses an oversized netconf exits before reading it all (as Go's exec, ignore EPIPE).
+    child.stdin.on('error', () => undefined);
     child.stdin.end(stdin);
   });
 }
@@ -130,5 +133,32 @@ describe.skipIf(!existsSync(SHIM))('the native shim and its protocol', () => {
     answer = () => '{"v":1,"ok":true,"result":{"exitCode":x}}\n';
     r = await runShim(conf());
     expect(JSON.parse(r.stdout)).toMatchObject({ code: 11, details: 'ipamd sent a malformed CNI frame' });
+  });
+
+  it("refuses a netconf over the plugin's limit with code 7, without forwarding it or starting Node", async () => {
+    const huge = conf({ padding: 'x'.repeat(2 * 1024 * 1024) });
+    const started = performance.now();
+    const r = await runShim(huge, { CNI_COMMAND: 'ADD' });
+    expect(requests).toHaveLength(0);
+    expect(r.code).toBe(1);
+    // The same answer as the Node plugin's, with the same limit.
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      code: 7,
+      msg: 'network configuration is too large',
+      details: `stdin holds more than ${MAX_NETCONF_BYTES} bytes, the most this plugin reads`,
+    });
+    // The Node plugin (about 100 ms to start) never ran: the shim answered by itself.
+    expect(performance.now() - started).toBeLessThan(5_000);
+  });
+
+  it('sends the errno instead of a socket when CNI_NETNS cannot be opened, and nothing for other commands', async () => {
+    await runShim(conf(), { CNI_COMMAND: 'ADD', CNI_NETNS: join(dir, 'no-such-netns') });
+    await runShim(conf(), { CNI_COMMAND: 'DEL', CNI_NETNS: dir }); // a directory: no namespace
+    await runShim(conf(), { CNI_COMMAND: 'STATUS', CNI_NETNS: join(dir, 'no-such-netns') });
+    expect(requests.map((r) => [r.netnsErrno, r.netnsFd])).toEqual([
+      ['ENOENT', undefined],
+      ['EINVAL', undefined],
+      [undefined, undefined],
+    ]);
   });
 });

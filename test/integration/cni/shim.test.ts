@@ -5,63 +5,26 @@
  * execs aws-cni.mjs (DEL from prevResult succeeds, ADD says try again later).
  */
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Instance } from '../../../infra/local-vpc/index.js';
 import { bundleMissing, eventually, type Ipamd, Scenario } from '../ipamd/fixture.js';
-import { Netns, PLUGIN, pluginReply, podCniEnv, REPO, requireBuilt } from './harness.js';
-
-const SHIM = resolve(REPO, 'dist/aws-cni');
+import { requireBuilt } from './harness.js';
+import { NodeCalls, type Pod, SHIM } from './node-calls.js';
 
 let s: Scenario;
 let node: Instance;
 let ipamd: Ipamd;
-const namespaces: Netns[] = [];
+let calls: NodeCalls;
 
-interface Pod {
-  name: string;
-  containerId: string;
-  ns?: Netns;
-}
-
-function conf(over: Record<string, unknown> = {}) {
-  return { cniVersion: '1.1.0', name: 'aws-cni', type: 'aws-cni', ipamdSocket: ipamd.socketPath, ...over };
-}
-
-/** One call of `exe` (the shim, or node + the bundle) in the node's namespace, as containerd does. */
-async function call(
-  command: string,
-  pod: Pod,
-  stdin: string,
-  opts: { exe?: 'shim' | 'node'; env?: Record<string, string | undefined> } = {},
-) {
-  const [cmd, args] = opts.exe === 'node' ? [process.execPath, [PLUGIN]] : [SHIM, []];
-  const env = { ...podCniEnv(command, pod), ...opts.env };
-  for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
-  const r = await s.vpc.exec(node, cmd, args, { input: stdin, env });
-  return pluginReply(r);
-}
+const conf = (over: Record<string, unknown> = {}) => calls.conf(over);
+const call = (...a: Parameters<NodeCalls['call']>) => calls.call(...a);
+const newPod = (name: string) => calls.newPod(name);
+const add = (pod: Pod) => calls.add(pod);
+const hostRoute = (address: string) => calls.hostRoute(address);
 
 const served = () => ipamd.events().filter((e) => e.msg === 'cni call served').length;
 /** ipamd's log reaches the test through a pipe: wait for `n` served calls to show up. */
 const servedReaches = (n: number) => eventually(() => served() >= n, 5_000, `${n} cni calls served`);
-
-function newPod(name: string): Pod {
-  const ns = Netns.create(`${s.vpc.prefix}-${name}`);
-  namespaces.push(ns);
-  return { name, containerId: `ctr-${name}`, ns };
-}
-
-async function hostRoute(address: string): Promise<string> {
-  return (await s.vpc.exec(node, 'ip', ['route', 'show', 'table', 'main', `${address}/32`])).stdout.trim();
-}
-
-async function add(pod: Pod) {
-  const r = await call('ADD', pod, JSON.stringify(conf()));
-  if (r.code !== 0) throw new Error(`ADD ${pod.name} failed: ${r.raw}`);
-  const address = (r.json!.ips as { address: string }[])[0]!.address.split('/')[0]!;
-  return { result: r.json!, address };
-}
 
 describe.skipIf(bundleMissing() || !existsSync(SHIM))('the native aws-cni shim with the real ipamd', () => {
   beforeAll(async () => {
@@ -70,10 +33,11 @@ describe.skipIf(bundleMissing() || !existsSync(SHIM))('the native aws-cni shim w
     node = await s.launch('m5.large');
     ipamd = s.startIpamd(node, { IP_COOLDOWN_PERIOD: '0' });
     await ipamd.waitServing();
+    calls = new NodeCalls(s, node, ipamd);
   }, 120_000);
 
   afterAll(async () => {
-    for (const ns of namespaces) ns.delete();
+    calls?.close();
     await s?.close();
   });
 

@@ -219,6 +219,45 @@ describe('node host networking (setupNodeNetwork, run inside the node namespace)
   });
 });
 
+describe('host rules that keep pods out (filter table)', () => {
+  const guarded = { ...nodeCfg, blockPodImds: true, podClosedTcpPorts: [61678] };
+  const imdsDrop =
+    '-A FORWARD -d 169.254.169.254/32 -i eni+ -m comment --comment "AWS, block pods from IMDS" -j DROP';
+  const portDrop =
+    '-A INPUT -i eni+ -p tcp -m tcp --dport 61678 -m comment --comment "AWS, ipamd listener closed to pods" -j DROP';
+  const chain = (name: string) =>
+    topo
+      .iptablesSave()
+      .split('\n')
+      .filter((l) => l.startsWith(`-A ${name} `));
+
+  it('puts the drops in front of rules already there, written as iptables-save prints them', async () => {
+    topo.exec(topo.ns.node, 'iptables', '-A', 'FORWARD', '-j', 'ACCEPT');
+    topo.exec(topo.ns.node, 'iptables', '-A', 'INPUT', '-j', 'ACCEPT');
+    const res = await topo.hostnet([{ do: 'setupNode', cfg: guarded }]);
+    expect(res.error).toBeUndefined();
+    expect(chain('FORWARD')).toEqual([imdsDrop, '-A FORWARD -j ACCEPT']);
+    expect(chain('INPUT')).toEqual([portDrop, '-A INPUT -j ACCEPT']);
+  });
+
+  it('a second run changes nothing', async () => {
+    const res = await topo.hostnet([{ do: 'setupNode', cfg: guarded }]);
+    expect(res.results[0], JSON.stringify(res)).toMatchObject({ iptablesScript: null });
+  });
+
+  it('turned off, only its own rules go', async () => {
+    await topo.hostnet([{ do: 'setupNode', cfg: nodeCfg }]);
+    expect(chain('FORWARD')).toEqual(['-A FORWARD -j ACCEPT']);
+    expect(chain('INPUT')).toEqual(['-A INPUT -j ACCEPT']);
+    await topo.hostnet([{ do: 'setupNode', cfg: guarded }]);
+    await topo.hostnet([{ do: 'teardownNode' }]);
+    expect(chain('FORWARD')).toEqual(['-A FORWARD -j ACCEPT']);
+    topo.exec(topo.ns.node, 'iptables', '-D', 'FORWARD', '-j', 'ACCEPT');
+    topo.exec(topo.ns.node, 'iptables', '-D', 'INPUT', '-j', 'ACCEPT');
+    await topo.hostnet([{ do: 'setupNode', cfg: nodeCfg }]);
+  });
+});
+
 describe('packets (pods behind the node, a remote host outside the VPC)', () => {
   it('pod on the primary ENI reaches the internet SNATed to the node primary address', async () => {
     expect(topo.sourceSeenBy(topo.ns.pod1, INTERNET)).toBe(NODE_IP);

@@ -26,7 +26,13 @@ describe.skipIf(bundleMissing())('ipamd shrink, cooldown and unmanaged ENIs', ()
     const e = await ipamd.addAsRuntime('e');
     expect(e.result!.address).not.toBe(addrs.a);
     // Deleting an unknown (already deleted) pod is success.
-    expect((await ipamd.del('a')).result).toEqual({ address: null, deviceNumber: null, routeTable: null });
+    expect((await ipamd.del('a')).result).toEqual({
+      address: null,
+      deviceNumber: null,
+      routeTable: null,
+      hostVethMac: null,
+      heldByOthers: [],
+    });
     for (const p of ['b', 'c', 'd', 'e']) expect((await ipamd.del(p)).ok).toBe(true);
     await eventually(() => s.secondaryIpCount(node) === 2, 20_000, 'shrink back to 2 IPs');
     // The decision's log line travels through a pipe; EC2's state may change before it is read.

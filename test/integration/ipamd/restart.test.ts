@@ -90,20 +90,22 @@ describe.skipIf(bundleMissing())('ipamd restarts', () => {
         address: r.result!.address,
       }),
     );
-    // An address EC2 took away while ipamd was down is dropped on restart (and logged).
-    s.vpc.state.unassignPrivateIpAddresses({
-      eniId: node.primaryEniId,
-      addresses: [String(gone.result!.address)],
-    });
+    // An address EC2 took away while ipamd was down stays with its pod (one Describe's silence is no
+    // proof the pod is gone), logged, and leaves the pool at the pod's own DEL, never to another pod.
+    const goneAddress = String(gone.result!.address);
+    s.vpc.state.unassignPrivateIpAddresses({ eniId: node.primaryEniId, addresses: [goneAddress] });
     const second = s.startIpamd(node, {}, first.dir);
     await second.waitServing();
     expect((await second.add('g1')).result!.address).toBe(r.result!.address);
-    expect(second.events().some((e) => e.msg === 'checkpoint replayed' && e.restored === 1)).toBe(true);
-    const dropped = second.events().find((e) => e.msg === 'checkpoint entry dropped');
-    expect(dropped).toMatchObject({
-      containerId: 'g2',
-      reason: 'the address no longer belongs to any ENI of this node',
-    });
+    expect(
+      second.events().some((e) => e.msg === 'checkpoint replayed' && e.restored === 2 && e.held === 1),
+    ).toBe(true);
+    const held = second.events().find((e) => String(e.msg).startsWith('checkpoint entry kept'));
+    expect(held).toMatchObject({ containerId: 'g2', address: goneAddress });
+    expect((await second.add('g2')).result!.address).toBe(goneAddress);
+    expect((await second.del('g2')).result!.address).toBe(goneAddress);
     expect(second.checkpoint().allocations.map((a) => a.containerId)).toEqual(['g1']);
+    const others = await Promise.all(['h1', 'h2', 'h3'].map((p) => second.addAsRuntime(p)));
+    expect(others.map((o) => o.result?.address)).not.toContain(goneAddress);
   });
 });

@@ -9,6 +9,7 @@ import {
   AssignPrivateIpAddressesCommand,
   AttachNetworkInterfaceCommand,
   CreateNetworkInterfaceCommand,
+  DescribeNetworkInterfacesCommand,
   DetachNetworkInterfaceCommand,
   EC2Client,
   UnassignPrivateIpAddressesCommand,
@@ -67,6 +68,45 @@ async function rpFilterDrops(): Promise<number> {
   const names = lines.find((l) => l.startsWith('TcpExt:'))!.split(/\s+/);
   const values = lines.filter((l) => l.startsWith('TcpExt:'))[1]!.split(/\s+/);
   return Number(values[names.indexOf('IPReversePathFilter')]);
+}
+
+/** Polls `check` until it returns a value (not undefined), as a runtime waits on EC2 and IMDS. */
+async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined): Promise<T> {
+  const deadline = Date.now() + 20_000;
+  for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
+/**
+ * Runs an EC2 call on a just-created ENI, retrying InvalidNetworkInterfaceID.NotFound with backoff:
+ * EC2 documents that such a call may fail until the new id propagates (eventual consistency).
+ */
+async function onNewEni<T>(call: () => Promise<T>): Promise<T> {
+  let result: T | undefined;
+  await waitFor('the new ENI to propagate', async () => {
+    try {
+      result = await call();
+      return true;
+    } catch (err) {
+      if ((err as Error).name === 'InvalidNetworkInterfaceID.NotFound') return undefined;
+      throw err;
+    }
+  });
+  return result as T;
+}
+
+/** Waits until EC2 reports the ENI's attachment in `status` (or no attachment for 'available'). */
+function eniStatus(eniId: string, status: 'attached' | 'available'): Promise<true> {
+  return waitFor(`${eniId} ${status}`, async () => {
+    const e = (await ec2.send(new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: [eniId] })))
+      .NetworkInterfaces![0]!;
+    const now = e.Attachment?.Status ?? e.Status;
+    return now === status || (status === 'available' && e.Status === 'available') ? true : undefined;
+  });
 }
 
 beforeAll(async () => {
@@ -214,13 +254,17 @@ describe('a second ENI', () => {
     );
     const eni = created.NetworkInterface!;
     const secondary = eni.PrivateIpAddresses!.find((p) => !p.Primary)!.PrivateIpAddress!;
-    const attached = await ec2.send(
-      new AttachNetworkInterfaceCommand({
-        NetworkInterfaceId: eni.NetworkInterfaceId,
-        InstanceId: a.id,
-        DeviceIndex: 1,
-      }),
+    const attached = await onNewEni(() =>
+      ec2.send(
+        new AttachNetworkInterfaceCommand({
+          NetworkInterfaceId: eni.NetworkInterfaceId,
+          InstanceId: a.id,
+          DeviceIndex: 1,
+        }),
+      ),
     );
+    // The attach takes a moment ('attaching'); the link appears once it is 'attached'.
+    await eniStatus(eni.NetworkInterfaceId!, 'attached');
     await vpc.settled();
 
     const eth1 = await linkOf(a.netns, 'eth1');
@@ -228,8 +272,14 @@ describe('a second ENI', () => {
     expect(eth1.operstate).toBe('DOWN');
     expect(eth1.mtu).toBe(9001);
     expect(await sh(a, 'ip -4 -o addr show dev eth1')).toBe('');
-    // IMDS lists the same MACs the kernel shows, which is how ipamd pairs ENIs with links.
-    const macs = (await imdsGet(a, 'network/interfaces/macs/')).split('\n').map((m) => m.replace(/\/$/, ''));
+    // IMDS lists the same MACs the kernel shows, which is how ipamd pairs ENIs with links (once IMDS,
+    // which lags EC2, has published it).
+    const macs = await waitFor('IMDS to list the new MAC', async () => {
+      const listed = (await imdsGet(a, 'network/interfaces/macs/'))
+        .split('\n')
+        .map((m) => m.replace(/\/$/, ''));
+      return listed.includes(eni.MacAddress!) ? listed : undefined;
+    });
     expect(macs.sort()).toEqual([a.primaryMac, eni.MacAddress].sort());
     expect(await imdsGet(a, `network/interfaces/macs/${eni.MacAddress}/device-number`)).toBe('1');
 
@@ -271,6 +321,7 @@ describe('a second ENI', () => {
     expect(await vpc.ping(b, secondary)).toBe(true);
 
     await ec2.send(new DetachNetworkInterfaceCommand({ AttachmentId: attached.AttachmentId }));
+    await eniStatus(eni.NetworkInterfaceId!, 'available'); // 'detaching' for a while first
     await vpc.settled();
     expect((await vpc.exec(a, 'ip', ['link', 'show', 'eth1'])).code).not.toBe(0);
   });
@@ -357,6 +408,9 @@ describe('lifecycle', () => {
       expect((await slow.exec(n, 'ip', ['link', 'show', 'eth0'])).code).toBe(0);
       const eni = slow.state.createNetworkInterface({ subnetId: n.subnetId });
       slow.state.attachNetworkInterface({ eniId: eni.id, instanceId: n.id, deviceIndex: 1 });
+      await waitFor('the attach', () =>
+        slow.state.getEni(eni.id)?.attachment?.status === 'attached' ? true : undefined,
+      );
       await slow.settled();
       expect((await slow.exec(n, 'ip', ['link', 'show', 'eth1'])).code).not.toBe(0);
       await new Promise((r) => setTimeout(r, 1200));
@@ -372,6 +426,9 @@ describe('lifecycle', () => {
     await sh(c, 'ip link add eth2 type veth peer name squat2');
     const eni = vpc.state.createNetworkInterface({ subnetId: c.subnetId });
     vpc.state.attachNetworkInterface({ eniId: eni.id, instanceId: c.id, deviceIndex: 2 });
+    await waitFor('the attach', () =>
+      vpc.state.getEni(eni.id)?.attachment?.status === 'attached' ? true : undefined,
+    );
     await expect(vpc.settled()).rejects.toThrow(new RegExp(`instance ${c.id}: .*eth2`, 's'));
     await sh(c, 'ip link del eth2');
     vpc.state.assignPrivateIpAddresses({ eniId: eni.id, count: 1 }); // any change runs the loop again

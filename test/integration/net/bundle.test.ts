@@ -1,5 +1,5 @@
 // lib/net from an esbuild bundle deployed alone (no node_modules next to it): both native addons must
-// load from next to the bundle, as dist/*.mjs + dist/netns.node + dist/netlink.node do.
+// load from next to the bundle, as dist/*.mjs + dist/sys.node do.
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,9 +14,9 @@ let dir: string;
 let ns: string;
 
 beforeAll(async () => {
-  const addon = join(repo, 'native/netns/build/Release/netns.node');
+  const addon = join(repo, 'native/sys/build/Release/sys.node');
   if (!existsSync(addon)) {
-    execFileSync('npx', ['node-gyp', 'rebuild', '--silent', '--directory=native/netns'], { cwd: repo });
+    execFileSync('npx', ['node-gyp', 'rebuild', '--silent', '--directory=native/sys'], { cwd: repo });
   }
   dir = mkdtempSync(join(tmpdir(), 'vpccni-netbundle-'));
   const entry = join(dir, 'entry.ts');
@@ -44,11 +44,7 @@ console.log(JSON.stringify({ names, forward: readSysctl('net.ipv4.ip_forward', n
     },
     logLevel: 'silent',
   });
-  copyFileSync(addon, join(dir, 'netns.node'));
-  copyFileSync(
-    join(repo, `node_modules/netlink/prebuilds/${process.platform}-${process.arch}/node.napi.node`),
-    join(dir, 'netlink.node'),
-  );
+  copyFileSync(addon, join(dir, 'sys.node'));
   ns = fx.add('bundle');
 });
 afterAll(() => {
@@ -56,7 +52,7 @@ afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-it('runs from a bundle with the addons beside it', () => {
+it('runs from a bundle with the addon beside it', () => {
   const out = execFileSync(process.execPath, [join(dir, 'app.mjs'), ns], { cwd: dir, encoding: 'utf8' });
   const { names, forward } = JSON.parse(out);
   expect([...names].sort()).toEqual(['bv0', 'bv1', 'lo']);
@@ -64,12 +60,12 @@ it('runs from a bundle with the addons beside it', () => {
 });
 
 it('explains a missing addon', () => {
-  rmSync(join(dir, 'netns.node'));
+  rmSync(join(dir, 'sys.node'));
   let stderr = '';
   try {
     execFileSync(process.execPath, [join(dir, 'app.mjs'), ns], { cwd: dir, encoding: 'utf8', stdio: 'pipe' });
   } catch (err) {
     stderr = String((err as { stderr: string }).stderr);
   }
-  expect(stderr).toMatch(/netns addon not found or not loadable; run "npm run build"/);
+  expect(stderr).toMatch(/native addon sys.node not found or not loadable; run "npm run build"/);
 });

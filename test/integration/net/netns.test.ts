@@ -114,6 +114,6 @@ describe('setns addon', () => {
   });
 
   it('rejects non-number arguments', () => {
-    expect(() => setns('3' as unknown as number, CLONE_NEWNET)).toThrow(/must be numbers/);
+    expect(() => setns('3' as unknown as number, CLONE_NEWNET)).toThrow(/fd must be a number/);
   });
 });

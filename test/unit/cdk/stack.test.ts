@@ -156,7 +156,7 @@ describe('the node groups', () => {
     expect(sizes(B)).toEqual([1, 1, 1]);
   });
 
-  it('launch the EKS AL2023 AMI of the right architecture, IMDSv2 only, with the cluster tag on the primary ENI', () => {
+  it('launch the EKS AL2023 AMI of the right architecture, IMDSv2 only with hop limit 1, with the cluster tag on the primary ENI', () => {
     for (const [s, arch] of [
       [A, 'x86_64'],
       [B, 'arm64'],
@@ -168,6 +168,8 @@ describe('the node groups', () => {
       for (const [, lt] of resourcesOfType(s.template, 'AWS::EC2::LaunchTemplate')) {
         const data = lt.Properties.LaunchTemplateData;
         expect(data.MetadataOptions.HttpTokens).toBe('required');
+        // aws-node is in the host network: 1 is enough, and pods (one hop further) get no token.
+        expect(data.MetadataOptions.HttpPutResponseHopLimit).toBe(1);
         const eniTags = data.TagSpecifications.find((x: Json) => x.ResourceType === 'network-interface').Tags;
         expect(eniTags).toContainEqual({ Key: 'cluster.k8s.amazonaws.com/name', Value: 'vpc-cni-test' });
       }

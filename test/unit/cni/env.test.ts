@@ -87,4 +87,18 @@ describe('validateIfName', () => {
     expect(validateIfName('a'.repeat(15))).toBeUndefined();
     expect(validateIfName('a'.repeat(16))).toMatch(/longer than 15/);
   });
+
+  it('counts UTF-8 bytes, as the kernel does (IFNAMSIZ), not UTF-16 units', () => {
+    const name = 'é'.repeat(9); // 9 UTF-16 units, 18 UTF-8 bytes
+    expect(name.length).toBeLessThanOrEqual(15);
+    expect(validateIfName(name)).toMatch(/longer than 15 bytes \(18 in UTF-8\)/);
+    expect(validateIfName('é'.repeat(7) + 'x')).toBeUndefined(); // 15 bytes
+  });
+
+  it('an 18-byte UTF-8 CNI_IFNAME is code 4 naming the variable', () => {
+    const { code, message } = codeOf(() => parseEnv({ ...base, CNI_IFNAME: 'eth€€€€€' }));
+    expect(code).toBe(4);
+    expect(message).toContain('CNI_IFNAME');
+    expect(message).toContain('18 in UTF-8');
+  });
 });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CniError } from '../../../cni/errors.js';
-import { checkAdd, IpamdClient, IpamdUnreachable } from '../../../cni/ipamd-client.js';
+import { checkAdd, checkDel, IpamdClient, IpamdUnreachable } from '../../../cni/ipamd-client.js';
 import { errorLine, okLine, parseRequest } from '../../../lib/protocol/ipamd.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vpccni-client-'));
@@ -18,6 +18,7 @@ const goodAdd = {
   snat: { enabled: true, randomize: 'prng', excludeCidrs: [] },
   mtu: 9001,
   vethPrefix: 'eni',
+  hostVethMac: '02:11:22:33:44:55',
 };
 
 /** A one-shot responder: answers every request line with `answer(request)` (a raw line). */
@@ -126,7 +127,10 @@ describe('IpamdClient', () => {
   });
 
   it('pool_empty is code 11, exhausted is 101', async () => {
-    expect((await failure(new IpamdClient({ socketPath: pool }).add({ ...key, netns: '/n' }))).code).toBe(11);
+    const empty = await failure(new IpamdClient({ socketPath: pool }).add({ ...key, netns: '/n' }));
+    expect(empty.code).toBe(11);
+    // ipamd's own reason, nothing added (it may be cooling down, not growing).
+    expect(empty.details).toBe('no free address; attaching eni-2; the runtime will retry');
     const err = await failure(new IpamdClient({ socketPath: full }).add({ ...key, netns: '/n' }));
     expect(err.code).toBe(101);
     expect(err.message).toContain('max pods 29');
@@ -160,10 +164,42 @@ describe('checkAdd', () => {
     [{ vethPrefix: 'toolong' }, 'vethPrefix'],
     [{ vpcCidrs: ['10.0.0.0'] }, 'vpcCidrs'],
     [{ snat: {} }, 'snat'],
+    [{ hostVethMac: undefined }, 'hostVethMac'],
+    [{ hostVethMac: '01:00:5e:00:00:01' }, 'hostVethMac'], // multicast, not locally administered
+    [{ hostVethMac: '00:11:22:33:44:55' }, 'hostVethMac'], // a vendor's address
   ])('rejects %j', (over, what) => {
     expect(() => checkAdd({ ...goodAdd, ...over })).toThrow(what);
   });
   it('accepts a good result', () => {
     expect(checkAdd(goodAdd)).toEqual(goodAdd);
+  });
+});
+
+describe('checkDel', () => {
+  const good = {
+    address: '10.0.1.5',
+    deviceNumber: 1,
+    routeTable: 2,
+    hostVethMac: '02:11:22:33:44:55',
+    heldByOthers: [],
+  };
+  it('accepts a release and an unknown key', () => {
+    expect(checkDel(good)).toEqual(good);
+    const unknown = {
+      address: null,
+      deviceNumber: null,
+      routeTable: null,
+      hostVethMac: null,
+      heldByOthers: ['10.0.1.6'],
+    };
+    expect(checkDel(unknown)).toEqual(unknown);
+  });
+  it.each([
+    [{ heldByOthers: undefined }, 'heldByOthers'],
+    [{ heldByOthers: ['x'] }, 'heldByOthers'],
+    [{ address: 'x' }, 'address'],
+    [{ hostVethMac: 'zz' }, 'hostVethMac'],
+  ])('rejects %j', (over, what) => {
+    expect(() => checkDel({ ...good, ...over })).toThrow(what);
   });
 });

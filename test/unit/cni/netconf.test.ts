@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseNetConf } from '../../../cni/netconf.js';
+import { MAX_NETCONF_BYTES, MAX_NETCONF_DEPTH, parseNetConf } from '../../../cni/netconf.js';
+import { runCni } from '../../../cni/run.js';
 import { codeOf } from './cni-error.js';
 
 const conf = (over: Record<string, unknown> = {}) =>
@@ -148,5 +149,64 @@ describe('GC attachments', () => {
       'ADD',
     );
     expect(c.validAttachments).toBeUndefined();
+  });
+});
+
+/** JSON text of `depth` levels of nested objects, {"a":{"a":...{}}} (JSON.stringify would overflow). */
+const nested = (depth: number) => `${'{"a":'.repeat(depth - 1)}{}${'}'.repeat(depth - 1)}`;
+/** conf() with one more key whose value is raw JSON text. */
+const confWith = (key: string, json: string) => `${conf().slice(0, -1)},${JSON.stringify(key)}:${json}}`;
+
+describe('nesting and size limits', () => {
+  it.each(['runtimeConfig', 'prevResult', 'custom'])(
+    'a %s nested 100,000 levels deep is code 7 naming the key, not a stack overflow',
+    (key) => {
+      const { code, message } = codeOf(() => parseNetConf(confWith(key, nested(100_000)), 'ADD'));
+      expect(code).toBe(7);
+      expect(message).toContain(`"${key}" is nested too deeply`);
+      expect(message).toContain(String(MAX_NETCONF_DEPTH));
+    },
+  );
+
+  it('accepts nesting up to the limit', () => {
+    expect(parseNetConf(confWith('runtimeConfig', nested(MAX_NETCONF_DEPTH)), 'ADD').name).toBe('aws-cni');
+    expect(
+      codeOf(() => parseNetConf(confWith('runtimeConfig', nested(MAX_NETCONF_DEPTH + 1)), 'ADD')).code,
+    ).toBe(7);
+  });
+
+  it('deep arrays count as nesting too', () => {
+    const deep = `{"portMappings":${'['.repeat(5000)}${']'.repeat(5000)}}`;
+    expect(codeOf(() => parseNetConf(confWith('runtimeConfig', deep), 'ADD')).code).toBe(7);
+  });
+
+  it('the whole call answers code 7 with the message, not 999', async () => {
+    const out = await runCni({
+      env: {
+        CNI_COMMAND: 'ADD',
+        CNI_CONTAINERID: 'c1',
+        CNI_NETNS: '/x',
+        CNI_IFNAME: 'eth0',
+        CNI_PATH: '/opt/cni/bin',
+      },
+      stdin: confWith('runtimeConfig', nested(100_000)),
+    });
+    expect(out.exitCode).toBe(1);
+    const answer = JSON.parse(out.stdout) as { code: number; msg: string };
+    expect(answer.code).toBe(7);
+    expect(answer.msg).toContain('nested too deeply');
+  });
+
+  it(`a configuration over ${MAX_NETCONF_BYTES} bytes of UTF-8 is code 7`, () => {
+    const pad = (n: number) => conf({ pad: 'x'.repeat(n) });
+    const fits = pad(MAX_NETCONF_BYTES - pad(0).length);
+    expect(Buffer.byteLength(fits)).toBe(MAX_NETCONF_BYTES);
+    expect(parseNetConf(fits, 'ADD').name).toBe('aws-cni');
+    // Under the limit in UTF-16 units, over it in bytes.
+    const wide = conf({ pad: 'é'.repeat(MAX_NETCONF_BYTES / 2) });
+    expect(wide.length).toBeLessThan(MAX_NETCONF_BYTES);
+    const { code, message } = codeOf(() => parseNetConf(wide, 'ADD'));
+    expect(code).toBe(7);
+    expect(message).toContain('too large');
   });
 });

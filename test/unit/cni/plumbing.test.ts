@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { hostRules, randomMac } from '../../../cni/plumbing.js';
+import { hostRules } from '../../../cni/plumbing.js';
+import { randomMac } from '../../../lib/net/addr.js';
 
 describe('hostRules', () => {
   const base = { address: '10.0.2.20', vpcCidrs: ['10.0.0.0/16', '100.64.0.0/16'] };

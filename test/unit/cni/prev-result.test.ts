@@ -22,7 +22,11 @@ describe('fromPrevResult', () => {
       routes: [],
       dns: {},
     };
-    expect(fromPrevResult(chained, env)).toEqual({ addresses: ['10.0.1.5'], hostVeths: ['enic440f455693'] });
+    expect(fromPrevResult(chained, env)).toEqual({
+      addresses: ['10.0.1.5'],
+      hostVeths: ['enic440f455693'],
+      hostVethMac: '02:00:00:00:00:01',
+    });
   });
 
   it('finds nothing without a pod interface of that name', () => {

@@ -52,7 +52,7 @@ beforeAll(async () => {
   for (const f of ['aws-cni', 'ipamd', 'ipamd-probe', 'local-vpc'])
     writeFileSync(join(dist, `${f}.mjs`), `console.log('${f}');\n`);
   writeFileSync(join(dist, 'aws-cni'), '#!/bin/sh\n# native shim stand-in\n', { mode: 0o755 });
-  writeFileSync(join(dist, 'netns.node'), 'addon');
+  writeFileSync(join(dist, 'sys.node'), 'addon');
   mkdirSync(join(dist, 'ipamd-chunks'));
   writeFileSync(join(dist, 'ipamd-chunks/k8s-AAAA.mjs'), 'export {};\n');
   mkdirSync(join(t, 'cni'));
@@ -75,7 +75,7 @@ describe('infra/ami/install.sh into a DESTDIR', () => {
       'usr/local/bin/vpc-cni-bootstrap',
     ];
     for (const f of executable) expect(statSync(join(root, f)).mode & 0o111, f).toBeTruthy();
-    for (const f of ['aws-cni.mjs', 'ipamd.mjs', 'ipamd-probe.mjs', 'max-pods.mjs', 'netns.node']) {
+    for (const f of ['aws-cni.mjs', 'ipamd.mjs', 'ipamd-probe.mjs', 'max-pods.mjs', 'sys.node']) {
       expect(existsSync(join(root, 'opt/vpc-cni/lib', f)), f).toBe(true);
     }
     expect(readdir(join(root, 'opt/vpc-cni/lib/ipamd-chunks'))).toEqual(['k8s-AAAA.mjs']);

@@ -310,7 +310,9 @@ describe('docs/configuration.md', () => {
 
   it('documents no variable ipamd does not read, apart from the DaemonSet’s own', () => {
     expect(
-      [...documented].filter((n) => !ipamdEnv.has(n) && !PLATFORM_ENV.has(n) && n !== 'MY_POD_NAME'),
+      [...documented].filter(
+        (n) => !ipamdEnv.has(n) && !PLATFORM_ENV.has(n) && !['MY_POD_NAME', 'MY_NODE_IP'].includes(n),
+      ),
     ).toEqual([]);
   });
 });

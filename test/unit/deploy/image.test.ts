@@ -53,7 +53,7 @@ describe('vpc-cni-init (the DaemonSet init container)', () => {
     write(join(src, 'lib/aws-cni'), '#!/bin/sh\nexec "$(dirname "$0")/aws-cni.mjs" "$@"\n', 0o755);
     if (existsSync(REAL_MAX_PODS)) write(join(src, 'lib/max-pods.mjs'), readFileSync(REAL_MAX_PODS, 'utf8'));
     else write(join(src, 'lib/max-pods.mjs'), 'process.stdout.write("29\\n");\n');
-    write(join(src, 'lib/netns.node'), 'addon');
+    write(join(src, 'lib/sys.node'), 'addon');
     // The image's lib/ also holds ipamd's chunk directory, which the host does not need.
     write(join(src, 'lib/ipamd-chunks/chunk-x.mjs'), 'export {};\n');
     write(join(src, 'cni/portmap'), '#!/bin/sh\necho portmap\n', 0o755);
@@ -86,7 +86,7 @@ describe('vpc-cni-init (the DaemonSet init container)', () => {
       encoding: 'utf8',
     });
     expect(out.trim()).toBe('29');
-    expect(existsSync(join(t, 'host/opt/vpc-cni/lib/netns.node'))).toBe(true);
+    expect(existsSync(join(t, 'host/opt/vpc-cni/lib/sys.node'))).toBe(true);
     expect(existsSync(join(t, 'host/opt/vpc-cni/bin/node'))).toBe(true);
     expect(existsSync(join(t, 'host/opt/vpc-cni/lib/ipamd-chunks'))).toBe(false);
   });
@@ -140,7 +140,7 @@ describe('the container image definition', () => {
       [...build.matchAll(/out:\s*'([^']+)'/g)]
         .map((m) => `dist/${m[1]}.mjs`)
         .concat([...build.matchAll(/out:\s*'([^']+)'[^}]*split: true/g)].map((m) => `dist/${m[1]}-chunks`))
-        .concat('dist/netns.node', 'dist/aws-cni'),
+        .concat('dist/sys.node', 'dist/aws-cni'),
     );
     for (const c of copies) {
       expect(c, 'no ADD').toMatch(/^COPY\b/);

@@ -32,7 +32,9 @@ describe('loadConfig', () => {
     expect(c.checkpointPath).toBe('/var/run/aws-node/ipam.json');
     expect(c.cniConfDir).toBe('/etc/cni/net.d');
     expect(c.introspectionBind).toBe('127.0.0.1:61679');
-    expect(c.metricsBind).toBe('0.0.0.0:61678');
+    // Loopback: no pod, on this node or another, can read the metrics unless the operator opens them.
+    expect(c.metricsBind).toBe('127.0.0.1:61678');
+    expect(c.blockPodImds).toBe(true);
     expect(c.imdsEndpoint).toBe('http://169.254.169.254');
     expect(c.reconcileIntervalSeconds).toBe(60);
     expect(c.shrinkIntervalSeconds).toBe(30);
@@ -49,6 +51,13 @@ describe('loadConfig', () => {
     expect(c.mode).toBe('prefix');
     expect(c.warmPrefixTarget).toBe(0);
     expect(c.warmIpTarget).toBe(5);
+  });
+
+  it('IPAMD_BLOCK_POD_IMDS turns the IMDS block off, and is a boolean', () => {
+    expect(loadConfig({ IPAMD_BLOCK_POD_IMDS: 'false' }).blockPodImds).toBe(false);
+    expect(problems({ IPAMD_BLOCK_POD_IMDS: 'off' })).toEqual([
+      'IPAMD_BLOCK_POD_IMDS="off" is not a boolean; use true or false',
+    ]);
   });
 
   it('parses booleans one way: true/false/1/0 in any case', () => {

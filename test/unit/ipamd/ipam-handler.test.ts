@@ -86,18 +86,53 @@ describe('IpamService', () => {
       snat: { enabled: true, randomize: 'prng', excludeCidrs: [] },
       mtu: 9001,
       vethPrefix: 'eni',
+      hostVethMac: expect.stringMatching(/^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/),
     });
     expect(saved().allocations.map((a) => a.containerId)).toEqual(['a']);
+    // The MAC is part of the record (checkpointed before the answer), and a repeat gets the same one.
+    expect(saved().allocations).toEqual([expect.objectContaining({ hostVethMac: r.hostVethMac })]);
     expect(kicks()).toBe(1);
-    expect((await h.add(add('a'))).address).toBe(r.address);
+    expect(await h.add(add('a'))).toMatchObject({ address: r.address, hostVethMac: r.hostVethMac });
+    expect((await h.add(add('b'))).hostVethMac).not.toBe(r.hostVethMac);
   });
 
   it('del persists the release; unknown keys are success with nulls', async () => {
     const { h, saved } = setup();
     const r = await h.add(add('a'));
-    expect(await h.del(del('a'))).toEqual({ address: r.address, deviceNumber: 1, routeTable: 2 });
+    expect(await h.del(del('a'))).toEqual({
+      address: r.address,
+      deviceNumber: 1,
+      routeTable: 2,
+      hostVethMac: r.hostVethMac,
+      heldByOthers: [],
+    });
     expect(saved().allocations).toEqual([]);
-    expect(await h.del(del('a'))).toEqual({ address: null, deviceNumber: null, routeTable: null });
+    expect(await h.del(del('a'))).toEqual({
+      address: null,
+      deviceNumber: null,
+      routeTable: null,
+      hostVethMac: null,
+      heldByOthers: [],
+    });
+  });
+
+  it('del says which of the addresses prevResult names another attachment holds now (a late DEL)', async () => {
+    const { h } = setup({ ips: ['10.0.1.11'], cooldownMs: 0 });
+    const old = await h.add(add('old'));
+    await h.del(del('old'));
+    const now = await h.add(add('new'));
+    expect(now.address).toBe(old.address);
+    // The runtime retries the old sandbox's DEL with its cached prevResult.
+    const late = await h.del({ ...del('old'), addresses: [old.address, '10.0.1.99'] });
+    expect(late).toEqual({
+      address: null,
+      deviceNumber: null,
+      routeTable: null,
+      hostVethMac: null,
+      heldByOthers: [old.address],
+    });
+    // Its own address is not "held by others".
+    expect((await h.del({ ...del('new'), addresses: [now.address] })).heldByOthers).toEqual([]);
   });
 
   it('says pool_empty while the pool grows, with the last EC2 problem', async () => {
@@ -141,18 +176,67 @@ describe('IpamService', () => {
     });
   });
 
-  it('points at the cooldown when only cooling addresses are left', async () => {
+  // After every pod of a node is deleted its addresses cool down: the answer says so (how many, when
+  // the first is free) and is retryable whatever the pool can do meanwhile.
+  it.each([
+    [
+      'at the ENI limit',
+      {
+        blocked: { reason: 'ENI limit reached: 3 of 3 ENIs attached and full (9 IPs each)', permanent: true },
+      },
+      'the pool cannot grow: ENI limit reached: 3 of 3 ENIs attached and full (9 IPs each)',
+    ],
+    [
+      'at the subnet limit',
+      { blocked: { reason: 'subnet subnet-1 has no free addresses (retrying in 4s)', permanent: false } },
+      'the pool cannot grow: subnet subnet-1 has no free addresses (retrying in 4s)',
+    ],
+    ['while growing', { lastError: null }, 'the pool is growing'],
+  ])(
+    'says the addresses are cooling down, how many and until when, %s',
+    async (_state, status, meanwhile) => {
+      const { h } = setup({ ips: ['10.0.1.11', '10.0.1.12'], status, cooldownMs: 30_000 });
+      await h.add(add('a'));
+      await h.add(add('b'));
+      await h.del(del('a'));
+      await h.del(del('b'));
+      const err = (await h.add(add('c')).catch((e: unknown) => e)) as { code: string; message: string };
+      expect(err).toMatchObject({ code: 'pool_empty' });
+      const m =
+        /^no free address: 2 released address\(es\) are cooling down \(IP_COOLDOWN_PERIOD=30s\), the first is free in (\d+)s; (.*)$/.exec(
+          err.message,
+        );
+      expect(m, err.message).not.toBeNull();
+      expect(Number(m![1])).toBeGreaterThanOrEqual(29);
+      expect(Number(m![1])).toBeLessThanOrEqual(30);
+      expect(m![2]).toBe(meanwhile);
+    },
+  );
+
+  it('says pool_empty, not exhausted, while the pool waits for EC2 to show an ENI', async () => {
     const { h } = setup({
-      ips: ['10.0.1.11'],
-      status: { blocked: { reason: 'ENI limit', permanent: true } },
+      ips: [],
+      status: {
+        blocked: { reason: 'waiting for EC2 to confirm ENI(s) eni-2', permanent: false, retrySoon: true },
+      },
     });
-    await h.add(add('a'));
-    await h.del(del('a'));
-    await expect(h.add(add('b'))).rejects.toMatchObject({
+    await expect(h.add(add('a'))).rejects.toMatchObject({
       code: 'pool_empty',
-      message: expect.stringMatching(
-        /1 released address\(es\) are cooling down \(IP_COOLDOWN_PERIOD\); retry in \d+s/,
-      ),
+      message: 'no free address yet: waiting for EC2 to confirm ENI(s) eni-2; retry shortly',
+    });
+  });
+
+  it('serves releases before add is ready, and nothing once closed', async () => {
+    const { h, saved } = setup();
+    const a = await h.add(add('a'));
+    h.setReady('ipamd is starting: filling the pool');
+    await expect(h.add(add('b'))).rejects.toMatchObject({ code: 'not_ready' });
+    expect((await h.del(del('a'))).address).toBe(a.address);
+    expect(saved().allocations).toEqual([]);
+    h.close('ipamd is shutting down');
+    await expect(h.del(del('a'))).rejects.toMatchObject({
+      code: 'not_ready',
+      message: 'ipamd is shutting down',
     });
   });
 
@@ -166,8 +250,29 @@ describe('IpamService', () => {
       network: 'aws-cni',
       valid: [{ containerId: 'a', ifName: 'eth0' }],
     });
-    expect(out.released).toEqual([{ containerId: 'b', ifName: 'eth0', address: b.address }]);
+    expect(out.released).toEqual([
+      { containerId: 'b', ifName: 'eth0', address: b.address, hostVethMac: b.hostVethMac },
+    ]);
     expect(saved().allocations.map((a) => a.containerId)).toEqual(['a']);
+  });
+
+  it('gc refuses to release every attachment of the network unless forced', async () => {
+    const { h, saved } = setup();
+    await h.add(add('a'));
+    await h.add(add('b'));
+    const gc = { v: PROTOCOL_VERSION, op: 'gc' as const, network: 'aws-cni', valid: [] };
+    await expect(h.gc(gc)).rejects.toMatchObject({
+      code: 'bad_request',
+      message: expect.stringContaining('refusing to release all 2 attachment(s) of network "aws-cni"'),
+    });
+    expect(
+      saved()
+        .allocations.map((a) => a.containerId)
+        .sort(),
+    ).toEqual(['a', 'b']);
+    expect((await h.gc({ ...gc, force: true })).released).toHaveLength(2);
+    // Nothing left: an empty list releases nothing and is fine.
+    expect((await h.gc(gc)).released).toEqual([]);
   });
 
   it('is not ready until told, and says why', async () => {

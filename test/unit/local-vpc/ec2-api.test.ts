@@ -15,6 +15,7 @@ import {
   DescribeVpcsCommand,
   DetachNetworkInterfaceCommand,
   type EC2Client,
+  ModifyInstanceMetadataOptionsCommand,
   ModifyNetworkInterfaceAttributeCommand,
   paginateDescribeInstanceTypes,
   paginateDescribeNetworkInterfaces,
@@ -168,6 +169,103 @@ describe('instances', () => {
     expect(
       (await errorOf(() => ec2.send(new TerminateInstancesCommand({ InstanceIds: ['bogus'] })))).name,
     ).toBe('InvalidInstanceID.Malformed');
+  });
+});
+
+describe('instance metadata options (the IMDS hop limit)', () => {
+  const hopLimit = async (instanceId: string) =>
+    (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }))).Reservations![0]!
+      .Instances![0]!.MetadataOptions!.HttpPutResponseHopLimit;
+
+  it("defaults to EC2's 1, RunInstances MetadataOptions sets it, ModifyInstanceMetadataOptions changes it", async () => {
+    const { instanceId } = await launch();
+    expect(await hopLimit(instanceId)).toBe(1);
+    const run = await ec2.send(
+      new RunInstancesCommand({
+        ImageId: 'ami-12345678',
+        InstanceType: 'm5.large',
+        MinCount: 1,
+        MaxCount: 1,
+        SubnetId: f.subnetId,
+        MetadataOptions: { HttpPutResponseHopLimit: 2 },
+      }),
+    );
+    expect(run.Instances![0]!.MetadataOptions).toMatchObject({
+      HttpPutResponseHopLimit: 2,
+      State: 'applied',
+    });
+    const m = await ec2.send(
+      new ModifyInstanceMetadataOptionsCommand({ InstanceId: instanceId, HttpPutResponseHopLimit: 3 }),
+    );
+    expect(m).toMatchObject({
+      InstanceId: instanceId,
+      InstanceMetadataOptions: { HttpPutResponseHopLimit: 3, State: 'pending' },
+    });
+    expect(await hopLimit(instanceId)).toBe(3);
+    // An absent option keeps its value.
+    await ec2.send(new ModifyInstanceMetadataOptionsCommand({ InstanceId: instanceId }));
+    expect(await hopLimit(instanceId)).toBe(3);
+  });
+
+  it('refuses a hop limit outside 1-64, an unknown instance and a terminated one, as EC2 does', async () => {
+    const { instanceId } = await launch();
+    for (const bad of [0, 65]) {
+      const err = await errorOf(() =>
+        ec2.send(
+          new ModifyInstanceMetadataOptionsCommand({ InstanceId: instanceId, HttpPutResponseHopLimit: bad }),
+        ),
+      );
+      expect(err.name).toBe('InvalidParameterValue');
+      expect(err.message).toContain('HttpPutResponseHopLimit');
+    }
+    expect(
+      (
+        await errorOf(() =>
+          ec2.send(
+            new ModifyInstanceMetadataOptionsCommand({
+              InstanceId: 'i-0123456789abcdef0',
+              HttpPutResponseHopLimit: 2,
+            }),
+          ),
+        )
+      ).name,
+    ).toBe('InvalidInstanceID.NotFound');
+    await ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));
+    expect(
+      (
+        await errorOf(() =>
+          ec2.send(
+            new ModifyInstanceMetadataOptionsCommand({ InstanceId: instanceId, HttpPutResponseHopLimit: 2 }),
+          ),
+        )
+      ).name,
+    ).toBe('IncorrectInstanceState');
+    expect(
+      (
+        await errorOf(() =>
+          ec2.send(
+            new RunInstancesCommand({
+              ImageId: 'ami-1',
+              InstanceType: 'm5.large',
+              MinCount: 1,
+              MaxCount: 1,
+              SubnetId: f.subnetId,
+              MetadataOptions: { HttpPutResponseHopLimit: 100 },
+            }),
+          ),
+        )
+      ).name,
+    ).toBe('InvalidParameterValue');
+  });
+
+  it('tells the fabric (metadata-options-changed)', () => {
+    const i = f.state.runInstance({ instanceType: 'm5.large', subnetId: f.subnetId });
+    const seen: string[] = [];
+    const h = (e: { instanceId: string }) => seen.push(e.instanceId);
+    f.state.on('metadata-options-changed', h);
+    f.state.modifyInstanceMetadataOptions(i.id, { httpPutResponseHopLimit: 2 });
+    f.state.off('metadata-options-changed', h);
+    expect(seen).toEqual([i.id]);
   });
 });
 
@@ -442,7 +540,7 @@ describe('attach, detach, modify, delete', () => {
     expect((await errorOf(() => attach('eni-0123456789abcdef0', 3))).name).toBe(
       'InvalidNetworkInterfaceID.NotFound',
     );
-    expect((await errorOf(() => attach('nope', 3))).name).toBe('InvalidNetworkInterfaceID.Malformed');
+    expect((await errorOf(() => attach('nope', 3))).name).toBe('InvalidNetworkInterfaceId.Malformed'); // sic: EC2's error-code list spells it so
 
     const primary = await describeEni(primaryEniId);
     expect(

@@ -7,9 +7,15 @@ import {
   DescribeSubnetsCommand,
   DetachNetworkInterfaceCommand,
   type EC2Client,
+  RunInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { bucketFor, TokenBuckets } from '../../../infra/local-vpc/ec2/throttle.js';
+import {
+  requestBucketOf,
+  resourceBucketOf,
+  TokenBuckets,
+  tokenBucketBoundSeconds,
+} from '../../../infra/local-vpc/ec2/throttle.js';
 import { type Ec2Fixture, errorOf, startFixture } from './helpers.js';
 
 let f: Ec2Fixture;
@@ -45,6 +51,9 @@ async function control(
 
 const describeEnis = () => ec2.send(new DescribeNetworkInterfacesCommand({}));
 
+// Figures and rules from "Request throttling for the Amazon EC2 API" (EC2 Developer Guide,
+// ec2-api-throttling): per-API buckets, the unfiltered-and-unpaginated subset, uncategorized actions,
+// resource buckets for RunInstances/TerminateInstances.
 describe('throttling', () => {
   it('is off by default', async () => {
     for (let k = 0; k < 55; k++) await describeEnis();
@@ -54,7 +63,7 @@ describe('throttling', () => {
     // Capacity as EC2's; a near-zero refill keeps the count exact however slow this machine is.
     const r = await control('PUT', 'faults/throttling', {
       enabled: true,
-      buckets: { DescribeNetworkInterfaces: { capacity: 50, refillPerSecond: 0.001 } },
+      buckets: { 'DescribeNetworkInterfaces/unfiltered': { capacity: 50, refillPerSecond: 0.001 } },
     });
     expect(r.status).toBe(200);
     const results = await Promise.allSettled(Array.from({ length: 53 }, () => describeEnis()));
@@ -64,16 +73,23 @@ describe('throttling', () => {
       name: 'RequestLimitExceeded',
       $metadata: { httpStatusCode: 503 },
     });
-    await ec2.send(new DescribeSubnetsCommand({})); // the shared non-mutating bucket still has tokens
+    await ec2.send(new DescribeSubnetsCommand({})); // every API has its own bucket
+    // A filtered or paginated call draws from the standard (larger) bucket, not the unfiltered one.
+    await ec2.send(
+      new DescribeNetworkInterfacesCommand({ Filters: [{ Name: 'subnet-id', Values: [f.subnetId] }] }),
+    );
+    await ec2.send(new DescribeNetworkInterfacesCommand({ MaxResults: 5 }));
     const calls = await control('GET', 'calls');
     const dni = (calls.json.byAction as Record<string, { calls: number; throttled: number }>)
       .DescribeNetworkInterfaces!;
-    expect(dni).toMatchObject({ calls: 53, throttled: 3 });
+    expect(dni).toMatchObject({ calls: 55, throttled: 3 });
   });
 
   it('refills at the configured rate', async () => {
     frozenAt = Date.now();
-    f.server.faults.setThrottling(true, { DescribeNetworkInterfaces: { capacity: 2, refillPerSecond: 10 } });
+    f.server.faults.setThrottling(true, {
+      'DescribeNetworkInterfaces/unfiltered': { capacity: 2, refillPerSecond: 10 },
+    });
     await describeEnis();
     await describeEnis();
     expect((await errorOf(describeEnis)).name).toBe('RequestLimitExceeded');
@@ -101,33 +117,94 @@ describe('throttling', () => {
     });
   });
 
-  it("maps actions to the issue's buckets", () => {
-    expect(bucketFor('DescribeNetworkInterfaces')).toBe('DescribeNetworkInterfaces');
-    expect(bucketFor('DescribeInstances')).toBe('non-mutating');
-    expect(bucketFor('AssignPrivateIpAddresses')).toBe('AssignPrivateIpAddresses');
-    expect(bucketFor('CreateTags')).toBe('CreateTags');
-    expect(bucketFor('AttachNetworkInterface')).toBe('mutating');
+  it('gives each API its own bucket with the documented figures', () => {
+    const spec = (action: string, shape = {}) => requestBucketOf(action, shape);
+    expect(spec('DescribeNetworkInterfaces')).toMatchObject({
+      bucket: 'DescribeNetworkInterfaces/unfiltered',
+      category: 'unfiltered-non-mutating',
+      spec: { capacity: 50, refillPerSecond: 10 },
+    });
+    expect(spec('DescribeNetworkInterfaces', { filtered: true })).toMatchObject({
+      bucket: 'DescribeNetworkInterfaces',
+      spec: { capacity: 100, refillPerSecond: 20 },
+    });
+    expect(spec('DescribeSubnets').spec).toEqual({ capacity: 100, refillPerSecond: 20 });
+    expect(spec('AttachNetworkInterface')).toMatchObject({ category: 'mutating', spec: { capacity: 50 } });
+    expect(spec('CreateNetworkInterface').spec).toEqual({ capacity: 100, refillPerSecond: 5 });
+    expect(spec('CreateTags').spec).toEqual({ capacity: 100, refillPerSecond: 10 });
+    expect(spec('DeleteTags').spec).toEqual({ capacity: 100, refillPerSecond: 10 });
+    expect(spec('RunInstances').spec).toEqual({ capacity: 5, refillPerSecond: 2 });
+    expect(resourceBucketOf('RunInstances')?.spec).toEqual({ capacity: 1000, refillPerSecond: 2 });
+    expect(resourceBucketOf('TerminateInstances')?.spec).toEqual({ capacity: 1000, refillPerSecond: 20 });
+    expect(resourceBucketOf('AttachNetworkInterface')).toBeUndefined();
+
     let now = 0;
     const buckets = new TokenBuckets(() => now);
-    const drain = (action: string) => {
+    const drain = (action: string, shape = {}) => {
       let n = 0;
-      while (buckets.take(action)) n++;
+      while (buckets.take(action, shape)) n++;
       return n;
     };
     expect(drain('DescribeNetworkInterfaces')).toBe(50);
-    expect(drain('DescribeInstances')).toBe(100);
+    expect(drain('DescribeNetworkInterfaces', { paginated: true })).toBe(100);
+    expect(drain('DescribeInstances', { filtered: true })).toBe(100);
+    expect(drain('DescribeSubnets')).toBe(100); // not DescribeInstances' bucket
     now += 1000;
     expect(drain('DescribeNetworkInterfaces')).toBe(10);
-    expect(drain('DescribeSubnets')).toBe(20); // shares DescribeInstances' bucket
-    let ok = 0;
-    while (buckets.take('AttachNetworkInterface')) ok++;
-    expect(ok).toBe(50);
+    expect(drain('DescribeSubnets')).toBe(20);
+    expect(drain('AttachNetworkInterface')).toBe(50);
+    expect(drain('DetachNetworkInterface')).toBe(50); // its own bucket too
     now += 1000; // 5 per second
-    ok = 0;
-    while (buckets.take('AttachNetworkInterface')) ok++;
-    expect(ok).toBe(5);
-    for (let k = 0; k < 100; k++) expect(buckets.take('CreateTags')).toBe(true);
-    expect(buckets.take('CreateTags')).toBe(false);
+    expect(drain('AttachNetworkInterface')).toBe(5);
+    expect(drain('CreateTags')).toBe(100); // a bucket starts full
+    // Resource tokens are instances: 1000 at once, then 2 a second.
+    expect(buckets.takeResources('RunInstances', 1000)).toBe(true);
+    expect(buckets.takeResources('RunInstances', 1)).toBe(false);
+    now += 1000;
+    expect(buckets.takeResources('RunInstances', 2)).toBe(true);
+    expect(buckets.takeResources('RunInstances', 1)).toBe(false);
+  });
+
+  it('scales every bucket for fleet benchmarks and bounds the time a set of calls needs', () => {
+    let now = 0;
+    const tenth = new TokenBuckets({ clock: () => now, scale: 0.1 });
+    let n = 0;
+    while (tenth.take('CreateNetworkInterface')) n++;
+    expect(n).toBe(10);
+    now += 2000; // 0.5 per second
+    n = 0;
+    while (tenth.take('CreateNetworkInterface')) n++;
+    expect(n).toBe(1);
+    // 300 CreateNetworkInterface: 100 at once, then 5 a second -> 40 s; 60 attaches: (60 - 50) / 5 = 2 s.
+    expect(
+      tokenBucketBoundSeconds([
+        { action: 'CreateNetworkInterface', count: 300 },
+        { action: 'AttachNetworkInterface', count: 60 },
+      ]),
+    ).toBe(40);
+    expect(tokenBucketBoundSeconds([{ action: 'CreateNetworkInterface', count: 30 }], 0.1)).toBe(40);
+    expect(tokenBucketBoundSeconds([{ action: 'DescribeSubnets', count: 100 }])).toBe(0);
+  });
+
+  it('throttles RunInstances by instances launched (the resource bucket)', async () => {
+    frozenAt = Date.now();
+    f.server.faults.setThrottling(true, {
+      RunInstances: { capacity: 100, refillPerSecond: 0 },
+      'RunInstances/resources': { capacity: 3, refillPerSecond: 0 },
+    });
+    const run = (n: number) =>
+      ec2.send(
+        new RunInstancesCommand({
+          ImageId: 'ami-1',
+          InstanceType: 't3.small',
+          MinCount: n,
+          MaxCount: n,
+          SubnetId: f.subnetId,
+        }),
+      );
+    await run(2);
+    expect((await errorOf(() => run(2))).name).toBe('RequestLimitExceeded');
+    await run(1);
   });
 
   it('rejects unknown bucket names', async () => {
@@ -230,7 +307,7 @@ describe('detach delay', () => {
     await ec2.send(new DetachNetworkInterfaceCommand({ AttachmentId: attachmentId }));
     const d = (await ec2.send(new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: [eni.id] })))
       .NetworkInterfaces![0]!;
-    expect(d).toMatchObject({ Status: 'in-use', Attachment: { Status: 'detaching' } });
+    expect(d).toMatchObject({ Status: 'detaching', Attachment: { Status: 'detaching' } });
     expect(
       (await errorOf(() => ec2.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: eni.id }))))
         .message,
@@ -241,6 +318,7 @@ describe('detach delay', () => {
     expect(detached).toEqual([eni.id]);
     expect(f.state.getEni(eni.id)).toMatchObject({ status: 'available', attachment: undefined });
     await ec2.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: eni.id }));
+    await control('PUT', 'faults/detach-delay', { ms: 0 }); // asynchrony, not a fault: DELETE keeps it
   });
 });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { plainIpv4, subnetGateway, subnetPrefixLength } from '../../../infra/local-vpc/fabric/addresses.js';
 import { configurePrimaryLines, createEniLinkLines } from '../../../infra/local-vpc/fabric/eni-links.js';
+import { imdsHopRulesScript, imdsHopTableScript } from '../../../infra/local-vpc/fabric/imds-hops.js';
 import type { AttachedEniView } from '../../../infra/local-vpc/fabric/model.js';
 import {
   belongsToPrefix,
@@ -130,5 +131,32 @@ describe('ENI link commands', () => {
       'link set eth0 up',
       'route add default via 10.0.2.1 dev eth0',
     ]);
+  });
+});
+
+describe('IMDS hop limits (nft in the router)', () => {
+  it('marks PUT requests to IMDS and sets the TTL only on those answers', () => {
+    const table = imdsHopTableScript();
+    expect(table).toContain(
+      'ip daddr 169.254.169.254 tcp dport 80 @ih,0,32 0x50555420 ct mark set ct mark | 0x00000001',
+    );
+    expect(table).toContain('type filter hook postrouting priority 0');
+  });
+
+  it('one TTL rule per distinct hop limit, naming its router links', () => {
+    const script = imdsHopRulesScript(
+      new Map([
+        ['ve3', 2],
+        ['ve0', 1],
+        ['ve1', 1],
+      ]),
+    );
+    expect(script.trim().split('\n')).toEqual([
+      'flush chain ip localvpc_imds hop_limit',
+      'add rule ip localvpc_imds hop_limit ip saddr 169.254.169.254 tcp sport 80 ct mark and 0x00000001 == 0x00000001 oifname { "ve0", "ve1" } ip ttl set 1',
+      'add rule ip localvpc_imds hop_limit ip saddr 169.254.169.254 tcp sport 80 ct mark and 0x00000001 == 0x00000001 oifname { "ve3" } ip ttl set 2',
+    ]);
+    expect(imdsHopRulesScript(new Map())).toBe('flush chain ip localvpc_imds hop_limit\n');
+    expect(() => imdsHopRulesScript(new Map([['ve0', 0]]))).toThrow(/1-255/);
   });
 });

@@ -155,6 +155,7 @@ describe('replies match the SDK schemas', () => {
       'RunInstances',
       () => `ImageId=ami-1&InstanceType=t3.small&MinCount=1&MaxCount=1&SubnetId=${f.subnetId}`,
     ],
+    ['ModifyInstanceMetadataOptions', () => `InstanceId=${ids.i}&HttpPutResponseHopLimit=2`],
     ['TerminateInstances', () => `InstanceId.1=${ids.victim}`],
   ];
 

@@ -319,3 +319,46 @@ describe('Ec2State termination', () => {
     ).toMatch(/^IncorrectInstanceState/);
   });
 });
+
+// AttachNetworkInterface returns before the attachment completes (the attachment's status is
+// `attaching`, then `attached`; EC2 API Reference, NetworkInterfaceAttachment.Status).
+describe('Ec2State attach delay', () => {
+  it('keeps a new attachment attaching, out of the guest and IMDS view, until it completes', async () => {
+    const { state, subnet } = world();
+    state.setAttachDelay(60);
+    const i = state.runInstance({ instanceType: 'm5.large', subnetId: subnet.id });
+    const eni = state.createNetworkInterface({ subnetId: subnet.id });
+    const attached: string[] = [];
+    state.on('eni-attached', (e: { eniId: string }) => attached.push(e.eniId));
+    state.attachNetworkInterface({ eniId: eni.id, instanceId: i.id, deviceIndex: 1 });
+    expect(state.getEni(eni.id)).toMatchObject({ status: 'attaching', attachment: { status: 'attaching' } });
+    expect(state.enisOfInstance(i.id).map((e) => e.id)).toContain(eni.id); // it holds its device index
+    expect(state.visibleEnisOfInstance(i.id).map((e) => e.id)).not.toContain(eni.id);
+    expect(attached).toEqual([]);
+    await new Promise((r) => setTimeout(r, 120));
+    expect(state.getEni(eni.id)).toMatchObject({ status: 'in-use', attachment: { status: 'attached' } });
+    expect(state.visibleEnisOfInstance(i.id).map((e) => e.id)).toContain(eni.id);
+    expect(attached).toEqual([eni.id]);
+  });
+
+  it('a detach while attaching ends the attach; dispose cancels pending ones', async () => {
+    const { state, subnet } = world();
+    state.setAttachDelay(60);
+    const i = state.runInstance({ instanceType: 'm5.large', subnetId: subnet.id });
+    const eni = state.createNetworkInterface({ subnetId: subnet.id });
+    const attached: string[] = [];
+    state.on('eni-attached', (e: { eniId: string }) => attached.push(e.eniId));
+    const { attachmentId } = state.attachNetworkInterface({
+      eniId: eni.id,
+      instanceId: i.id,
+      deviceIndex: 1,
+    });
+    state.detachNetworkInterface(attachmentId);
+    const other = state.createNetworkInterface({ subnetId: subnet.id });
+    state.attachNetworkInterface({ eniId: other.id, instanceId: i.id, deviceIndex: 2 });
+    state.dispose();
+    await new Promise((r) => setTimeout(r, 120));
+    expect(state.getEni(eni.id)).toMatchObject({ status: 'available', attachment: undefined });
+    expect(attached).toEqual([]);
+  });
+});

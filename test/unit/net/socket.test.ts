@@ -1,15 +1,10 @@
-// NlSocket's reply handling, with the kernel side simulated: a real socket whose send() is replaced,
-// so each scenario (interrupted dump, error ack, silence) is deterministic.
-import { afterEach, describe, expect, it } from 'vitest';
+// NlSocket's reply handling, with the kernel side simulated: a real socket whose addon calls
+// nlSend/nlRecv are replaced, so each scenario (interrupted dump, error ack, silence) is deterministic.
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { NetlinkError } from '../../../lib/net/errors.js';
 import { NLM_F_DUMP_INTR, NLM_F_MULTI, NLMSG_DONE, NLMSG_ERROR, RTM } from '../../../lib/net/nlmsg.js';
 import { NlSocket } from '../../../lib/net/socket.js';
-
-type Send = (port: number, groups: number, msg: Buffer, cb: (err?: Error) => void) => void;
-interface Internals {
-  native: { send: Send };
-  onDatagram(buf: Buffer): void;
-}
+import { sys } from '../../../lib/net/sys.js';
 
 function message(type: number, flags: number, seq: number, payload: Buffer): Buffer {
   // nlmsg_len excludes the padding the kernel adds to align the next message to 4 bytes.
@@ -28,26 +23,31 @@ const int32 = (v: number) => {
 };
 
 let sock: NlSocket | undefined;
-afterEach(() => sock?.close());
+afterEach(() => {
+  vi.restoreAllMocks();
+  sock?.close();
+});
 
 /** Replaces the kernel: `reply(seq, attempt)` returns the datagram answering request number `attempt`. */
 function fakeKernel(
-  s: NlSocket,
+  _s: NlSocket,
   reply: (seq: number, attempt: number) => Buffer | undefined,
 ): { sent: number } {
   const state = { sent: 0 };
-  const internals = s as unknown as Internals;
-  // The binding's methods are read-only on its prototype; shadow send() on this instance.
-  const send: Send = (_port, _groups, msg, cb) => {
+  const queue: Buffer[] = [];
+  vi.spyOn(sys(), 'nlSend').mockImplementation((_fd, msg) => {
     state.sent++;
-    const seq = msg.readUInt32LE(8);
-    const datagram = reply(seq, state.sent);
-    setImmediate(() => {
-      cb();
-      if (datagram) internals.onDatagram(datagram);
+    const datagram = reply(msg.readUInt32LE(8), state.sent);
+    if (datagram) queue.push(datagram);
+  });
+  vi.spyOn(sys(), 'nlRecv').mockImplementation(() => {
+    const next = queue.shift();
+    if (next) return next;
+    throw Object.assign(new Error('recv(netlink): Connection timed out (ETIMEDOUT)'), {
+      code: 'ETIMEDOUT',
+      errno: 110,
     });
-  };
-  Object.defineProperty(internals.native, 'send', { value: send });
+  });
   return state;
 }
 

@@ -3,6 +3,8 @@
  * parameters on the wire, and the same reply must read back as the same values. Both talk to the EC2
  * emulator on loopback, so the replies are realistic (attached ENIs with secondary IPs, prefixes, tags).
  */
+
+import type { NetworkInterface } from '@aws-sdk/client-ec2';
 import {
   AssignPrivateIpAddressesCommand,
   AttachNetworkInterfaceCommand,
@@ -17,12 +19,15 @@ import {
   ModifyNetworkInterfaceAttributeCommand,
   UnassignPrivateIpAddressesCommand,
 } from '@aws-sdk/client-ec2';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toEni } from '../../../../ipamd/aws/ec2.js';
+import { validateParams } from '../../../../infra/local-vpc/ec2/api-model.js';
+import { Ec2Api, NO_BACKOFF, toEni } from '../../../../ipamd/aws/ec2.js';
 import {
   type Ec2Action,
   type Ec2Input,
   type Ec2Output,
+  type Ec2Transport,
   fromReply,
   toQueryParams,
 } from '../../../../ipamd/aws/ec2-wire.js';
@@ -149,6 +154,79 @@ describe('query parameters', () => {
       expect(ourParams(action, input)).toEqual(await sdkParams(action, input));
     });
   }
+
+  it('every parameter in these cases is one the EC2 service model defines', () => {
+    for (const [action, input] of Object.entries(cases) as [Ec2Action, object][]) {
+      expect(() => validateParams(action, toQueryParams(input)), action).not.toThrow();
+    }
+    // And the check has teeth: a misspelt member is refused as EC2 refuses it.
+    expect(() =>
+      validateParams(
+        'AttachNetworkInterface',
+        new Map([...toQueryParams(cases.AttachNetworkInterface), ['DeviceIdx', '1']]),
+      ),
+    ).toThrow(/UnknownParameter|DeviceIdx is not recognized/);
+  });
+
+  it('every request Ec2Api builds carries only parameters the service model defines', async () => {
+    const sent: [Ec2Action, object][] = [];
+    const eni: NetworkInterface = {
+      NetworkInterfaceId: 'eni-0a1',
+      MacAddress: '0a:00:00:00:00:01',
+      SubnetId: 'subnet-01',
+      PrivateIpAddress: '10.0.1.10',
+      PrivateIpAddresses: [{ PrivateIpAddress: '10.0.1.10', Primary: true }],
+    };
+    const replies: Partial<Record<Ec2Action, object>> = {
+      CreateNetworkInterface: { NetworkInterface: eni },
+      AttachNetworkInterface: { AttachmentId: 'eni-attach-1' },
+      AssignPrivateIpAddresses: {
+        AssignedPrivateIpAddresses: [{ PrivateIpAddress: '10.0.1.11' }],
+        AssignedIpv4Prefixes: [{ Ipv4Prefix: '10.0.1.32/28' }],
+      },
+    };
+    const transport: Ec2Transport = {
+      send: async (action, input) => {
+        sent.push([action, input]);
+        return (replies[action] ?? {}) as never;
+      },
+    };
+    const api = new Ec2Api(transport, {
+      maxAttempts: 1,
+      mutatingRate: 1000,
+      describeRate: 1000,
+      log: pino({ level: 'silent' }),
+      backoff: NO_BACKOFF,
+    });
+    for (const unit of ['ip', 'prefix'] as const) {
+      await api.createNetworkInterface({
+        subnetId: 'subnet-01',
+        securityGroups: ['sg-1'],
+        unit,
+        count: 2,
+        description: 'aws-K8S-i-01',
+        tags: { 'node.k8s.amazonaws.com/instance_id': 'i-01' },
+      });
+      await api.assignAddresses('eni-0a1', 'subnet-01', unit, 1);
+      await api.unassignAddresses('eni-0a1', unit, unit === 'ip' ? ['10.0.1.11'] : ['10.0.1.32/28']);
+    }
+    await api.attachNetworkInterface('eni-0a1', 'i-01', 1);
+    await api.setDeleteOnTermination('eni-0a1', 'eni-attach-1');
+    await api.detachNetworkInterface('eni-attach-1', 'eni-0a1');
+    await api.deleteNetworkInterface('eni-0a1');
+    await api.describeNetworkInterfaces(['eni-0a1']);
+    await api.findNetworkInterfaces([{ Name: 'attachment.instance-id', Values: ['i-01'] }]);
+    await api.createTags(['eni-0a1'], { k: 'v' });
+    await api.describeSubnets([{ Name: 'vpc-id', Values: ['vpc-1'] }]);
+    await api.describeInstanceType('m5.large');
+    expect(new Set(sent.map(([a]) => a))).toEqual(new Set(Object.keys(COMMANDS)));
+    for (const [action, input] of sent) {
+      expect(
+        () => validateParams(action, toQueryParams(input)),
+        `${action} ${JSON.stringify(input)}`,
+      ).not.toThrow();
+    }
+  });
 
   it('unassigns prefixes by their own parameter', async () => {
     const input = { NetworkInterfaceId: 'eni-1', Ipv4Prefixes: ['10.0.0.16/28'] };

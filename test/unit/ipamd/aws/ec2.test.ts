@@ -1,6 +1,8 @@
 import {
   AssignPrivateIpAddressesCommand,
+  AttachNetworkInterfaceCommand,
   CreateNetworkInterfaceCommand,
+  DeleteNetworkInterfaceCommand,
   DescribeInstanceTypesCommand,
   DescribeNetworkInterfacesCommand,
   EC2Client,
@@ -206,6 +208,40 @@ describe('Ec2Api', () => {
     expect(tokens[0]).toMatch(/^[0-9a-f-]{36}$/);
     expect(tokens[1]).toBe(tokens[0]); // the retry
     expect(tokens[2]).not.toBe(tokens[0]); // the next create
+  });
+
+  // "Eventual consistency in the Amazon EC2 API": a call naming a just-created resource may answer
+  // NotFound until its id has propagated; such a NotFound is retried, any other is believed.
+  it('retries NotFound on an ENI it just created (eventual consistency), not on any other', async () => {
+    ec2Mock.on(CreateNetworkInterfaceCommand).resolves({ NetworkInterface: eniReply });
+    ec2Mock
+      .on(AttachNetworkInterfaceCommand)
+      .rejectsOnce(sdkError('InvalidNetworkInterfaceID.NotFound', 400))
+      .rejectsOnce(sdkError('InvalidNetworkInterfaceID.NotFound', 400))
+      .resolves({ AttachmentId: 'eni-attach-1' });
+    const ec2 = api();
+    const created = await ec2.createNetworkInterface({
+      subnetId: 'subnet-01',
+      securityGroups: ['sg-1'],
+      unit: 'ip',
+      count: 1,
+      description: 'aws-K8S-i-01',
+      tags: {},
+    });
+    expect(await ec2.attachNetworkInterface(created.id, 'i-01', 1)).toBe('eni-attach-1');
+    expect(ec2Mock.commandCalls(AttachNetworkInterfaceCommand)).toHaveLength(3);
+
+    ec2Mock.on(AssignPrivateIpAddressesCommand).rejects(sdkError('InvalidNetworkInterfaceID.NotFound', 400));
+    const err = await ec2.assignAddresses('eni-0other', 'subnet-01', 'ip', 1).catch((e: Ec2Error) => e);
+    expect(err).toMatchObject({ kind: 'not_found' });
+    expect(ec2Mock.commandCalls(AssignPrivateIpAddressesCommand)).toHaveLength(1);
+
+    ec2Mock.on(DeleteNetworkInterfaceCommand).resolves({});
+    await ec2.deleteNetworkInterface(created.id);
+    ec2Mock.on(DescribeNetworkInterfacesCommand).rejects(sdkError('InvalidNetworkInterfaceID.NotFound', 400));
+    // Deleted: a NotFound now is the truth, not propagation.
+    await expect(ec2.describeNetworkInterfaces([created.id])).rejects.toMatchObject({ kind: 'not_found' });
+    expect(ec2Mock.commandCalls(DescribeNetworkInterfacesCommand)).toHaveLength(1);
   });
 
   it('rejects malformed replies with a message naming the field', async () => {

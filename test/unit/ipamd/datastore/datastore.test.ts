@@ -127,3 +127,60 @@ describe('Datastore', () => {
     expect(ds.getEni('eni-0')!.secondaryIps.size).toBe(1);
   });
 });
+
+describe('Datastore: what EC2 does not (yet) show', () => {
+  it('an unconfirmed ENI keeps its assignments but hands out none of its free addresses until confirmed', () => {
+    const ds = new Datastore(0);
+    ds.addEni(eni('eni-1', 1), { unconfirmed: true });
+    ds.addIps('eni-1', ['10.0.1.2', '10.0.1.3', '10.0.1.4']);
+    expect(ds.assign(pod('replayed'), '10.0.1.2')?.address).toBe('10.0.1.2');
+    expect(ds.stats()).toEqual({ total: 1, assigned: 1, cooling: 0, ready: 0 });
+    expect(ds.assign(pod('new'))).toBeNull();
+    expect(ds.freeIps('eni-1')).toEqual([]);
+    ds.confirmEni('eni-1', { attachmentId: 'eni-attach-9' });
+    expect(ds.getEni('eni-1')).toMatchObject({ unconfirmed: false, attachmentId: 'eni-attach-9' });
+    expect(ds.assign(pod('new'))?.address).toMatch(/^10\.0\.1\.[34]$/);
+    ds.suspendEni('eni-1');
+    expect(ds.assign(pod('newer'))).toBeNull();
+  });
+
+  it('forget: free addresses leave, a held one stays with its pod and leaves at its own release', () => {
+    const { ds, now } = store();
+    const a = ds.assign(pod('a'))!;
+    const r = ds.forget('eni-0', { ips: ['10.0.0.2', '10.0.0.3', '10.0.0.4'] });
+    expect(r.held).toEqual([a.address]);
+    expect(r.removed).toHaveLength(2);
+    expect(ds.getEni('eni-0')!.secondaryIps.size).toBe(0);
+    expect(ds.lookup(pod('a'))?.address).toBe(a.address);
+    expect(ds.assign(pod('b'))).toBeNull();
+    expect(ds.release(pod('a'))?.address).toBe(a.address);
+    expect(ds.hasAddress(a.address)).toBe(false);
+    // Its cooldown survives: should EC2 give the address back, it is not handed out early.
+    ds.addIps('eni-0', [a.address]);
+    expect(ds.assign(pod('c'))).toBeNull();
+    now.t += 30_001;
+    expect(ds.assign(pod('c'))?.address).toBe(a.address);
+  });
+
+  it('a cooldown set for an address not in the pool (yet) applies when it appears', () => {
+    const { ds, now } = store();
+    ds.setCooldown('10.0.0.9', now.t + 10_000);
+    expect(ds.cooldowns()).toEqual([{ address: '10.0.0.9', until: now.t + 10_000 }]);
+    ds.addIps('eni-0', ['10.0.0.9']);
+    expect(ds.stats()).toMatchObject({ cooling: 1 });
+    now.t += 10_001;
+    expect(ds.cooldowns()).toEqual([]);
+  });
+
+  it('hold: a replayed assignment whose address the ENI does not show is the pod only', () => {
+    const { ds } = store();
+    const meta = { ...pod('p'), assignedAt: '2026-01-01T00:00:00.000Z' };
+    expect(ds.hold('eni-9', '10.0.0.50', meta)).toBe(false);
+    expect(ds.hold('eni-0', '10.0.0.2', meta)).toBe(false);
+    expect(ds.hold('eni-0', '10.0.0.50', meta)).toBe(true);
+    expect(ds.hold('eni-0', '10.0.0.51', meta)).toBe(false);
+    expect(ds.assign(pod('p'))).toMatchObject({ address: '10.0.0.50', fresh: false });
+    expect(ds.stats()).toEqual({ total: 4, assigned: 1, cooling: 0, ready: 3 });
+    expect(ds.getEni('eni-0')!.secondaryIps.has('10.0.0.50')).toBe(false);
+  });
+});

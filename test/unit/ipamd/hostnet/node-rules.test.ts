@@ -130,6 +130,72 @@ describe('desiredNodeIptables (the reference model)', () => {
   });
 });
 
+describe('host rules that keep pods out (IMDS, ipamd listeners)', () => {
+  it('drops pod traffic to IMDS in FORWARD, first in the chain, only from pod veths', () => {
+    const d = desiredNodeIptables({ ...base, blockPodImds: true });
+    expect(d.filter.builtin.FORWARD).toEqual([
+      '-d 169.254.169.254/32 -i eni+ -m comment --comment "AWS, block pods from IMDS" -j DROP',
+    ]);
+    expect(d.filter.atTop).toEqual(['FORWARD']);
+    expect(
+      desiredNodeIptables({ ...base, vethPrefix: 'abc', blockPodImds: true }).filter.builtin.FORWARD![0],
+    ).toContain('-i abc+');
+    expect(desiredNodeIptables(base).filter).toEqual({ builtin: {}, owned: {} });
+  });
+
+  it('closes listener ports to pod veths in INPUT, one rule per port, sorted', () => {
+    const d = desiredNodeIptables({ ...base, podClosedTcpPorts: [61679, 61678, 61678] });
+    expect(d.filter.builtin.INPUT).toEqual([
+      '-i eni+ -p tcp -m tcp --dport 61678 -m comment --comment "AWS, ipamd listener closed to pods" -j DROP',
+      '-i eni+ -p tcp -m tcp --dport 61679 -m comment --comment "AWS, ipamd listener closed to pods" -j DROP',
+    ]);
+    expect(d.filter.atTop).toEqual(['INPUT']);
+  });
+
+  it('inserts the drops in front of foreign rules, and leaves them when already there', () => {
+    // External SNAT and no node ports: only the filter rules, so the scripts below show just them.
+    const bare = { ...base, snat: { ...base.snat, enabled: false }, nodePortSupport: false };
+    const want = desiredNodeIptables({ ...bare, blockPodImds: true, podClosedTcpPorts: [61678] });
+    const foreign = parseIptablesSave(
+      saveText({ filter: { INPUT: ['-j KUBE-FIREWALL'], FORWARD: ['-j KUBE-FORWARD', '-j ACCEPT'] } }),
+    );
+    const script = planIptablesRestore(foreign, want)!;
+    const lines = script.trim().split('\n');
+    expect(lines[0]).toBe('*filter');
+    expect(lines).toContain(`-I FORWARD 1 ${want.filter.builtin.FORWARD![0]}`);
+    expect(lines).toContain(`-I INPUT 1 ${want.filter.builtin.INPUT![0]}`);
+    expect(lines.some((l) => l.includes('KUBE'))).toBe(false);
+    // Present (even behind a rule another agent put in front later): nothing to do.
+    const present = parseIptablesSave(
+      saveText({
+        filter: {
+          INPUT: [want.filter.builtin.INPUT![0]!, '-j KUBE-FIREWALL'],
+          FORWARD: ['-j KUBE-FORWARD', want.filter.builtin.FORWARD![0]!, '-j ACCEPT'],
+        },
+      }),
+    );
+    expect(planIptablesRestore(present, want)).toBeNull();
+    // Turned off: deleted, foreign rules kept.
+    const off = planIptablesRestore(present, desiredNodeIptables(bare))!;
+    expect(off.trim().split('\n')).toEqual([
+      '*filter',
+      `-D INPUT ${want.filter.builtin.INPUT![0]}`,
+      `-D FORWARD ${want.filter.builtin.FORWARD![0]}`,
+      'COMMIT',
+    ]);
+    expect(planIptablesRestore(present, NO_RULES)).toBe(off);
+  });
+});
+
+describe('exposedPorts (listeners pods could dial)', () => {
+  it('counts every bind beyond loopback with a fixed port', async () => {
+    const { exposedPorts } = await import('../../../../ipamd/server/bind.js');
+    expect(exposedPorts(['127.0.0.1:61679', '0.0.0.0:61678'])).toEqual([61678]);
+    expect(exposedPorts([':61678', '10.0.1.4:61679', null])).toEqual([61678, 61679]);
+    expect(exposedPorts(['localhost:1', '[::1]:2', '127.1.2.3:3', '0.0.0.0:0'])).toEqual([]);
+  });
+});
+
 describe('planIptablesRestore', () => {
   it('builds everything on an empty node, chains declared before the jumps', () => {
     const script = planIptablesRestore(parseIptablesSave(''), desiredNodeIptables(base))!;

@@ -362,3 +362,39 @@ describe('limits', () => {
     );
   });
 });
+
+describe('plan with ENIs EC2 does not confirm or reports full', () => {
+  // An unconfirmed ENI's free addresses are not counted (the datastore leaves them out of total).
+  const hidden = (dev: number, assigned: number) =>
+    eni(dev, assigned, assigned, { slotsUsed: 9, unconfirmed: true, freeIps: [] });
+
+  it('waits for EC2 to show a hidden ENI rather than creating another, and tells ADD to retry', () => {
+    const a = plan(input({ enis: [eni(0, 9, 9), hidden(1, 2)] }));
+    expect(a).toMatchObject({ kind: 'blocked', permanent: false, retrySoon: true });
+    expect((a as { reason: string }).reason).toMatch(/^waiting for EC2 to confirm ENI\(s\) eni-1 /);
+  });
+
+  it('still grows a confirmed ENI with room meanwhile', () => {
+    expect(plan(input({ enis: [eni(0, 5, 5), hidden(1, 2)] }))).toMatchObject({
+      kind: 'assign',
+      eniId: 'eni-0',
+    });
+  });
+
+  it('never deletes or trims an unconfirmed ENI', () => {
+    const idle = eni(1, 9, 0, { unconfirmed: true });
+    const a = plan(input({ targets: t(0, 1), enis: [eni(0, 9, 0), idle] }));
+    expect(a.kind === 'delete-eni' && a.eniId === 'eni-1').toBe(false);
+    expect(a.kind === 'release' && a.eniId === 'eni-1').toBe(false);
+  });
+
+  it('does not grow an ENI EC2 reported full; at the ENI limit says so, retryable', () => {
+    const full = eni(0, 5, 5, { ec2Full: true });
+    expect(plan(input({ enis: [full] }))).toMatchObject({ kind: 'create-enis' });
+    const a = plan(input({ limits: { ...m5large, maxEnis: 1 }, enis: [full] }));
+    expect(a).toMatchObject({ kind: 'blocked', permanent: false, retrySoon: true });
+    expect((a as { reason: string }).reason).toMatch(
+      /EC2 reports ENIs full \(PrivateIpAddressLimitExceeded\)/,
+    );
+  });
+});

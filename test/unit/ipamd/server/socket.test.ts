@@ -67,6 +67,7 @@ function addResult(address: string): AddResult {
     snat: { enabled: true, randomize: 'prng', excludeCidrs: [] },
     mtu: 9001,
     vethPrefix: 'eni',
+    hostVethMac: '02:00:00:00:00:01',
   };
 }
 
@@ -80,7 +81,7 @@ function fakeHandler(overrides: Partial<IpamHandler> = {}) {
     },
     async del(req) {
       calls.push({ op: 'del', req });
-      return { address: '10.0.0.5', deviceNumber: 1, routeTable: 2 };
+      return { address: '10.0.0.5', deviceNumber: 1, routeTable: 2, hostVethMac: null, heldByOthers: [] };
     },
     async gc(req) {
       calls.push({ op: 'gc', req });
@@ -131,7 +132,11 @@ describe('socket server round trips', () => {
     });
 
     const del = await call(path, { v: 1, op: 'del', network: 'aws-cni', containerId: 'c42', ifName: 'eth0' });
-    expect(del).toEqual({ v: 1, ok: true, result: { address: '10.0.0.5', deviceNumber: 1, routeTable: 2 } });
+    expect(del).toEqual({
+      v: 1,
+      ok: true,
+      result: { address: '10.0.0.5', deviceNumber: 1, routeTable: 2, hostVethMac: null, heldByOthers: [] },
+    });
 
     const valid = [{ containerId: 'c1', ifName: 'eth0' }];
     const gc = await call(path, { v: 1, op: 'gc', network: 'aws-cni', valid });
