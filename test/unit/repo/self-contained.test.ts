@@ -21,7 +21,7 @@ const FROM_CWD =
   /(?:\b(?:readFileSync|readFile|existsSync|statSync|lstatSync|readdirSync|openSync|open|createReadStream|copyFileSync|cpSync)\(\s*|\bconst\s+\w+\s*=\s*|\bdefault:\s*)$/;
 
 /** String literals in `source` that name a path outside `root`, with the line they are on. */
-export function pathsOutside(source: string, file: string, root = ROOT): string[] {
+function pathsOutside(source: string, file: string, root = ROOT): string[] {
   const found: string[] = [];
   const literal = /(['"`])((?:\.\.\/|\/)[^'"`\s$]*)\1/g;
   for (let m = literal.exec(source); m; m = literal.exec(source)) {
