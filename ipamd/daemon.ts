@@ -41,6 +41,7 @@ import { reconcile } from './pool/reconcile.js';
 import { SubnetPicker } from './pool/subnets.js';
 import { startIntrospectionServer } from './server/introspection.js';
 import { startMetricsServer } from './server/metrics-server.js';
+import { checkReferenceSocket } from './server/reference-socket.js';
 import { startSocketServer } from './server/socket.js';
 
 type FollowedSettingsHandler = (next: FollowedSettings, prev: FollowedSettings) => void;
@@ -393,6 +394,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   handler.setReady(null);
   // The native aws-cni shim forwards whole CNI calls here: ipamd runs the plugin's handlers itself.
   const cniExec = new CniExecutor(handler, log.child({ component: 'cni' }));
+  await checkReferenceSocket(cfg.socketPath, log.child({ component: 'socket' }));
   const socket = await startSocketServer({
     path: cfg.socketPath,
     mode: cfg.socketMode,

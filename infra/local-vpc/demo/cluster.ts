@@ -79,7 +79,7 @@ export class Cluster {
         instance,
         nodeName: nodeNameOf(instance.primaryIp),
         dir,
-        socketPath: join(dir, 'ipamd.sock'),
+        socketPath: join(dir, 'vpc-cni.sock'),
         logPath: join(dir, 'ipamd.log'),
       });
     }
