@@ -12,8 +12,9 @@
  */
 import { mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { confinePluginLogs } from '../cni/log.js';
 import { lookupInstanceType } from '../lib/instance-types/index.js';
-import { createEc2Transport, Ec2Api } from './aws/ec2.js';
+import { createEc2Transport, Ec2Api, type Ec2Eni, type Ec2Transport } from './aws/ec2.js';
 import { Imds, type ImdsEni } from './aws/imds.js';
 import { Checkpoint, type CheckpointData } from './checkpoint.js';
 import { CniExecutor } from './cni-exec.js';
@@ -34,9 +35,10 @@ import {
   TAG_INSTANCE_ID,
   TAG_NO_MANAGE,
 } from './pool/executor.js';
-import { cleanLeakedEnis } from './pool/leaked.js';
+import { cleanLeakedEnis, scheduleSweeps } from './pool/leaked.js';
 import { poolLimits, prefixModeProblem, type TypeLimits } from './pool/limits.js';
 import { PoolManager } from './pool/manager.js';
+import { isManaged } from './pool/ownership.js';
 import { reconcile } from './pool/reconcile.js';
 import { SubnetPicker } from './pool/subnets.js';
 import { startIntrospectionServer } from './server/introspection.js';
@@ -81,6 +83,8 @@ function hostNetwork(
         mtu: cfg.eniMtu,
         nodePortSupport: cfg.nodePortSupport,
         setSysctls: cfg.setSysctls,
+        connmark: cfg.connmark,
+        externalServiceCidrs: cfg.externalServiceCidrs,
         log,
       });
     },
@@ -91,6 +95,31 @@ function hostNetwork(
       if (!e.isPrimary) await teardownEniNetwork(spec(e), { log });
     },
   };
+}
+
+/** ENABLE_IMDS_ONLY_MODE: an attached ENI as IMDS shows it (no tags: none is no_manage). */
+function fromImds(e: ImdsEni): Ec2Eni {
+  return {
+    id: e.id,
+    mac: e.mac,
+    status: 'in-use',
+    subnetId: e.subnetId,
+    vpcId: e.vpcId,
+    primaryIp: e.primaryIp,
+    secondaryIps: e.secondaryIps,
+    prefixes: e.prefixes,
+    attachment: null,
+    tags: {},
+    securityGroups: e.securityGroups,
+  };
+}
+
+/** ENABLE_IMDS_ONLY_MODE: an EC2 transport that refuses every call, so none can slip through. */
+function imdsOnlyTransport(): Ec2Transport {
+  return {
+    send: (action: string) =>
+      Promise.reject(new Error(`ENABLE_IMDS_ONLY_MODE=true: ipamd makes no EC2 call (${action})`)),
+  } as unknown as Ec2Transport;
 }
 
 async function resolveType(name: string, ec2: Ec2Api): Promise<TypeLimits> {
@@ -104,12 +133,24 @@ async function resolveType(name: string, ec2: Ec2Api): Promise<TypeLimits> {
 }
 
 /** Writes `${dir}/10-aws.conflist` atomically so the runtime never reads half a file. */
-export async function writeConflist(dir: string, socketPath: string): Promise<string> {
+export async function writeConflist(
+  dir: string,
+  socketPath: string,
+  pluginLog: { file: string; level: string } = { file: 'stderr', level: 'debug' },
+): Promise<string> {
   const conf = {
     cniVersion: '1.0.0',
     name: 'aws-cni',
     plugins: [
-      { type: 'aws-cni', name: 'aws-cni', cniVersion: '1.0.0', ipamdSocket: socketPath },
+      {
+        type: 'aws-cni',
+        name: 'aws-cni',
+        cniVersion: '1.0.0',
+        ipamdSocket: socketPath,
+        // AWS_VPC_K8S_PLUGIN_LOG_FILE / _LEVEL, as the reference's conflist carries them.
+        pluginLogFile: pluginLog.file,
+        pluginLogLevel: pluginLog.level,
+      },
       { type: 'portmap', capabilities: { portMappings: true }, snat: true },
     ],
   };
@@ -137,7 +178,10 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   if (!primary) throw new Error(`IMDS lists no ENI with the primary MAC ${identity.primaryMac}`);
   log.info({ ...identity, enis: seen.length }, 'instance discovered');
 
-  const ec2 = new Ec2Api(createEc2Transport(cfg.region ?? identity.region, cfg.ec2Endpoint, cfg.ec2UseFips), {
+  const transport = createEc2Transport(cfg.region ?? identity.region, cfg.ec2Endpoint, cfg.ec2UseFips, {
+    timeoutMs: cfg.httpTimeoutSeconds * 1000,
+  });
+  const ec2 = new Ec2Api(cfg.imdsOnly ? imdsOnlyTransport() : transport, {
     maxAttempts: cfg.ec2MaxAttempts,
     mutatingRate: cfg.ec2MutatingRate,
     describeRate: cfg.ec2DescribeRate,
@@ -195,9 +239,9 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
 
   // 2. One describe for every attached ENI (tags, addresses as EC2 knows them). By attachment rather
   // than by id: an id IMDS lists but EC2 does not show yet would fail the whole call.
-  const attached = await ec2.findNetworkInterfaces([
-    { Name: 'attachment.instance-id', Values: [identity.instanceId] },
-  ]);
+  const attached = cfg.imdsOnly
+    ? seen.map(fromImds)
+    : await ec2.findNetworkInterfaces([{ Name: 'attachment.instance-id', Values: [identity.instanceId] }]);
   const described = new Map(attached.map((e) => [e.id, e]));
   const unmanaged = new Map<string, number>();
   const ds = new Datastore(cfg.ipCooldownSeconds * 1000);
@@ -207,6 +251,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     ...(cfg.clusterName ? { [TAG_CLUSTER]: cfg.clusterName } : {}),
   };
   const toTag: string[] = [];
+  const ownership = { instanceId: identity.instanceId, manageUntagged: cfg.manageUntaggedEnis };
   const managed: { info: EniInfo; ips: string[]; prefixes: string[] }[] = [];
   for (const e of seen) {
     const d = described.get(e.id);
@@ -215,9 +260,11 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
       continue;
     }
     const isPrimary = e.deviceNumber === 0;
-    if (!isPrimary && d.tags[TAG_NO_MANAGE] === 'true') {
+    if (!isManaged({ tags: d.tags, isPrimary }, ownership)) {
       unmanaged.set(e.id, e.deviceNumber);
-      log.info({ eniId: e.id, deviceNumber: e.deviceNumber }, 'ENI tagged no_manage: leaving it alone');
+      const why =
+        d.tags[TAG_NO_MANAGE] === 'true' ? 'tagged no_manage' : 'untagged (MANAGE_UNTAGGED_ENI=false)';
+      log.info({ eniId: e.id, deviceNumber: e.deviceNumber }, `ENI ${why}: leaving it alone`);
       continue;
     }
     if (!isPrimary && d.tags[TAG_INSTANCE_ID] !== identity.instanceId) toTag.push(e.id);
@@ -238,7 +285,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     });
   }
   // 3. Tag managed ENIs so leaked-ENI cleanup can attribute them.
-  if (toTag.length > 0) await ec2.createTags(toTag, nodeTags);
+  if (toTag.length > 0 && !cfg.imdsOnly) await ec2.createTags(toTag, nodeTags);
 
   // 4. Host networking.
   const host = opts.host ?? hostNetwork(cfg, log.child({ component: 'hostnet' }), primary);
@@ -271,7 +318,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     primary: { subnetId: primary.subnetId, securityGroups: primary.securityGroups },
     customSubnet: eniConfig ? { subnetId: eniConfig.subnet, securityGroups: eniConfig.securityGroups } : null,
     discovery:
-      cfg.subnetDiscovery && primary.vpcId
+      cfg.subnetDiscovery && primary.vpcId && !cfg.imdsOnly
         ? { vpcId: primary.vpcId, availabilityZone: identity.availabilityZone }
         : null,
     ec2,
@@ -344,6 +391,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
           instanceId: identity.instanceId,
           unmanaged,
           primaryForPods: !cfg.customNetworking,
+          manageUntagged: cfg.manageUntaggedEnis,
         }),
       )
       .then(() => checkpoint.persist())
@@ -393,7 +441,11 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   });
   handler.setReady(null);
   // The native aws-cni shim forwards whole CNI calls here: ipamd runs the plugin's handlers itself.
-  const cniExec = new CniExecutor(handler, log.child({ component: 'cni' }));
+  const cniLog = log.child({ component: 'cni' });
+  confinePluginLogs(cfg.pluginLogDir, (file, why) =>
+    cniLog.warn({ pluginLogFile: file }, `plugin log refused: ${why}`),
+  );
+  const cniExec = new CniExecutor(handler, cniLog);
   await checkReferenceSocket(cfg.socketPath, log.child({ component: 'socket' }));
   const socket = await startSocketServer({
     path: cfg.socketPath,
@@ -404,7 +456,10 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     log: log.child({ component: 'socket' }),
   });
   if (cfg.writeCniConflist) {
-    const path = await writeConflist(cfg.cniConfDir, cfg.socketPath);
+    const path = await writeConflist(cfg.cniConfDir, cfg.socketPath, {
+      file: cfg.pluginLogFile,
+      level: cfg.pluginLogLevel,
+    });
     log.info({ path }, 'CNI conflist written');
   }
   const servers: { close(): Promise<void> }[] = [];
@@ -445,8 +500,11 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     timers.push(t);
   };
   every(cfg.poolCheckIntervalSeconds, () => pool.tick());
-  every(cfg.reconcileIntervalSeconds, runReconcile);
+  // IMDS-only: ENIs and addresses are what the instance had at start (the reference's rule).
+  if (!cfg.imdsOnly) every(cfg.reconcileIntervalSeconds, runReconcile);
+  let stopSweeps: (() => void) | null = null;
   if (!cfg.disableLeakedEniCleanup && !cfg.disableProvisioning) {
+    const leakedLog = log.child({ component: 'leaked-eni' });
     const clean = () =>
       pool
         .exclusive(() =>
@@ -454,12 +512,20 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
             ec2,
             instanceId: identity.instanceId,
             clusterName: cfg.clusterName,
+            scope: cfg.leakedEniScope,
+            ...(primary.vpcId ? { vpcId: primary.vpcId } : {}),
             maxAgeMs: cfg.leakedEniAgeSeconds * 1000,
-            log: log.child({ component: 'leaked-eni' }),
+            log: leakedLog,
           }),
         )
         .catch((err) => log.warn({ err: (err as Error).message }, 'leaked-ENI cleanup failed; will retry'));
-    every(cfg.leakedEniIntervalSeconds, clean);
+    stopSweeps = scheduleSweeps({
+      intervalMs: cfg.leakedEniIntervalSeconds * 1000,
+      startDelayMaxMs: cfg.leakedEniStartDelayMaxSeconds * 1000,
+      sweep: clean,
+      onWait: (ms) =>
+        leakedLog.debug({ inSeconds: Math.round(ms / 1000) }, 'next leaked-ENI sweep after a random delay'),
+    });
   }
   // Cluster changes (node relabelled, ENIConfig edited, max pods changed) apply to the next ENI.
   const follower =
@@ -497,6 +563,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
         stopping = true;
         log.info('shutting down: no more growth, finishing in-flight work');
         for (const t of timers) clearInterval(t);
+        stopSweeps?.();
         await follower?.stop();
         handler.setReady('ipamd is shutting down');
         await pool.stop();

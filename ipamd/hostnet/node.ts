@@ -20,6 +20,8 @@ import { DEFAULT_CONNMARK, desiredNodeIptables, wantsMainTableMarkRule } from '.
 
 /** Priority of `fwmark <mark> lookup main` (the reference's hostRulePriority). */
 export const MAIN_MARK_RULE_PRIORITY = 1024;
+/** Priority of `to <AWS_EXTERNAL_SERVICE_CIDRS entry> lookup main`: before the pods' from-rules (1536). */
+export const EXTERNAL_SERVICE_RULE_PRIORITY = 1535;
 const MAIN_TABLE = 254;
 
 export interface NodeNetworkConfig {
@@ -33,6 +35,8 @@ export interface NodeNetworkConfig {
   setSysctls: boolean;
   /** Connection mark bit for node-port / SNAT routing (the reference's AWS_VPC_K8S_CNI_CONNMARK). */
   connmark?: number;
+  /** AWS_EXTERNAL_SERVICE_CIDRS: routed by the main table whatever ENI the pod's address is on. */
+  externalServiceCidrs?: string[];
   log?: Logger;
   /** For tests: how iptables is run. */
   iptables?: IptablesRunner;
@@ -83,8 +87,11 @@ export function validateNodeConfig(cfg: NodeNetworkConfig): NodeNetworkConfig {
   if (!Number.isInteger(mark) || mark <= 0 || mark > 0xffffffff) {
     problems.push(`connmark must be a non-zero 32-bit number, got ${mark}`);
   }
+  const externalServiceCidrs = (cfg.externalServiceCidrs ?? []).map(
+    (c) => check(() => parseIpv4Cidr(c, 'AWS_EXTERNAL_SERVICE_CIDRS entry').cidr) ?? c,
+  );
   if (problems.length > 0) throw new Error(`invalid node network config: ${problems.join('; ')}`);
-  return { ...cfg, primaryMac, vpcCidrs, snat: { ...cfg.snat, excludeCidrs } };
+  return { ...cfg, primaryMac, vpcCidrs, snat: { ...cfg.snat, excludeCidrs }, externalServiceCidrs };
 }
 
 // Read-plan-apply must not interleave (two plans from the same state would both delete a rule).
@@ -114,6 +121,7 @@ async function applyNodeNetwork(cfg: NodeNetworkConfig): Promise<NodeNetworkResu
     if (link.mtu !== cfg.mtu) await rtnl.setMtu(link.index, cfg.mtu);
 
     await ensureMarkRule(rtnl, mark, wantsMainTableMarkRule(cfg));
+    await ensureExternalServiceRules(rtnl, cfg.externalServiceCidrs ?? []);
 
     if (cfg.setSysctls) {
       // Loose reverse-path filtering: replies for pods on secondary ENIs arrive on the primary ENI.
@@ -156,6 +164,7 @@ export function teardownNodeNetwork(
     const rtnl = openRtnl();
     try {
       await ensureMarkRule(rtnl, opts.connmark ?? DEFAULT_CONNMARK, false);
+      await ensureExternalServiceRules(rtnl, []);
     } finally {
       rtnl.close();
     }
@@ -183,6 +192,27 @@ async function ensureMarkRule(rtnl: Rtnl, mark: number, wanted: boolean): Promis
     );
   }
   if (wanted && !have) await ignoreCodes(rtnl.addRule(spec), 'EEXIST');
+}
+
+/** Converges the `to <cidr> lookup main` rules at priority 1535 to exactly `cidrs`. */
+async function ensureExternalServiceRules(rtnl: Rtnl, cidrs: string[]): Promise<void> {
+  const want = new Set(cidrs);
+  const have = (await rtnl.listRules('inet')).filter((r) => r.priority === EXTERNAL_SERVICE_RULE_PRIORITY);
+  for (const r of have) {
+    const exact =
+      r.dst !== undefined && r.table === MAIN_TABLE && !r.src && !r.invert && r.fwmark === undefined;
+    if (exact && want.delete(r.dst!)) continue;
+    await ignoreCodes(
+      rtnl.deleteRule({ priority: r.priority, ...(r.dst ? { dst: r.dst } : {}), table: r.table }),
+      'ENOENT',
+    );
+  }
+  for (const dst of want) {
+    await ignoreCodes(
+      rtnl.addRule({ priority: EXTERNAL_SERVICE_RULE_PRIORITY, dst, table: 'main' }),
+      'EEXIST',
+    );
+  }
 }
 
 async function setSysctl(key: string, value: string): Promise<void> {

@@ -9,7 +9,8 @@ import type { Imds, ImdsEni } from '../aws/imds.js';
 import type { Datastore, EniInfo } from '../datastore/datastore.js';
 import type { Logger } from '../log.js';
 import { reconcileCount } from '../metrics.js';
-import { type HostNetwork, TAG_NO_MANAGE } from './executor.js';
+import type { HostNetwork } from './executor.js';
+import { isManaged } from './ownership.js';
 
 export interface ReconcileDeps {
   imds: Imds;
@@ -22,6 +23,8 @@ export interface ReconcileDeps {
   unmanaged: Map<string, number>;
   /** false under custom networking: the primary ENI's addresses are not for pods. */
   primaryForPods: boolean;
+  /** MANAGE_UNTAGGED_ENI (default true): adopt attached ENIs without this instance's tag. */
+  manageUntagged?: boolean;
 }
 
 export interface ReconcileReport {
@@ -91,7 +94,8 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
 
   for (const [id, t] of truth) {
     const dev = t.attachment?.deviceIndex ?? -1;
-    if (t.tags[TAG_NO_MANAGE] === 'true') {
+    const rule = { instanceId: d.instanceId, manageUntagged: d.manageUntagged ?? true };
+    if (!isManaged({ tags: t.tags, isPrimary: dev === 0 }, rule)) {
       d.unmanaged.set(id, dev);
       continue;
     }

@@ -9,7 +9,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { pino } from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { Ec2Api, NO_BACKOFF } from '../../../../ipamd/aws/ec2.js';
-import { cleanLeakedEnis } from '../../../../ipamd/pool/leaked.js';
+import { cleanLeakedEnis, scheduleSweeps } from '../../../../ipamd/pool/leaked.js';
 import { SubnetPicker } from '../../../../ipamd/pool/subnets.js';
 import { sdkTransport } from '../aws/sdk-transport.js';
 
@@ -25,7 +25,7 @@ const api = () =>
   });
 
 const NOW = Date.parse('2026-01-01T01:00:00Z');
-function available(id: string, createdAt?: string) {
+function available(id: string, createdAt?: string, cluster?: string) {
   return {
     NetworkInterfaceId: id,
     MacAddress: '0a:00:00:00:00:09',
@@ -35,6 +35,7 @@ function available(id: string, createdAt?: string) {
     TagSet: [
       { Key: 'node.k8s.amazonaws.com/instance_id', Value: 'i-0dead' },
       ...(createdAt ? [{ Key: 'node.k8s.amazonaws.com/createdAt', Value: createdAt }] : []),
+      ...(cluster ? [{ Key: 'cluster.k8s.amazonaws.com/name', Value: cluster }] : []),
     ],
   };
 }
@@ -42,12 +43,12 @@ function available(id: string, createdAt?: string) {
 describe('cleanLeakedEnis', () => {
   beforeEach(() => ec2Mock.reset());
 
-  it('deletes available ENIs older than the grace period, dates undated ones, keeps young ones', async () => {
+  it('cluster scope: deletes available ENIs older than the grace period, dates undated ones, keeps young ones', async () => {
     ec2Mock.on(DescribeNetworkInterfacesCommand).resolves({
       NetworkInterfaces: [
-        available('eni-0a1', '2026-01-01T00:50:00Z'),
-        available('eni-0b2', '2026-01-01T00:58:00Z'),
-        available('eni-0c3'),
+        available('eni-0a1', '2026-01-01T00:50:00Z', 'prod'),
+        available('eni-0b2', '2026-01-01T00:58:00Z', 'prod'),
+        available('eni-0c3', undefined, 'prod'),
       ],
     });
     ec2Mock.on(DeleteNetworkInterfaceCommand).resolves({});
@@ -56,6 +57,8 @@ describe('cleanLeakedEnis', () => {
       ec2: api(),
       instanceId: 'i-0live',
       clusterName: 'prod',
+      scope: 'cluster',
+      vpcId: 'vpc-1',
       maxAgeMs: 300_000,
       log,
       now: () => NOW,
@@ -64,14 +67,81 @@ describe('cleanLeakedEnis', () => {
     const filters = ec2Mock.commandCalls(DescribeNetworkInterfacesCommand)[0]!.args[0].input.Filters;
     expect(filters).toContainEqual({ Name: 'status', Values: ['available'] });
     expect(filters).toContainEqual({ Name: 'tag:cluster.k8s.amazonaws.com/name', Values: ['prod'] });
+    expect(filters).toContainEqual({ Name: 'vpc-id', Values: ['vpc-1'] });
     expect(ec2Mock.commandCalls(CreateTagsCommand)[0]!.args[0].input.Resources).toEqual(['eni-0c3']);
   });
 
-  it("without a cluster name only looks at this instance's ENIs", async () => {
-    ec2Mock.on(DescribeNetworkInterfacesCommand).resolves({ NetworkInterfaces: [] });
-    await cleanLeakedEnis({ ec2: api(), instanceId: 'i-0live', clusterName: null, maxAgeMs: 1, log });
+  it('by default a node sweeps only its own ENIs, even with CLUSTER_NAME set and whatever EC2 returns', async () => {
+    ec2Mock.on(DescribeNetworkInterfacesCommand).resolves({
+      NetworkInterfaces: [available('eni-0a1', '2026-01-01T00:00:00Z', 'prod')], // owned by i-0dead
+    });
+    ec2Mock.on(DeleteNetworkInterfaceCommand).resolves({});
+    const deleted = await cleanLeakedEnis({
+      ec2: api(),
+      instanceId: 'i-0live',
+      clusterName: 'prod',
+      maxAgeMs: 1,
+      log,
+      now: () => NOW,
+    });
+    expect(deleted).toEqual([]);
+    expect(ec2Mock.commandCalls(DeleteNetworkInterfaceCommand)).toHaveLength(0);
     const filters = ec2Mock.commandCalls(DescribeNetworkInterfacesCommand)[0]!.args[0].input.Filters;
     expect(filters).toContainEqual({ Name: 'tag:node.k8s.amazonaws.com/instance_id', Values: ['i-0live'] });
+    expect(filters).not.toContainEqual(
+      expect.objectContaining({ Name: 'tag:cluster.k8s.amazonaws.com/name' }),
+    );
+  });
+});
+
+describe('scheduleSweeps', () => {
+  it('waits a fresh random 0..max delay before every sweep, the interval between sweeps', async () => {
+    const timers: { fn: () => void; ms: number }[] = [];
+    const draws = [0.5, 0.1, 0.9];
+    let sweeps = 0;
+    const stop = scheduleSweeps({
+      intervalMs: 3_600_000,
+      startDelayMaxMs: 300_000,
+      random: () => draws.shift() ?? 0,
+      sweep: async () => {
+        sweeps++;
+      },
+      setTimer: (fn, ms) => {
+        timers.push({ fn, ms });
+        return {};
+      },
+      clearTimer: () => undefined,
+    });
+    expect(timers.map((t) => t.ms)).toEqual([150_000]); // first sweep: the start delay only
+    timers[0]!.fn();
+    await new Promise((r) => setImmediate(r));
+    expect(sweeps).toBe(1);
+    expect(timers.map((t) => t.ms)).toEqual([150_000, 3_630_000]);
+    timers[1]!.fn();
+    await new Promise((r) => setImmediate(r));
+    expect(timers.map((t) => t.ms)).toEqual([150_000, 3_630_000, 3_870_000]);
+    stop();
+    timers[2]!.fn();
+    await new Promise((r) => setImmediate(r));
+    expect(timers).toHaveLength(3); // stopped: no further sweep scheduled
+  });
+
+  it('spreads a fleet: nodes started together draw different first sweeps', () => {
+    const firsts = Array.from({ length: 50 }, () => {
+      let first = -1;
+      scheduleSweeps({
+        intervalMs: 3_600_000,
+        startDelayMaxMs: 300_000,
+        sweep: async () => undefined,
+        setTimer: (_fn, ms) => {
+          if (first < 0) first = ms;
+          return {};
+        },
+      })();
+      return first;
+    });
+    expect(new Set(firsts).size).toBeGreaterThan(40);
+    expect(Math.max(...firsts)).toBeLessThan(300_000);
   });
 });
 
