@@ -40,7 +40,7 @@ import { poolLimits, prefixModeProblem, type TypeLimits } from './pool/limits.js
 import { PoolManager } from './pool/manager.js';
 import { isManaged } from './pool/ownership.js';
 import { reconcile } from './pool/reconcile.js';
-import { SubnetPicker } from './pool/subnets.js';
+import { excludedSubnets, SubnetPicker } from './pool/subnets.js';
 import { startIntrospectionServer } from './server/introspection.js';
 import { startMetricsServer } from './server/metrics-server.js';
 import { checkReferenceSocket } from './server/reference-socket.js';
@@ -293,11 +293,6 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   for (const m of managed) await host.setupEni(m.info);
 
   // 5. Datastore from EC2, then the checkpoint.
-  for (const m of managed) {
-    ds.addEni(m.info);
-    ds.addIps(m.info.id, m.ips);
-    ds.addPrefixes(m.info.id, m.prefixes);
-  }
   const snapshot = (): CheckpointData => ({
     version: 1,
     allocations: ds.assignments().map((a) => ({ ...a.assignment, address: a.address, eniId: a.eniId })),
@@ -305,6 +300,23 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   });
   const checkpoint = new Checkpoint(cfg.checkpointPath, snapshot);
   const saved = await checkpoint.load();
+  // v1.22+: an ENI in a subnet tagged kubernetes.io/role/cni=0 takes no new pod (the primary's too);
+  // one whose pods are in the checkpoint keeps serving them.
+  const excluded = cfg.imdsOnly
+    ? new Set<string>()
+    : await excludedSubnets(
+        ec2,
+        managed.map((m) => m.info.subnetId),
+        cfg.clusterName,
+        log.child({ component: 'subnets' }),
+      );
+  const holding = new Set(saved?.allocations.map((a) => a.eniId) ?? []);
+  for (const m of managed) {
+    const exclude = excluded.has(m.info.subnetId) && !holding.has(m.info.id);
+    ds.addEni(exclude ? { ...m.info, forPods: false } : m.info);
+    ds.addIps(m.info.id, m.ips);
+    ds.addPrefixes(m.info.id, m.prefixes);
+  }
   if (saved) {
     const r = restoreCheckpoint(ds, saved, log.child({ component: 'restore' }));
     log.info({ restored: r.restored, dropped: r.dropped.length }, 'checkpoint replayed');
@@ -319,6 +331,11 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     customSubnet: eniConfig ? { subnetId: eniConfig.subnet, securityGroups: eniConfig.securityGroups } : null,
     discovery:
       cfg.subnetDiscovery && primary.vpcId && !cfg.imdsOnly
+        ? { vpcId: primary.vpcId, availabilityZone: identity.availabilityZone }
+        : null,
+    clusterName: cfg.clusterName,
+    vpc:
+      primary.vpcId && !cfg.imdsOnly
         ? { vpcId: primary.vpcId, availabilityZone: identity.availabilityZone }
         : null,
     ec2,

@@ -10,7 +10,12 @@ import { pino } from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { Ec2Api, NO_BACKOFF } from '../../../../ipamd/aws/ec2.js';
 import { cleanLeakedEnis, scheduleSweeps } from '../../../../ipamd/pool/leaked.js';
-import { SubnetPicker } from '../../../../ipamd/pool/subnets.js';
+import {
+  excludedSubnets,
+  SubnetPicker,
+  subnetExcluded,
+  subnetUsable,
+} from '../../../../ipamd/pool/subnets.js';
 import { sdkTransport } from '../aws/sdk-transport.js';
 
 const ec2Mock = mockClient(EC2Client);
@@ -152,7 +157,14 @@ describe('SubnetPicker', () => {
     ec2Mock.on(DescribeSubnetsCommand).resolves({
       Subnets: [
         { SubnetId: 'subnet-a', CidrBlock: '10.0.1.0/24', AvailableIpAddressCount: 10 },
-        { SubnetId: 'subnet-b', CidrBlock: '10.0.2.0/24', AvailableIpAddressCount: 200 },
+        {
+          SubnetId: 'subnet-b',
+          CidrBlock: '10.0.2.0/24',
+          AvailableIpAddressCount: 200,
+          Tags: [{ Key: 'kubernetes.io/role/cni', Value: '1' }],
+        },
+        // Untagged: not for ENIs, however many addresses it has.
+        { SubnetId: 'subnet-c', CidrBlock: '10.0.3.0/24', AvailableIpAddressCount: 999 },
       ],
     });
     let now = 0;
@@ -167,7 +179,11 @@ describe('SubnetPicker', () => {
     });
     await p.refreshIfStale();
     const filters = ec2Mock.commandCalls(DescribeSubnetsCommand)[0]!.args[0].input.Filters;
-    expect(filters).toContainEqual({ Name: 'tag:kubernetes.io/role/cni', Values: ['1'] });
+    // v1.22+: every subnet of the zone is read; the tags decide.
+    expect(filters).toEqual([
+      { Name: 'vpc-id', Values: ['vpc-1'] },
+      { Name: 'availability-zone', Values: ['us-west-2a'] },
+    ]);
     expect(p.pick()).toEqual({ subnetId: 'subnet-b', securityGroups: ['sg-1'] });
     p.markFull('subnet-b', 'subnet subnet-b has no free addresses');
     expect(p.pick()!.subnetId).toBe('subnet-a');
@@ -195,5 +211,116 @@ describe('SubnetPicker', () => {
     await p.refreshIfStale();
     expect(ec2Mock.commandCalls(DescribeSubnetsCommand)).toHaveLength(0);
     expect(p.pick()).toEqual({ subnetId: 'subnet-pods', securityGroups: ['sg-pods'] });
+  });
+});
+
+describe('subnet tags (v1.22+)', () => {
+  beforeEach(() => ec2Mock.reset());
+  const role = (v: string) => ({ 'kubernetes.io/role/cni': v });
+  const cluster = (name: string) => ({ [`cni.networking.k8s.aws/cluster/${name}`]: '1' });
+
+  it.each([
+    ['node subnet, untagged', {}, true, null, true],
+    ['node subnet, role=0', role('0'), true, null, false],
+    ['other subnet, untagged', {}, false, null, false],
+    ['other subnet, role=1', role('1'), false, null, true],
+    ['other subnet, any other role value', role('shared'), false, null, true],
+    ['other subnet, role=0', role('0'), false, null, false],
+    ['for this cluster', { ...role('1'), ...cluster('prod') }, false, 'prod', true],
+    ['for another cluster', { ...role('1'), ...cluster('dev') }, false, 'prod', false],
+    [
+      'for several clusters, this one among them',
+      { ...role('1'), ...cluster('dev'), ...cluster('prod') },
+      false,
+      'prod',
+      true,
+    ],
+    ['cluster tags and no CLUSTER_NAME', { ...role('1'), ...cluster('dev') }, false, null, true],
+    ['node subnet reserved for another cluster', { ...role('1'), ...cluster('dev') }, true, 'prod', false],
+  ] as const)('%s', (_what, tags, isPrimary, clusterName, usable) => {
+    expect(subnetUsable(tags, isPrimary, clusterName)).toBe(usable);
+  });
+
+  it('excludes attached ENIs only where the tags say so (untagged ENIConfig subnets stay in use)', () => {
+    expect(subnetExcluded({}, 'prod')).toBe(false);
+    expect(subnetExcluded(role('0'), null)).toBe(true);
+    expect(subnetExcluded({ ...role('1'), ...cluster('dev') }, 'prod')).toBe(true);
+    expect(subnetExcluded({ ...role('1'), ...cluster('prod') }, 'prod')).toBe(false);
+  });
+
+  it("never puts an ENI in the node's own subnet when it is tagged role=0", async () => {
+    ec2Mock.on(DescribeSubnetsCommand).resolves({
+      Subnets: [
+        {
+          SubnetId: 'subnet-a',
+          CidrBlock: '10.0.1.0/24',
+          AvailableIpAddressCount: 100,
+          Tags: [{ Key: 'kubernetes.io/role/cni', Value: '0' }],
+        },
+        {
+          SubnetId: 'subnet-b',
+          CidrBlock: '10.0.2.0/24',
+          AvailableIpAddressCount: 5,
+          Tags: [{ Key: 'kubernetes.io/role/cni', Value: '1' }],
+        },
+      ],
+    });
+    const p = new SubnetPicker({
+      primary: { subnetId: 'subnet-a', securityGroups: ['sg-1'] },
+      customSubnet: null,
+      discovery: { vpcId: 'vpc-1', availabilityZone: 'us-west-2a' },
+      ec2: api(),
+      log,
+    });
+    await p.refreshIfStale();
+    expect(p.pick()).toEqual({ subnetId: 'subnet-b', securityGroups: ['sg-1'] });
+  });
+
+  it('with discovery off still checks the node subnet, and says why nothing can be created', async () => {
+    ec2Mock.on(DescribeSubnetsCommand).resolves({
+      Subnets: [
+        {
+          SubnetId: 'subnet-a',
+          CidrBlock: '10.0.1.0/24',
+          AvailableIpAddressCount: 100,
+          Tags: [{ Key: 'kubernetes.io/role/cni', Value: '0' }],
+        },
+      ],
+    });
+    const p = new SubnetPicker({
+      primary: { subnetId: 'subnet-a', securityGroups: ['sg-1'] },
+      customSubnet: null,
+      discovery: null,
+      vpc: { vpcId: 'vpc-1', availabilityZone: 'us-west-2a' },
+      ec2: api(),
+      log,
+    });
+    await p.refreshIfStale();
+    const filters = ec2Mock.commandCalls(DescribeSubnetsCommand)[0]!.args[0].input.Filters;
+    expect(filters).toContainEqual({ Name: 'subnet-id', Values: ['subnet-a'] });
+    expect(p.pick()).toBeNull();
+    expect(p.blockedReason()).toMatch(/kubernetes\.io\/role\/cni=0/);
+  });
+
+  it("names the attached ENIs' excluded subnets in one call, and none when EC2 cannot say", async () => {
+    ec2Mock.on(DescribeSubnetsCommand).resolves({
+      Subnets: [
+        {
+          SubnetId: 'subnet-a',
+          CidrBlock: '10.0.1.0/24',
+          Tags: [{ Key: 'kubernetes.io/role/cni', Value: '0' }],
+        },
+        { SubnetId: 'subnet-b', CidrBlock: '10.0.2.0/24' },
+      ],
+    });
+    expect(await excludedSubnets(api(), ['subnet-a', 'subnet-b', 'subnet-a'], null, log)).toEqual(
+      new Set(['subnet-a']),
+    );
+    expect(ec2Mock.commandCalls(DescribeSubnetsCommand)[0]!.args[0].input.Filters).toEqual([
+      { Name: 'subnet-id', Values: ['subnet-a', 'subnet-b'] },
+    ]);
+    ec2Mock.reset();
+    ec2Mock.on(DescribeSubnetsCommand).rejects(new Error('UnauthorizedOperation'));
+    expect(await excludedSubnets(api(), ['subnet-a'], null, log)).toEqual(new Set());
   });
 });
