@@ -334,6 +334,20 @@ function parseVethPrefix(r: EnvReader): string {
   return v;
 }
 
+/** host:port, or the reference's `unix:<absolute path>` for a Unix socket. */
+function parseIntrospectionBind(r: EnvReader): string {
+  const v = r.raw('INTROSPECTION_BIND_ADDRESS');
+  if (v?.startsWith('unix:')) {
+    const path = v.slice('unix:'.length);
+    if (!path.startsWith('/') || path.endsWith('/')) {
+      r.problems.push(`INTROSPECTION_BIND_ADDRESS=${JSON.stringify(v)}: unix: needs an absolute socket path`);
+      return '127.0.0.1:61679';
+    }
+    return v;
+  }
+  return r.bind('INTROSPECTION_BIND_ADDRESS', '127.0.0.1:61679');
+}
+
 /** The reference spells it AWS_VPC_CNI_NODE_PORT_SUPPORT; ours (AWS_VPC_K8S_CNI_...) stays an alias. */
 function parseNodePortSupport(r: EnvReader): boolean {
   const theirs = r.isSet('AWS_VPC_CNI_NODE_PORT_SUPPORT');
@@ -566,9 +580,7 @@ export function loadConfig(env: Env = process.env): Config {
     ec2UseFips: r.bool('AWS_USE_FIPS_ENDPOINT', false),
     imdsEndpoint: r.url('AWS_EC2_METADATA_SERVICE_ENDPOINT', 'http://169.254.169.254')!,
     region: r.raw('AWS_REGION') ?? r.raw('AWS_DEFAULT_REGION') ?? null,
-    introspectionBind: r.bool('DISABLE_INTROSPECTION', false)
-      ? null
-      : r.bind('INTROSPECTION_BIND_ADDRESS', '127.0.0.1:61679'),
+    introspectionBind: r.bool('DISABLE_INTROSPECTION', false) ? null : parseIntrospectionBind(r),
     metricsBind: r.bool('DISABLE_METRICS', false) ? null : r.bind('METRICS_BIND_ADDRESS', '0.0.0.0:61678'),
     socketPath: r.absPath('IPAMD_SOCKET_PATH', DEFAULT_SOCKET_PATH),
     socketMode: Number.parseInt(socketModeRaw, 8),

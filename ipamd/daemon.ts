@@ -44,6 +44,7 @@ import { excludedSubnets, SubnetPicker } from './pool/subnets.js';
 import { startIntrospectionServer } from './server/introspection.js';
 import { startMetricsServer } from './server/metrics-server.js';
 import { checkReferenceSocket } from './server/reference-socket.js';
+import { ipamdEnvSettings, networkutilsEnvSettings, referenceEnis } from './server/reference-views.js';
 import { startSocketServer } from './server/socket.js';
 
 type FollowedSettingsHandler = (next: FollowedSettings, prev: FollowedSettings) => void;
@@ -195,6 +196,8 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   // In a cluster the node object gives max pods and names the ENIConfig; local settings take precedence.
   let eniConfig = cfg.eniConfig;
   let clusterMaxPods: number | null = null;
+  /** The ENIConfig the node names (in a cluster), for /v1/eni-configs. */
+  let eniConfigName: string | null = null;
   const eniConfigFromCluster = cfg.customNetworking && cfg.eniConfig === null;
   // An ENIConfig without security groups means the primary ENI's (the reference's rule).
   const withGroups = (c: { subnet: string; securityGroups: string[] }) => ({
@@ -216,6 +219,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
       access,
     });
     clusterMaxPods = cs.maxPods;
+    eniConfigName = cs.eniConfigName;
     if (cs.eniConfig && !eniConfig) eniConfig = withGroups(cs.eniConfig);
     // Nothing to follow when MAX_PODS and a local ENIConfig (or no custom networking) decide everything.
     if (access && (eniConfigFromCluster || cfg.maxPods === null)) {
@@ -486,6 +490,11 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
         bind: cfg.introspectionBind,
         log,
         views: {
+          referenceEnis: () => referenceEnis(ds, { cooldownMs: cfg.ipCooldownSeconds * 1000 }),
+          // In a cluster, the name the node gives (the reference's "default" when it names none).
+          eniConfigName: () => (cfg.cluster ? (eniConfigName ?? 'default') : null),
+          networkutilsEnv: () => networkutilsEnvSettings(cfg),
+          ipamdEnv: () => ipamdEnvSettings(cfg),
           enis: () =>
             ds.eniStats().map((s) => ({
               ...s.eni,
@@ -559,6 +568,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
         setLimitGauges();
         log.info({ from: before, to: limits.maxPods }, `pool max pods ${before} → ${limits.maxPods}`);
       }
+      eniConfigName = next.eniConfigName;
       if (eniConfigFromCluster) {
         if (next.eniConfig) {
           const c = withGroups(next.eniConfig);

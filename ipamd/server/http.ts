@@ -2,6 +2,7 @@
  * A tiny read-only JSON/text HTTP server shared by introspection and metrics: GET/HEAD only,
  * fixed routes, every error answered as JSON, graceful close.
  */
+import { chmod, lstat, unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
@@ -16,8 +17,9 @@ export interface RouteReply {
 export type Route = () => Promise<RouteReply> | RouteReply;
 
 export interface HttpServer {
-  /** The bound address, e.g. "127.0.0.1:61679" (the real port when bound to port 0). */
+  /** The bound address, e.g. "127.0.0.1:61679" (the real port when bound to port 0) or "unix:/path". */
   readonly address: string;
+  /** 0 on a Unix socket. */
   readonly port: number;
   close(): Promise<void>;
 }
@@ -34,8 +36,12 @@ export async function startHttpServer(opts: {
   routes: Record<string, Route>;
   log: Logger;
 }): Promise<HttpServer> {
-  const { host, port } = parseBind(opts.bind, opts.bindName);
+  // `unix:<path>` (INTROSPECTION_BIND_ADDRESS, as the reference allows): a root-only Unix socket.
+  const unixPath = opts.bind.startsWith('unix:') ? opts.bind.slice('unix:'.length) : null;
+  const { host, port } =
+    unixPath === null ? parseBind(opts.bind, opts.bindName) : { host: undefined, port: 0 };
   const { log, routes } = opts;
+  if (unixPath !== null) await removeStaleSocket(unixPath, opts.bindName);
 
   const server = createServer((req, res) => {
     serve(req, res, routes).catch((err) => {
@@ -52,17 +58,26 @@ export async function startHttpServer(opts: {
     server.once('error', (err: NodeJS.ErrnoException) => {
       reject(new Error(`cannot listen on ${opts.bindName} "${opts.bind}": ${err.code ?? err.message}`));
     });
-    server.listen({ host, port }, () => resolve());
+    if (unixPath !== null) server.listen({ path: unixPath }, () => resolve());
+    else server.listen({ host, port }, () => resolve());
   });
   server.on('error', (err) => log.error({ err }, 'http server error'));
-  const addr = server.address() as AddressInfo;
-  const address = addr.family === 'IPv6' ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`;
+  let address: string;
+  let boundPort = 0;
+  if (unixPath !== null) {
+    await chmod(unixPath, 0o600);
+    address = `unix:${unixPath}`;
+  } else {
+    const addr = server.address() as AddressInfo;
+    address = addr.family === 'IPv6' ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`;
+    boundPort = addr.port;
+  }
   log.info({ address }, `serving ${opts.bindName}`);
 
   let closing: Promise<void> | undefined;
   return {
     address,
-    port: addr.port,
+    port: boundPort,
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -72,6 +87,15 @@ export async function startHttpServer(opts: {
       return closing;
     },
   };
+}
+
+/** A socket file left by an earlier run is replaced; anything else at that path is an error. */
+async function removeStaleSocket(path: string, bindName: string): Promise<void> {
+  const st = await lstat(path).catch(() => null);
+  if (!st) return;
+  if (!st.isSocket())
+    throw new Error(`cannot listen on ${bindName} "unix:${path}": it exists and is not a socket`);
+  await unlink(path);
 }
 
 async function serve(
