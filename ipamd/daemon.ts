@@ -27,7 +27,13 @@ import { setupNodeNetwork } from './hostnet/node.js';
 import { IpamService } from './ipam-handler.js';
 import type { ClusterFollower, FollowedSettings } from './k8s/index.js';
 import type { Logger } from './log.js';
-import { eniMax, ipMax, trackAssignedPerCidr } from './metrics.js';
+import {
+  eniMax,
+  ipamdNodeInitDuration,
+  ipamdStartupDuration,
+  ipMax,
+  trackAssignedPerCidr,
+} from './metrics.js';
 import {
   type HostNetwork,
   PoolExecutor,
@@ -513,6 +519,12 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     );
   }
   if (cfg.metricsBind) servers.push(await startMetricsServer({ bind: cfg.metricsBind, log }));
+  // The reference's start-up histograms: node initialisation (IMDS to pool ready), and process start to serving.
+  ipamdNodeInitDuration.observe({ success: 'true' }, (Date.now() - started) / 1000);
+  ipamdStartupDuration.observe(
+    { success: 'true', with_api_server: String(cfg.cluster !== null), failure_reason: '' },
+    performance.now() / 1000,
+  );
   log.info({ socket: cfg.socketPath, startupMs: Date.now() - started, ...ds.stats() }, 'ipamd serving');
   pool.kick();
 

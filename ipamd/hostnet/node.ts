@@ -14,6 +14,7 @@ import { hasCode } from '../../lib/net/errors.js';
 import { openRtnl, type Rtnl } from '../../lib/net/rtnl.js';
 import type { SnatConfig } from '../../lib/protocol/ipamd.js';
 import { type Logger, withComponent } from '../log.js';
+import { connmarkBackend, connmarkReconcileCount } from '../metrics.js';
 import { applyIptables, type IptablesRunner, NO_RULES, systemIptables } from './iptables.js';
 import { ipv4ToInt, normalizeMac, parseIpv4Cidr } from './ipv4.js';
 import { DEFAULT_CONNMARK, desiredNodeIptables, wantsMainTableMarkRule } from './node-rules.js';
@@ -105,7 +106,18 @@ function serialized<T>(fn: () => Promise<T>): Promise<T> {
 export function setupNodeNetwork(input: NodeNetworkConfig): Promise<NodeNetworkResult> {
   try {
     const cfg = validateNodeConfig(input);
-    return serialized(() => applyNodeNetwork(cfg));
+    return serialized(() => applyNodeNetwork(cfg)).then(
+      (r) => {
+        // The reference's connmark gauges: ipamd's connmark rules are iptables ones.
+        connmarkBackend.set({ backend: 'iptables' }, 1);
+        connmarkReconcileCount.inc({ result: 'success' });
+        return r;
+      },
+      (err) => {
+        connmarkReconcileCount.inc({ result: 'error' });
+        throw err;
+      },
+    );
   } catch (err) {
     return Promise.reject(err);
   }

@@ -9,6 +9,7 @@
  */
 import type { Ec2Api } from '../aws/ec2.js';
 import type { Logger } from '../log.js';
+import { awsUtilsErrors } from '../metrics.js';
 import { TAG_CLUSTER, TAG_CREATED_AT, TAG_INSTANCE_ID } from './executor.js';
 
 export interface LeakedEniOptions {
@@ -57,6 +58,7 @@ export async function cleanLeakedEnis(o: LeakedEniOptions): Promise<string[]> {
         'deleted leaked ENI',
       );
     } catch (err) {
+      awsUtilsErrors.inc({ fn: 'cleanUpLeakedENIDeleteErr', error: (err as Error).message });
       o.log.warn({ eniId: eni.id, err: (err as Error).message }, 'could not delete leaked ENI');
     }
   }
