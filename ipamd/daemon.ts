@@ -47,6 +47,7 @@ import { PoolManager } from './pool/manager.js';
 import { isManaged } from './pool/ownership.js';
 import { reconcile } from './pool/reconcile.js';
 import { excludedSubnets, SubnetPicker } from './pool/subnets.js';
+import type { IpamHandler } from './server/handler.js';
 import { startIntrospectionServer } from './server/introspection.js';
 import { startMetricsServer } from './server/metrics-server.js';
 import { checkReferenceSocket } from './server/reference-socket.js';
@@ -202,6 +203,8 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   // In a cluster the node object gives max pods and names the ENIConfig; local settings take precedence.
   let eniConfig = cfg.eniConfig;
   let clusterMaxPods: number | null = null;
+  /** The node was cordoned when ipamd read it (AWS_MANAGE_ENIS_NON_SCHEDULABLE=false holds the pool). */
+  let startedCordoned = false;
   /** The ENIConfig the node names (in a cluster), for /v1/eni-configs. */
   let eniConfigName: string | null = null;
   const eniConfigFromCluster = cfg.customNetworking && cfg.eniConfig === null;
@@ -212,11 +215,13 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   });
   // Set in a cluster: keeps following the node and its ENIConfig once the pool exists (step 8).
   let followCluster: ((apply: FollowedSettingsHandler) => ClusterFollower) | null = null;
+  // ANNOTATE_POD_IP: wraps the handler once it exists (step 7).
+  let annotate: ((h: IpamHandler) => IpamHandler) | null = null;
   if (cfg.cluster) {
     // Loaded only with a cluster: client-node is a separate chunk a daemon without one never reads.
     const k8s = await import('./k8s/index.js');
     const k8sLog = log.child({ component: 'k8s' });
-    const access = k8s.detectCluster(process.env) ?? undefined;
+    const access = k8s.detectCluster(process.env, { endpoint: cfg.clusterEndpoint }) ?? undefined;
     const where = { ...cfg.cluster, availabilityZone: identity.availabilityZone };
     const cs = await k8s.readClusterSettings({
       ...where,
@@ -224,11 +229,29 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
       log: k8sLog,
       access,
     });
+    if (cfg.annotatePodIp && access) {
+      const annotator = new k8s.PodIpAnnotator(access, log.child({ component: 'pod-ips' }));
+      annotate = (h) =>
+        k8s.annotatingHandler(h, annotator, (req) => {
+          const held = ds
+            .assignments()
+            .find(
+              (x) =>
+                x.assignment.network === req.network &&
+                x.assignment.containerId === req.containerId &&
+                x.assignment.ifName === req.ifName,
+            )?.assignment;
+          return held?.podNamespace && held.podName
+            ? { namespace: held.podNamespace, name: held.podName }
+            : null;
+        });
+    }
     clusterMaxPods = cs.maxPods;
     eniConfigName = cs.eniConfigName;
     if (cs.eniConfig && !eniConfig) eniConfig = withGroups(cs.eniConfig);
-    // Nothing to follow when MAX_PODS and a local ENIConfig (or no custom networking) decide everything.
-    if (access && (eniConfigFromCluster || cfg.maxPods === null)) {
+    startedCordoned = cs.unschedulable === true;
+    // Nothing to follow when MAX_PODS, a local ENIConfig and AWS_MANAGE_ENIS_NON_SCHEDULABLE decide everything.
+    if (access && (eniConfigFromCluster || cfg.maxPods === null || !cfg.manageEnisNonSchedulable)) {
       followCluster = (onChange) =>
         new k8s.ClusterFollower({
           ...where,
@@ -381,6 +404,14 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     disableProvisioning: cfg.disableProvisioning,
     unmanagedDeviceNumbers: () => [...unmanaged.values()],
   });
+  // The reference's AWS_MANAGE_ENIS_NON_SCHEDULABLE=false: a cordoned node neither adds nor removes ENIs.
+  const holdIfCordoned = (cordoned: boolean) =>
+    pool.holdEniChanges(
+      cordoned && !cfg.manageEnisNonSchedulable
+        ? 'the node is cordoned (node.kubernetes.io/unschedulable): no ENI or address is added or ENI removed; AWS_MANAGE_ENIS_NON_SCHEDULABLE=true lets ipamd change them'
+        : null,
+    );
+  holdIfCordoned(startedCordoned);
   const setLimitGauges = () => {
     eniMax.set(limits.maxEnis - unmanaged.size);
     ipMax.set(
@@ -440,7 +471,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     await pool.tick(1);
     const atTarget = pool.status.lastAction?.kind === 'none';
     // With provisioning disabled only reconciliation (started after serving) can bring addresses.
-    const cannotGrow = pool.status.blocked?.permanent || cfg.disableProvisioning;
+    const cannotGrow = pool.status.blocked?.permanent || cfg.disableProvisioning || pool.changesHeld !== null;
     if (ds.stats().ready > 0 || atTarget || cannotGrow || stopping) break;
     const why = pool.status.blocked?.reason ?? pool.status.lastError;
     if (why) {
@@ -467,18 +498,21 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     },
   });
   handler.setReady(null);
+  if (cfg.annotatePodIp && !annotate)
+    log.warn('ANNOTATE_POD_IP=true but ipamd has no Kubernetes API server: pods are not annotated');
+  const served: IpamHandler = annotate ? annotate(handler) : handler;
   // The native aws-cni shim forwards whole CNI calls here: ipamd runs the plugin's handlers itself.
   const cniLog = log.child({ component: 'cni' });
   confinePluginLogs(cfg.pluginLogDir, (file, why) =>
     cniLog.warn({ pluginLogFile: file }, `plugin log refused: ${why}`),
   );
-  const cniExec = new CniExecutor(handler, cniLog);
+  const cniExec = new CniExecutor(served, cniLog);
   await checkReferenceSocket(cfg.socketPath, log.child({ component: 'socket' }));
   const socket = await startSocketServer({
     path: cfg.socketPath,
     mode: cfg.socketMode,
     ...(cfg.socketGid !== null ? { gid: cfg.socketGid } : {}),
-    handler,
+    handler: served,
     cni: (req) => cniExec.run(req),
     log: log.child({ component: 'socket' }),
   });
@@ -568,6 +602,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   // Cluster changes (node relabelled, ENIConfig edited, max pods changed) apply to the next ENI.
   const follower =
     followCluster?.((next, prev) => {
+      holdIfCordoned(next.unschedulable ?? false);
       if (next.maxPods !== prev.maxPods && cfg.maxPods !== null) {
         log.info(
           { maxPods: cfg.maxPods, node: next.maxPods },

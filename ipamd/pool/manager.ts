@@ -53,6 +53,10 @@ export class PoolManager {
   /** Why ENIs and addresses must not be added, nor ENIs removed, right now (a cordoned node); null: free. */
   private held: string | null = null;
 
+  get changesHeld(): string | null {
+    return this.held;
+  }
+
   /** Holds every change but returning free addresses (AWS_MANAGE_ENIS_NON_SCHEDULABLE=false on a cordoned node). */
   holdEniChanges(reason: string | null): void {
     if (reason === this.held) return;
