@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { confinePluginLogs, fileLogger } from '../../../cni/log.js';
+import { createLogger } from '../../../ipamd/log.js';
 import { appendLogLine, LogFileError, openLogFile, RotatingLogFile } from '../../../lib/log-file.js';
 
 let dir: string;
@@ -96,6 +97,22 @@ describe('rotation by size', () => {
     appendLogLine(f, `${'b'.repeat(19)}\n`, 100);
     expect(readFileSync(`${f}.1`, 'utf8')).toBe('a'.repeat(90));
     expect(readFileSync(f, 'utf8')).toBe(`${'b'.repeat(19)}\n`);
+  });
+
+  it("ipamd's own log (AWS_VPC_K8S_CNI_LOG_FILE): a planted symlink at the path is refused at start", () => {
+    writeFileSync(join(dir, 'target'), 'keep\n');
+    symlinkSync(join(dir, 'target'), join(dir, 'ipamd.log'));
+    expect(() => createLogger('info', join(dir, 'ipamd.log'))).toThrow(
+      /refusing log file .*: it is a symlink/,
+    );
+    expect(readFileSync(join(dir, 'target'), 'utf8')).toBe('keep\n');
+    const log = createLogger('info', join(dir, 'real', 'ipamd.log'));
+    log.info('hello');
+    log.flush();
+    expect(JSON.parse(readFileSync(join(dir, 'real', 'ipamd.log'), 'utf8'))).toMatchObject({
+      msg: 'hello',
+      svc: 'ipamd',
+    });
   });
 
   it('refuses a symlinked log directory', () => {
