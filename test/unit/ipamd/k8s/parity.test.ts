@@ -1,6 +1,8 @@
 // The reference's cluster-facing settings: CLUSTER_ENDPOINT (the API server itself, not the service
 // VIP), AWS_MANAGE_ENIS_NON_SCHEDULABLE's input (a cordoned node, read and followed) and
 // ANNOTATE_POD_IP (vpc.amazonaws.com/pod-ips set after ADD, cleared on DEL when it names the address).
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -222,5 +224,64 @@ describe('ANNOTATE_POD_IP', () => {
       }),
     ).resolves.toMatchObject({ address: '10.0.1.6' });
     await annotator.idle();
+  });
+});
+
+describe('ANNOTATE_POD_IP against an API server', () => {
+  const tmp = tempDir();
+  afterAll(() => tmp.remove());
+
+  it('GETs the pod and PATCHes its annotations as a JSON merge patch with the service account', async () => {
+    const tls = selfSignedCert(tmp.dir);
+    const seen: { method: string; url: string; type?: string; auth?: string; body: string }[] = [];
+    let annotations: Record<string, string> = {};
+    const server = createServer(tls, (req, res) => {
+      let body = '';
+      req.on('data', (c) => {
+        body += c;
+      });
+      req.on('end', () => {
+        seen.push({
+          method: req.method!,
+          url: req.url!,
+          type: req.headers['content-type'],
+          auth: req.headers.authorization,
+          body,
+        });
+        if (req.url !== '/api/v1/namespaces/default/pods/web') {
+          res.writeHead(404, { 'content-type': 'application/json' }).end('{"kind":"Status","code":404}');
+          return;
+        }
+        if (req.method === 'PATCH')
+          annotations = { ...annotations, ...JSON.parse(body).metadata.annotations };
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ metadata: { name: 'web', annotations } }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const env = { K8S_SERVICE_ACCOUNT_DIR: writeServiceAccount(tmp.dir, 'sa-token', tls.cert, 'sa2') };
+      const access = detectCluster(env, { endpoint: url })!;
+      const annotator = new PodIpAnnotator(access, log, []);
+      await annotator.added({ namespace: 'default', name: 'web' }, '10.0.1.5');
+      expect(annotations).toEqual({ [POD_IPS_ANNOTATION]: '10.0.1.5' });
+      expect(seen[0]).toMatchObject({
+        method: 'PATCH',
+        type: 'application/merge-patch+json',
+        auth: 'Bearer sa-token',
+        body: JSON.stringify({ metadata: { annotations: { [POD_IPS_ANNOTATION]: '10.0.1.5' } } }),
+      });
+      await annotator.released({ namespace: 'default', name: 'web' }, '10.0.1.5');
+      expect(seen.map((r) => r.method)).toEqual(['PATCH', 'GET', 'PATCH']);
+      expect(annotations).toEqual({ [POD_IPS_ANNOTATION]: '' });
+      // A pod that is gone: nothing to clear, no error.
+      await annotator.released({ namespace: 'default', name: 'gone' }, '10.0.1.5');
+      expect(seen.at(-1)).toMatchObject({ method: 'GET', url: '/api/v1/namespaces/default/pods/gone' });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
