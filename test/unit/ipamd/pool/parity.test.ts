@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createEc2Transport } from '../../../../ipamd/aws/ec2.js';
+import { fromReply } from '../../../../ipamd/aws/ec2-wire.js';
 import { Datastore } from '../../../../ipamd/datastore/datastore.js';
 import type { PoolExecutor } from '../../../../ipamd/pool/executor.js';
 import { PoolManager } from '../../../../ipamd/pool/manager.js';
@@ -100,5 +101,27 @@ describe('HTTP_TIMEOUT', () => {
     const started = Date.now();
     await expect(t.send('DescribeNetworkInterfaces', {})).rejects.toThrow(/no reply within 300 ms/);
     expect(Date.now() - started).toBeLessThan(5_000);
+  });
+});
+
+describe('subnet tags over the Query protocol', () => {
+  it("reads a subnet's tagSet as the SDK's Tags (the discovery rules need them; an ENI's stays TagSet)", () => {
+    const tag = { item: { key: 'kubernetes.io/role/cni', value: '1' } };
+    const subnets = fromReply('DescribeSubnets', {
+      DescribeSubnetsResponse: {
+        subnetSet: { item: { subnetId: 'subnet-1', availableIpAddressCount: '5', tagSet: tag } },
+      },
+    });
+    expect(subnets.Subnets?.[0]).toMatchObject({
+      SubnetId: 'subnet-1',
+      AvailableIpAddressCount: 5,
+      Tags: [{ Key: 'kubernetes.io/role/cni', Value: '1' }],
+    });
+    const enis = fromReply('DescribeNetworkInterfaces', {
+      DescribeNetworkInterfacesResponse: {
+        networkInterfaceSet: { item: { networkInterfaceId: 'eni-1', tagSet: tag } },
+      },
+    });
+    expect(enis.NetworkInterfaces?.[0]?.TagSet).toEqual([{ Key: 'kubernetes.io/role/cni', Value: '1' }]);
   });
 });
