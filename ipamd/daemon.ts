@@ -14,8 +14,9 @@ import { mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { confinePluginLogs } from '../cni/log.js';
 import { lookupInstanceType } from '../lib/instance-types/index.js';
-import { createEc2Transport, Ec2Api, type Ec2Eni, type Ec2Transport } from './aws/ec2.js';
+import { createEc2Transport, Ec2Api } from './aws/ec2.js';
 import { Imds, type ImdsEni } from './aws/imds.js';
+import { fromImds, imdsOnlyTransport } from './aws/imds-only.js';
 import { Checkpoint, type CheckpointData } from './checkpoint.js';
 import { CniExecutor } from './cni-exec.js';
 import type { Config } from './config.js';
@@ -103,31 +104,6 @@ function hostNetwork(
       if (!e.isPrimary) await teardownEniNetwork(spec(e), { log });
     },
   };
-}
-
-/** ENABLE_IMDS_ONLY_MODE: an attached ENI as IMDS shows it (no tags: none is no_manage). */
-function fromImds(e: ImdsEni): Ec2Eni {
-  return {
-    id: e.id,
-    mac: e.mac,
-    status: 'in-use',
-    subnetId: e.subnetId,
-    vpcId: e.vpcId,
-    primaryIp: e.primaryIp,
-    secondaryIps: e.secondaryIps,
-    prefixes: e.prefixes,
-    attachment: null,
-    tags: {},
-    securityGroups: e.securityGroups,
-  };
-}
-
-/** ENABLE_IMDS_ONLY_MODE: an EC2 transport that refuses every call, so none can slip through. */
-function imdsOnlyTransport(): Ec2Transport {
-  return {
-    send: (action: string) =>
-      Promise.reject(new Error(`ENABLE_IMDS_ONLY_MODE=true: ipamd makes no EC2 call (${action})`)),
-  } as unknown as Ec2Transport;
 }
 
 async function resolveType(name: string, ec2: Ec2Api): Promise<TypeLimits> {
@@ -231,20 +207,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     });
     if (cfg.annotatePodIp && access) {
       const annotator = new k8s.PodIpAnnotator(access, log.child({ component: 'pod-ips' }));
-      annotate = (h) =>
-        k8s.annotatingHandler(h, annotator, (req) => {
-          const held = ds
-            .assignments()
-            .find(
-              (x) =>
-                x.assignment.network === req.network &&
-                x.assignment.containerId === req.containerId &&
-                x.assignment.ifName === req.ifName,
-            )?.assignment;
-          return held?.podNamespace && held.podName
-            ? { namespace: held.podNamespace, name: held.podName }
-            : null;
-        });
+      annotate = (h) => k8s.annotatingHandler(h, annotator, (req) => k8s.podOfAttachment(ds, req));
     }
     clusterMaxPods = cs.maxPods;
     eniConfigName = cs.eniConfigName;

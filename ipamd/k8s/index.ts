@@ -17,7 +17,13 @@ export { createK8sAccess, type K8sAccess, K8sRequestError } from './access.js';
 export { ClusterConfigError, type ClusterSource, detectClusterSource } from './detect.js';
 export { ClusterFollower, type FollowedSettings, type FollowOptions } from './follow.js';
 export { type NodeContext, readNodeContext, validateEniConfigObject } from './node-context.js';
-export { annotatingHandler, POD_IPS_ANNOTATION, PodIpAnnotator, type PodRef } from './pod-annotator.js';
+export {
+  annotatingHandler,
+  POD_IPS_ANNOTATION,
+  PodIpAnnotator,
+  type PodRef,
+  podOfAttachment,
+} from './pod-annotator.js';
 
 /** The API server named by the environment, or null without one. client-node loads on the first request. */
 export function detectCluster(

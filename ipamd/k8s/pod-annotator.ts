@@ -6,6 +6,7 @@
  * few times, and a failure is logged. RBAC: get and patch on pods (the chart adds them with the setting).
  */
 import type { AddRequest, AddResult, DelRequest, DelResult } from '../../lib/protocol/ipamd.js';
+import type { Datastore } from '../datastore/datastore.js';
 import type { Logger } from '../log.js';
 import type { IpamHandler } from '../server/handler.js';
 import type { K8sAccess } from './access.js';
@@ -114,4 +115,17 @@ export function annotatingHandler(
     gc: (req) => inner.gc(req),
     health: () => inner.health(),
   };
+}
+
+/** The pod (namespace/name) the datastore records for a DEL's attachment, before it is released. */
+export function podOfAttachment(ds: Pick<Datastore, 'assignments'>, req: DelRequest): PodRef | null {
+  const held = ds
+    .assignments()
+    .find(
+      (x) =>
+        x.assignment.network === req.network &&
+        x.assignment.containerId === req.containerId &&
+        x.assignment.ifName === req.ifName,
+    )?.assignment;
+  return held?.podNamespace && held.podName ? { namespace: held.podNamespace, name: held.podName } : null;
 }
