@@ -7,9 +7,11 @@
  * removes pods through CRI, then kills every process of the node by PID and removes every mount
  * and cgroup with the node's mount namespace, also after a failure.
  */
+
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Instance } from '../../../infra/local-vpc/index.js';
+import { DEFAULT_SOCKET_PATH } from '../../../lib/protocol/ipamd.js';
 import { AwsNodePod } from './aws-node.js';
 import { Containerd } from './containerd.js';
 import { NodeHost, sleep } from './host.js';
@@ -147,7 +149,7 @@ export class KubeletNode {
 
   /** The ipamd socket as the test reaches it. */
   get ipamdSocket(): string {
-    return this.host.path('/var/run/aws-node/ipamd.sock');
+    return this.host.path(DEFAULT_SOCKET_PATH);
   }
 
   async destroy(): Promise<void> {

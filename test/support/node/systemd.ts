@@ -4,7 +4,7 @@
  * OCI spec and run with runc, directive by directive: ExecStart, EnvironmentFile, User (root when
  * unset), CapabilityBoundingSet / AmbientCapabilities (root's effective set is the bounding set),
  * NoNewPrivileges, ProtectSystem (read-only /usr, /boot, /efi, and /etc for "full"), ProtectHome,
- * ReadWritePaths, PrivateTmp, RuntimeDirectory, LimitNOFILE. The service sees the node's own
+ * ReadWritePaths, PrivateTmp, RuntimeDirectory, LogsDirectory, LimitNOFILE. The service sees the node's own
  * filesystem (its root is the node's "/", new host mounts propagate in as systemd's slave
  * propagation does), the node's PID and network namespaces and a cgroup under system.slice.
  * A directive this translation does not know fails the test instead of being ignored.
@@ -105,6 +105,8 @@ export function serviceSpec(
     'PrivateTmp',
     'RuntimeDirectory',
     'RuntimeDirectoryMode',
+    'LogsDirectory',
+    'LogsDirectoryMode',
     'LimitNOFILE',
   ]);
   for (const key of unit.service.keys())
@@ -181,10 +183,13 @@ export function serviceSpec(
         options: ['rbind', 'rw'],
       });
   }
-  const runtimeDirs = (unit.service.get('RuntimeDirectory') ?? [])
-    .flatMap((r) => r.split(/\s+/))
-    .filter(Boolean)
-    .map((d) => ({ path: `/run/${d}`, mode: last(unit, 'RuntimeDirectoryMode') ?? '0755' }));
+  // What systemd creates before the start: RuntimeDirectory= under /run, LogsDirectory= under /var/log.
+  const created = (key: string, root: string) =>
+    (unit.service.get(key) ?? [])
+      .flatMap((r) => r.split(/\s+/))
+      .filter(Boolean)
+      .map((d) => ({ path: `${root}/${d}`, mode: last(unit, `${key}Mode`) ?? '0755' }));
+  const runtimeDirs = [...created('RuntimeDirectory', '/run'), ...created('LogsDirectory', '/var/log')];
 
   // This machine denies raising a hard limit (no CAP_SYS_RESOURCE, as for oom_score_adj): the unit's
   // LimitNOFILE applies up to the hard limit this process has, which a real systemd would not need.

@@ -92,7 +92,7 @@ describe('the aws-node container spec from the rendered chart', () => {
     ]);
     expect(spec.linux.maskedPaths).toEqual(KUBELET_MASKED_PATHS);
     expect(spec.process.env).toContain('MY_NODE_NAME=ip-10-0-1-4');
-    expect(spec.process.env).toContain('IPAMD_SOCKET_PATH=/var/run/aws-node/ipamd.sock');
+    expect(spec.process.env).toContain('IPAMD_SOCKET_PATH=/var/run/aws-node/vpc-cni.sock');
   });
 
   it('mounts every volumeMount: hostPath with its propagation, emptyDir from the kubelet’s directory', () => {
@@ -169,7 +169,10 @@ describe('the systemd unit as a runc spec', () => {
     );
     expect(spec.mounts.some((m) => m.destination === '/efi')).toBe(false);
     expect(spec.linux.namespaces.map((n) => n.type)).toEqual(['mount', 'network']);
-    expect(runtimeDirs).toEqual([{ path: '/run/aws-node', mode: '0755' }]);
+    expect(runtimeDirs).toEqual([
+      { path: '/run/aws-node', mode: '0755' },
+      { path: '/var/log/aws-routed-eni', mode: '0755' },
+    ]);
   });
 
   it('fails on a directive it does not translate', () => {
