@@ -5,8 +5,11 @@
  */
 
 export const MIME_BOUNDARY = '==VPCCNI==';
-/** A kubelet --config-dir drop-in; it sorts after nodeadm's own 40-nodeadm.conf, so its maxPods wins. */
-export const KUBELET_CONFIG_DROPIN = '/etc/kubernetes/kubelet/config.json.d/90-vpc-cni.conf';
+/**
+ * A nodeadm NodeConfig drop-in: nodeadm-run.service merges /etc/eks/nodeadm.d/ over the user data after
+ * cloud-init, so the kubelet gets maxPods and nodeadm sizes kubeReserved from the same number.
+ */
+export const NODEADM_DROPIN = '/etc/eks/nodeadm.d/20-vpc-cni.yaml';
 
 export interface NodeUserDataOptions {
   clusterName: string;
@@ -51,8 +54,8 @@ function installScript(o: NodeUserDataOptions): string {
     "cat > /etc/vpc-cni/ipamd.env <<'VPCCNI_ENV'",
     ...env,
     'VPCCNI_ENV',
-    `mkdir -p ${KUBELET_CONFIG_DROPIN.slice(0, KUBELET_CONFIG_DROPIN.lastIndexOf('/'))}`,
-    `/usr/local/bin/vpc-cni-bootstrap --output kubelet-config > ${KUBELET_CONFIG_DROPIN}`,
+    `mkdir -p ${NODEADM_DROPIN.slice(0, NODEADM_DROPIN.lastIndexOf('/'))}`,
+    `/usr/local/bin/vpc-cni-bootstrap --output nodeconfig > ${NODEADM_DROPIN}`,
     'rm -rf /tmp/vpc-cni /tmp/vpc-cni-bundle.zip',
   ].join('\n');
 }

@@ -15,8 +15,8 @@ export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
 /** STATUS and GC exist from this version on. */
 const V110_COMMANDS: readonly Command[] = ['STATUS', 'GC'];
 
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
-const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'fatal'];
 
 export interface PortMapping {
   hostPort: number;
@@ -225,9 +225,13 @@ export function parseNetConf(stdin: string, command: Command): NetConf {
   const ipamdSocket = optionalString(obj, 'ipamdSocket') ?? DEFAULT_SOCKET_PATH;
   if (!ipamdSocket.startsWith('/'))
     throw invalid(`"ipamdSocket" "${ipamdSocket}" must be an absolute path`, '');
-  const pluginLogFile = optionalString(obj, 'pluginLogFile') || undefined;
-  if (pluginLogFile !== undefined && !pluginLogFile.startsWith('/')) {
-    throw invalid(`"pluginLogFile" "${pluginLogFile}" must be an absolute path`, '');
+  // As AWS_VPC_K8S_PLUGIN_LOG_FILE: a file, or "stderr" (which "" also means); absent: no log.
+  const logFileRaw = optionalString(obj, 'pluginLogFile');
+  const pluginLogFile =
+    logFileRaw === undefined ? undefined : logFileRaw.trim() === '' ? 'stderr' : logFileRaw.trim();
+  const logToStderr = pluginLogFile?.toLowerCase() === 'stderr';
+  if (pluginLogFile !== undefined && !logToStderr && !pluginLogFile.startsWith('/')) {
+    throw invalid(`"pluginLogFile" "${pluginLogFile}" must be an absolute path or "stderr"`, '');
   }
   const level = (optionalString(obj, 'pluginLogLevel') ?? 'info').toLowerCase();
   if (!(LOG_LEVELS as readonly string[]).includes(level)) {
@@ -251,7 +255,7 @@ export function parseNetConf(stdin: string, command: Command): NetConf {
     name,
     type,
     ipamdSocket,
-    pluginLogFile,
+    pluginLogFile: logToStderr ? 'stderr' : pluginLogFile,
     pluginLogLevel: level as LogLevel,
     runtimeConfig,
     portMappings: parsePortMappings(runtimeConfig.portmappings),

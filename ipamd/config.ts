@@ -4,8 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { dirname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_SOCKET_PATH, type SnatConfig } from '../lib/protocol/ipamd.js';
+import { unsupportedSettingsIn } from './reference-settings.js';
 import { resolveGroup } from './server/group.js';
 
 export type Env = Record<string, string | undefined>;
@@ -74,6 +76,38 @@ export interface Config {
   ec2DescribeRate: number;
   ec2MaxAttempts: number;
   logLevel: string;
+  // The AWS VPC CNI's settings for parity (docs/configuration.md; the reference's names and defaults).
+  /** AWS_VPC_K8S_CNI_CONNMARK: the mark bit for node-port and SNAT return traffic (0x80). */
+  connmark: number;
+  /** AWS_EXTERNAL_SERVICE_CIDRS: destinations routed by the main table from every pod (rule 1535). */
+  externalServiceCidrs: string[];
+  /** CLUSTER_ENDPOINT: the API server URL, used instead of the service VIP kube-proxy provides. */
+  clusterEndpoint: string | null;
+  /** ANNOTATE_POD_IP: annotate each pod with vpc.amazonaws.com/pod-ips once ADD answers. */
+  annotatePodIp: boolean;
+  /** ENABLE_IMDS_ONLY_MODE: no EC2 API call at all; implies no provisioning and no leaked-ENI cleanup. */
+  imdsOnly: boolean;
+  /** HTTP_TIMEOUT: seconds one EC2 HTTP request may take (at least 10, the reference's floor). */
+  httpTimeoutSeconds: number;
+  /** AWS_MANAGE_ENIS_NON_SCHEDULABLE: change ENIs on a cordoned node too (default: hold them). */
+  manageEnisNonSchedulable: boolean;
+  /** MANAGE_UNTAGGED_ENI: false leaves attached ENIs without this node's instance_id tag alone. */
+  manageUntaggedEnis: boolean;
+  /** AWS_VPC_K8S_CNI_LOG_FILE: 'stdout', 'stderr' or an absolute path (rotated by size). */
+  logFile: string;
+  /** AWS_VPC_K8S_PLUGIN_LOG_FILE / _LEVEL: what the conflist ipamd writes tells the plugin. */
+  pluginLogFile: string;
+  pluginLogLevel: 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+  /** IPAMD_PLUGIN_LOG_DIR: the only directory ipamd opens a forwarded call's pluginLogFile in. */
+  pluginLogDir: string;
+  /** IPAMD_LEAKED_ENI_SCOPE: 'node' sweeps this instance's ENIs, 'cluster' every ENI tagged CLUSTER_NAME. */
+  leakedEniScope: 'node' | 'cluster';
+  /** IPAMD_LEAKED_ENI_START_DELAY_MAX_SECONDS: each sweep waits a random 0..this (fleet spread). */
+  leakedEniStartDelayMaxSeconds: number;
+  /** Reference settings the environment sets that vpc-cni does not implement (one warning at start). */
+  unsupportedReferenceSettings: string[];
+  /** Values accepted the reference's way but not as written (one info line at start). */
+  notes: string[];
 }
 
 export class ConfigError extends Error {
@@ -94,7 +128,7 @@ const RESERVED_TAG_PREFIXES = ['node.k8s.amazonaws.com/', 'cluster.k8s.amazonaws
 /** Reads values out of one env, collecting every problem instead of stopping at the first. */
 class EnvReader {
   readonly problems: string[] = [];
-  constructor(private readonly env: Env) {}
+  constructor(readonly env: Env) {}
 
   raw(name: string): string | undefined {
     const v = this.env[name]?.trim();
@@ -302,6 +336,146 @@ function parseVethPrefix(r: EnvReader): string {
   return v;
 }
 
+/** host:port, or the reference's `unix:<absolute path>` for a Unix socket. */
+function parseIntrospectionBind(r: EnvReader): string {
+  const v = r.raw('INTROSPECTION_BIND_ADDRESS');
+  if (v?.startsWith('unix:')) {
+    const path = v.slice('unix:'.length);
+    if (!path.startsWith('/') || path.endsWith('/')) {
+      r.problems.push(`INTROSPECTION_BIND_ADDRESS=${JSON.stringify(v)}: unix: needs an absolute socket path`);
+      return '127.0.0.1:61679';
+    }
+    return v;
+  }
+  return r.bind('INTROSPECTION_BIND_ADDRESS', '127.0.0.1:61679');
+}
+
+/** The reference spells it AWS_VPC_CNI_NODE_PORT_SUPPORT; ours (AWS_VPC_K8S_CNI_...) stays an alias. */
+function parseNodePortSupport(r: EnvReader): boolean {
+  const theirs = r.isSet('AWS_VPC_CNI_NODE_PORT_SUPPORT');
+  const ours = r.isSet('AWS_VPC_K8S_CNI_NODE_PORT_SUPPORT');
+  const reference = r.bool('AWS_VPC_CNI_NODE_PORT_SUPPORT', true);
+  const alias = r.bool('AWS_VPC_K8S_CNI_NODE_PORT_SUPPORT', true);
+  if (theirs && ours && reference !== alias) {
+    r.problems.push(
+      'AWS_VPC_CNI_NODE_PORT_SUPPORT and its alias AWS_VPC_K8S_CNI_NODE_PORT_SUPPORT disagree; set only AWS_VPC_CNI_NODE_PORT_SUPPORT',
+    );
+  }
+  return theirs ? reference : alias;
+}
+
+/** A mark as the reference reads it: decimal, 0x hex or 0 octal; non-zero and 32 bits. */
+function parseConnmark(r: EnvReader): number {
+  const v = r.raw('AWS_VPC_K8S_CNI_CONNMARK');
+  if (v === undefined) return 0x80;
+  const n = /^(0x[0-9a-f]+|0[0-7]*|[1-9]\d*)$/i.test(v)
+    ? Number(/^0[0-7]+$/.test(v) ? Number.parseInt(v, 8) : v)
+    : Number.NaN;
+  if (!Number.isInteger(n) || n <= 0 || n > 0xffffffff) {
+    r.problems.push(
+      `AWS_VPC_K8S_CNI_CONNMARK=${JSON.stringify(v)} must be a non-zero 32-bit mark, e.g. 0x80 or 128`,
+    );
+    return 0x80;
+  }
+  return n;
+}
+
+/** Where a log goes: 'stdout'/'stderr' (any case) or an absolute file path. */
+function parseLogDestination(r: EnvReader, name: string, dflt: string, allowed: string[]): string {
+  const v = r.env[name];
+  // The reference treats an explicitly empty value as stderr.
+  if (v !== undefined && v.trim() === '') return 'stderr';
+  const raw = r.raw(name) ?? dflt;
+  if (allowed.includes(raw.toLowerCase())) return raw.toLowerCase();
+  if (!raw.startsWith('/') || raw.endsWith('/')) {
+    r.problems.push(`${name}=${JSON.stringify(raw)} must be ${allowed.join(', ')} or an absolute file path`);
+    return dflt;
+  }
+  return raw;
+}
+
+const PLUGIN_LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'fatal'] as const;
+
+type ParitySettings = Pick<
+  Config,
+  | 'connmark'
+  | 'externalServiceCidrs'
+  | 'clusterEndpoint'
+  | 'annotatePodIp'
+  | 'imdsOnly'
+  | 'httpTimeoutSeconds'
+  | 'manageEnisNonSchedulable'
+  | 'manageUntaggedEnis'
+  | 'logFile'
+  | 'pluginLogFile'
+  | 'pluginLogLevel'
+  | 'pluginLogDir'
+  | 'leakedEniScope'
+  | 'leakedEniStartDelayMaxSeconds'
+  | 'unsupportedReferenceSettings'
+  | 'notes'
+>;
+
+function parseParitySettings(r: EnvReader, env: Env): ParitySettings {
+  const notes: string[] = [];
+  // The reference takes HTTP_TIMEOUT only from 10 s up and uses 10 s otherwise; so does ipamd, saying so.
+  let httpTimeoutSeconds = r.int('HTTP_TIMEOUT', 10, 1, 3600);
+  if (httpTimeoutSeconds < 10) {
+    notes.push(`HTTP_TIMEOUT=${httpTimeoutSeconds} is below the reference's 10 s floor; using 10`);
+    httpTimeoutSeconds = 10;
+  }
+  const endpoint = r.raw('CLUSTER_ENDPOINT');
+  let clusterEndpoint: string | null = null;
+  if (endpoint !== undefined) {
+    try {
+      const u = new URL(endpoint);
+      if (u.protocol !== 'https:' || u.username || u.password || (u.pathname !== '/' && u.pathname !== '')) {
+        throw new Error('shape');
+      }
+      clusterEndpoint = `https://${u.host}`;
+    } catch {
+      r.problems.push(
+        `CLUSTER_ENDPOINT=${JSON.stringify(endpoint)} must be the API server's https URL (https://host[:port]); the service account token never travels in clear text`,
+      );
+    }
+  }
+  const pluginLogLevel = (r.raw('AWS_VPC_K8S_PLUGIN_LOG_LEVEL') ?? 'debug').toLowerCase();
+  if (!(PLUGIN_LOG_LEVELS as readonly string[]).includes(pluginLogLevel)) {
+    r.problems.push(
+      `AWS_VPC_K8S_PLUGIN_LOG_LEVEL=${JSON.stringify(pluginLogLevel)} must be one of ${PLUGIN_LOG_LEVELS.join(', ')} (any case)`,
+    );
+  }
+  const pluginLogDir = r.absPath('IPAMD_PLUGIN_LOG_DIR', '/var/log/aws-routed-eni').replace(/\/+$/, '');
+  return {
+    connmark: parseConnmark(r),
+    externalServiceCidrs: parseCidrList(r, 'AWS_EXTERNAL_SERVICE_CIDRS'),
+    clusterEndpoint,
+    annotatePodIp: r.bool('ANNOTATE_POD_IP', false),
+    imdsOnly: r.bool('ENABLE_IMDS_ONLY_MODE', false),
+    httpTimeoutSeconds,
+    manageEnisNonSchedulable: r.bool('AWS_MANAGE_ENIS_NON_SCHEDULABLE', false),
+    manageUntaggedEnis: r.bool('MANAGE_UNTAGGED_ENI', true),
+    logFile: parseLogDestination(r, 'AWS_VPC_K8S_CNI_LOG_FILE', '/host/var/log/aws-routed-eni/ipamd.log', [
+      'stdout',
+      'stderr',
+    ]),
+    pluginLogFile: parseLogDestination(
+      r,
+      'AWS_VPC_K8S_PLUGIN_LOG_FILE',
+      '/var/log/aws-routed-eni/plugin.log',
+      ['stderr'],
+    ),
+    pluginLogLevel: (PLUGIN_LOG_LEVELS as readonly string[]).includes(pluginLogLevel)
+      ? (pluginLogLevel as ParitySettings['pluginLogLevel'])
+      : 'debug',
+    pluginLogDir: pluginLogDir === '' ? '/' : pluginLogDir,
+    leakedEniScope: r.oneOf('IPAMD_LEAKED_ENI_SCOPE', ['node', 'cluster'] as const, 'node'),
+    leakedEniStartDelayMaxSeconds: r.int('IPAMD_LEAKED_ENI_START_DELAY_MAX_SECONDS', 300, 0, 3600),
+    unsupportedReferenceSettings: unsupportedSettingsIn(env),
+    notes,
+  };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const r = new EnvReader(env);
   const prefixMode = r.bool('ENABLE_PREFIX_DELEGATION', false);
@@ -326,7 +500,8 @@ export function loadConfig(env: Env = process.env): Config {
   const eniConfig = parseEniConfig(r);
   const nodeName = r.raw('MY_NODE_NAME');
   const cluster =
-    (r.isSet('KUBERNETES_SERVICE_HOST') || r.isSet('KUBECONFIG')) && nodeName !== undefined
+    (r.isSet('KUBERNETES_SERVICE_HOST') || r.isSet('KUBECONFIG') || r.isSet('CLUSTER_ENDPOINT')) &&
+    nodeName !== undefined
       ? {
           nodeName,
           eniConfigLabel: r.raw('ENI_CONFIG_LABEL_DEF') ?? 'k8s.amazonaws.com/eniConfig',
@@ -374,6 +549,9 @@ export function loadConfig(env: Env = process.env): Config {
     );
   }
 
+  const parity = parseParitySettings(r, env);
+  const imdsOnly = parity.imdsOnly;
+
   const config: Config = {
     mode: prefixMode ? 'prefix' : 'ip',
     warmEniTarget,
@@ -391,12 +569,12 @@ export function loadConfig(env: Env = process.env): Config {
     eniMtu,
     podMtu,
     vethPrefix: parseVethPrefix(r),
-    nodePortSupport: r.bool('AWS_VPC_K8S_CNI_NODE_PORT_SUPPORT', true),
+    nodePortSupport: parseNodePortSupport(r),
     setSysctls: r.bool('IPAMD_SET_SYSCTLS', true),
     clusterName: r.raw('CLUSTER_NAME') ?? null,
     additionalEniTags: parseTags(r, 'ADDITIONAL_ENI_TAGS'),
-    disableProvisioning: r.bool('DISABLE_NETWORK_RESOURCE_PROVISIONING', false),
-    disableLeakedEniCleanup: r.bool('DISABLE_LEAKED_ENI_CLEANUP', false),
+    disableProvisioning: r.bool('DISABLE_NETWORK_RESOURCE_PROVISIONING', false) || imdsOnly,
+    disableLeakedEniCleanup: r.bool('DISABLE_LEAKED_ENI_CLEANUP', false) || imdsOnly,
     ec2Endpoint:
       r.url('AWS_EC2_ENDPOINT', null) ??
       r.url('AWS_ENDPOINT_URL_EC2', null) ??
@@ -404,9 +582,7 @@ export function loadConfig(env: Env = process.env): Config {
     ec2UseFips: r.bool('AWS_USE_FIPS_ENDPOINT', false),
     imdsEndpoint: r.url('AWS_EC2_METADATA_SERVICE_ENDPOINT', 'http://169.254.169.254')!,
     region: r.raw('AWS_REGION') ?? r.raw('AWS_DEFAULT_REGION') ?? null,
-    introspectionBind: r.bool('DISABLE_INTROSPECTION', false)
-      ? null
-      : r.bind('INTROSPECTION_BIND_ADDRESS', '127.0.0.1:61679'),
+    introspectionBind: r.bool('DISABLE_INTROSPECTION', false) ? null : parseIntrospectionBind(r),
     // Loopback: pods (on any node) cannot read the metrics; scrapers need an address set (docs).
     metricsBind: r.bool('DISABLE_METRICS', false) ? null : r.bind('METRICS_BIND_ADDRESS', '127.0.0.1:61678'),
     blockPodImds: r.bool('IPAMD_BLOCK_POD_IMDS', true),
@@ -420,13 +596,24 @@ export function loadConfig(env: Env = process.env): Config {
     shrinkIntervalSeconds: r.positive('IPAMD_SHRINK_INTERVAL_SECONDS', 30),
     poolCheckIntervalSeconds: r.positive('IPAMD_POOL_CHECK_INTERVAL_SECONDS', 5),
     leakedEniAgeSeconds: r.positive('IPAMD_LEAKED_ENI_AGE_SECONDS', 300),
-    leakedEniIntervalSeconds: r.positive('IPAMD_LEAKED_ENI_INTERVAL_SECONDS', 600),
+    leakedEniIntervalSeconds: r.positive('IPAMD_LEAKED_ENI_INTERVAL_SECONDS', 3600),
     k8sResyncIntervalSeconds: r.positive('IPAMD_K8S_RESYNC_INTERVAL_SECONDS', 300),
     ec2MutatingRate: r.positive('IPAMD_EC2_MUTATING_RATE', 5),
     ec2DescribeRate: r.positive('IPAMD_EC2_DESCRIBE_RATE', 20),
     ec2MaxAttempts: r.int('IPAMD_EC2_MAX_ATTEMPTS', 8, 1, 20),
     logLevel,
+    ...parity,
   };
+  if (config.pluginLogFile !== 'stderr' && dirname(config.pluginLogFile) !== config.pluginLogDir) {
+    r.problems.push(
+      `AWS_VPC_K8S_PLUGIN_LOG_FILE=${config.pluginLogFile} must lie in ${config.pluginLogDir} (IPAMD_PLUGIN_LOG_DIR), the only directory ipamd writes plugin logs in`,
+    );
+  }
+  if (config.leakedEniScope === 'cluster' && config.clusterName === null) {
+    r.problems.push(
+      "IPAMD_LEAKED_ENI_SCOPE=cluster needs CLUSTER_NAME (the tag that says which ENIs are the cluster's)",
+    );
+  }
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;
 }

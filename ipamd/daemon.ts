@@ -16,6 +16,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { confinePluginLogs } from '../cni/log.js';
 import { type Owned, removeHostLeftovers } from '../cni/plumbing.js';
 import { writeFileAtomic } from '../lib/fs/atomic.js';
 import { pendingDelDir } from '../lib/protocol/pending-del.js';
@@ -34,10 +35,16 @@ import { setupNodeNetwork } from './hostnet/node.js';
 import { IpamService } from './ipam-handler.js';
 import type { ClusterFollower } from './k8s/index.js';
 import type { Logger } from './log.js';
-import { eniMax, ipMax, trackAssignedPerCidr } from './metrics.js';
+import {
+  eniMax,
+  ipamdNodeInitDuration,
+  ipamdStartupDuration,
+  ipMax,
+  trackAssignedPerCidr,
+} from './metrics.js';
 import { releasePendingDels } from './pending-dels.js';
 import { type HostNetwork, PoolExecutor, TAG_CLUSTER, TAG_INSTANCE_ID } from './pool/executor.js';
-import { cleanLeakedEnis } from './pool/leaked.js';
+import { cleanLeakedEnis, scheduleSweeps } from './pool/leaked.js';
 import { poolLimits } from './pool/limits.js';
 import { PoolManager } from './pool/manager.js';
 import { Reconciler } from './pool/reconcile.js';
@@ -46,6 +53,8 @@ import { ensureRunDirs } from './run-dir.js';
 import { exposedPorts } from './server/bind.js';
 import { startIntrospectionServer } from './server/introspection.js';
 import { startMetricsServer } from './server/metrics-server.js';
+import { checkReferenceSocket } from './server/reference-socket.js';
+import { ipamdEnvSettings, networkutilsEnvSettings, referenceEnis } from './server/reference-views.js';
 import { type SocketServer, startSocketServer } from './server/socket.js';
 import { retryStage, StartupGate } from './startup.js';
 
@@ -88,6 +97,11 @@ interface NodeState extends Discovery {
   reconciler: Reconciler;
   /** Asks for a reconciliation soon (an unknown ENI holds a device index, EC2 disagrees). */
   reconcileSoon: () => void;
+  /**
+   * Device indexes EC2 said hold an ENI ipamd does not know yet: skipped by the pool until the next
+   * reconciliation adopts (or sets aside) that ENI, so no attach is retried at a taken index meanwhile.
+   */
+  strangers: Set<number>;
   /** Runs the plugin's calls in-process; also removes host state of a release made without a call. */
   cniExec: CniExecutor;
   stopping: boolean;
@@ -112,6 +126,8 @@ function hostNetwork(cfg: Config, log: Logger, primary: ImdsEni): Host {
         mtu: cfg.eniMtu,
         nodePortSupport: cfg.nodePortSupport,
         setSysctls: cfg.setSysctls,
+        connmark: cfg.connmark,
+        externalServiceCidrs: cfg.externalServiceCidrs,
         blockPodImds: cfg.blockPodImds,
         podClosedTcpPorts: exposedPorts([cfg.metricsBind, cfg.introspectionBind]),
         log,
@@ -128,12 +144,24 @@ function hostNetwork(cfg: Config, log: Logger, primary: ImdsEni): Host {
 }
 
 /** Writes `${dir}/10-aws.conflist` (0644) atomically so the runtime never reads half a file. */
-export async function writeConflist(dir: string, socketPath: string): Promise<string> {
+export async function writeConflist(
+  dir: string,
+  socketPath: string,
+  pluginLog: { file: string; level: string } = { file: 'stderr', level: 'debug' },
+): Promise<string> {
   const conf = {
     cniVersion: '1.0.0',
     name: 'aws-cni',
     plugins: [
-      { type: 'aws-cni', name: 'aws-cni', cniVersion: '1.0.0', ipamdSocket: socketPath },
+      {
+        type: 'aws-cni',
+        name: 'aws-cni',
+        cniVersion: '1.0.0',
+        ipamdSocket: socketPath,
+        // AWS_VPC_K8S_PLUGIN_LOG_FILE / _LEVEL, as the reference's conflist carries them.
+        pluginLogFile: pluginLog.file,
+        pluginLogLevel: pluginLog.level,
+      },
       { type: 'portmap', capabilities: { portMappings: true }, snat: true },
     ],
   };
@@ -152,7 +180,7 @@ function nodeTags(cfg: Config, d: Discovery): Record<string, string> {
 
 /** Stage 2: tags, node networking, each secondary ENI EC2 confirms (the others wait for it). */
 async function setUpHost(cfg: Config, d: Discovery, host: Host): Promise<void> {
-  if (d.toTag.length > 0) {
+  if (d.toTag.length > 0 && !cfg.imdsOnly) {
     // Tags let leaked-ENI cleanup attribute the ENIs; the next attempt need not tag again.
     await d.ec2.createTags(d.toTag, nodeTags(cfg, d));
     d.toTag = [];
@@ -175,12 +203,17 @@ export function replayState(
 ): Datastore {
   const ds = new Datastore(cfg.ipCooldownSeconds * 1000);
   trackAssignedPerCidr(() => ds.assignedPerCidr());
+  const snapshot = saved.snapshot();
+  // v1.22+: an ENI in a subnet tagged out of CNI use takes no new pod (the primary's too); one whose
+  // pods are in the checkpoint keeps serving them.
+  const holding = new Set(snapshot.allocations.map((a) => a.eniId));
   for (const m of d.managed) {
-    ds.addEni(m.info, { unconfirmed: m.unconfirmed });
+    const exclude = d.excludedSubnets.has(m.info.subnetId) && !holding.has(m.info.id);
+    ds.addEni(exclude ? { ...m.info, forPods: false } : m.info, { unconfirmed: m.unconfirmed });
     ds.addIps(m.info.id, m.ips);
     ds.addPrefixes(m.info.id, m.prefixes);
   }
-  const r = restoreCheckpoint(ds, saved.snapshot(), log.child({ component: 'restore' }));
+  const r = restoreCheckpoint(ds, snapshot, log.child({ component: 'restore' }));
   log.info({ restored: r.restored, held: r.held, dropped: r.dropped.length }, 'checkpoint replayed');
   gone.push(...r.unwire);
   return ds;
@@ -219,7 +252,7 @@ function setLimitGauges(n: Pick<NodeState, 'cfg' | 'limits' | 'unmanaged'>): voi
 
 /** Stage 4a: subnets, executor, manager, reconciler. */
 function buildPool(
-  n: Pick<NodeState, 'cfg' | 'log' | 'ds' | 'host' | 'service' | 'reconcileSoon'> & Discovery,
+  n: Pick<NodeState, 'cfg' | 'log' | 'ds' | 'host' | 'service' | 'reconcileSoon' | 'strangers'> & Discovery,
 ): Pick<NodeState, 'subnets' | 'pool' | 'reconciler'> {
   const { cfg, log, ds, host } = n;
   const subnets = new SubnetPicker({
@@ -228,7 +261,12 @@ function buildPool(
       ? { subnetId: n.eniConfig.subnet, securityGroups: n.eniConfig.securityGroups }
       : null,
     discovery:
-      cfg.subnetDiscovery && n.primary.vpcId
+      cfg.subnetDiscovery && n.primary.vpcId && !cfg.imdsOnly
+        ? { vpcId: n.primary.vpcId, availabilityZone: n.identity.availabilityZone }
+        : null,
+    clusterName: cfg.clusterName,
+    vpc:
+      n.primary.vpcId && !cfg.imdsOnly
         ? { vpcId: n.primary.vpcId, availabilityZone: n.identity.availabilityZone }
         : null,
     ec2: n.ec2,
@@ -244,7 +282,10 @@ function buildPool(
     log: log.child({ component: 'pool' }),
     eniTags: { ...cfg.additionalEniTags, ...nodeTags(cfg, n) },
     // An ENI ipamd does not know holds a device index it wants (reconcileSoon is bound by the loops).
-    onStrayAttachment: () => n.reconcileSoon(),
+    onStrayAttachment: (deviceNumber) => {
+      n.strangers.add(deviceNumber);
+      n.reconcileSoon();
+    },
   });
   const pool = new PoolManager({
     ds,
@@ -261,7 +302,7 @@ function buildPool(
     limits: n.limits,
     shrinkIntervalMs: cfg.shrinkIntervalSeconds * 1000,
     disableProvisioning: cfg.disableProvisioning,
-    unmanagedDeviceNumbers: () => [...n.unmanaged.values()],
+    unmanagedDeviceNumbers: () => [...n.unmanaged.values(), ...n.strangers],
     // EC2 knows more addresses on the ENI than ipamd: learn them now rather than in a minute.
     onAddressLimit: () => n.reconcileSoon(),
   });
@@ -275,8 +316,10 @@ function buildPool(
     unmanaged: n.unmanaged,
     primaryForPods: !cfg.customNetworking,
     consistencyWindowMs: CONSISTENCY_WINDOW_MS,
+    manageUntagged: cfg.manageUntaggedEnis,
   });
   n.service.setPool(pool);
+  holdIfCordoned({ cfg, pool }, n.startedCordoned);
   setLimitGauges(n);
   log.info(
     {
@@ -295,6 +338,15 @@ function buildPool(
   return { subnets, pool, reconciler };
 }
 
+/** The reference's AWS_MANAGE_ENIS_NON_SCHEDULABLE=false: a cordoned node neither adds nor removes ENIs. */
+function holdIfCordoned(n: { cfg: Config; pool: PoolManager }, cordoned: boolean): void {
+  n.pool.holdEniChanges(
+    cordoned && !n.cfg.manageEnisNonSchedulable
+      ? 'the node is cordoned (node.kubernetes.io/unschedulable): no ENI or address is added or ENI removed; AWS_MANAGE_ENIS_NON_SCHEDULABLE=true lets ipamd change them'
+      : null,
+  );
+}
+
 /** Stage 4b: one step at a time until an address exists; the pool finishes growing after serving. */
 async function fillPool(n: NodeState, gate: StartupGate): Promise<void> {
   const { cfg, ds, pool, log } = n;
@@ -304,7 +356,8 @@ async function fillPool(n: NodeState, gate: StartupGate): Promise<void> {
     // With provisioning disabled only reconciliation (started after serving) can bring addresses;
     // waiting for EC2 to show an ENI it hides is for the loops too (ADD is told to retry meanwhile).
     const blocked = pool.status.blocked;
-    const cannotGrow = blocked?.permanent || blocked?.retrySoon || cfg.disableProvisioning;
+    const cannotGrow =
+      blocked?.permanent || blocked?.retrySoon || cfg.disableProvisioning || pool.changesHeld !== null;
     if (ds.stats().ready > 0 || atTarget || cannotGrow || n.stopping) break;
     const why = pool.status.blocked?.reason ?? pool.status.lastError;
     gate.setReason(`waiting for a first free address${why ? ` (${why})` : ''}`);
@@ -321,7 +374,10 @@ async function serve(n: NodeState, started: number): Promise<{ close(): Promise<
   const { cfg, log, ds, pool } = n;
   n.service.setReady(null);
   if (cfg.writeCniConflist) {
-    const path = await writeConflist(cfg.cniConfDir, cfg.socketPath);
+    const path = await writeConflist(cfg.cniConfDir, cfg.socketPath, {
+      file: cfg.pluginLogFile,
+      level: cfg.pluginLogLevel,
+    });
     log.info({ path }, 'CNI conflist written');
   }
   const servers: { close(): Promise<void> }[] = [];
@@ -331,6 +387,11 @@ async function serve(n: NodeState, started: number): Promise<{ close(): Promise<
         bind: cfg.introspectionBind,
         log,
         views: {
+          referenceEnis: () => referenceEnis(ds, { cooldownMs: cfg.ipCooldownSeconds * 1000 }),
+          // In a cluster, the name the node gives (the reference's "default" when it names none).
+          eniConfigName: () => (cfg.cluster ? (n.eniConfigName ?? 'default') : null),
+          networkutilsEnv: () => networkutilsEnvSettings(cfg),
+          ipamdEnv: () => ipamdEnvSettings(cfg),
           enis: () =>
             ds.eniStats().map((s) => ({
               ...s.eni,
@@ -354,6 +415,12 @@ async function serve(n: NodeState, started: number): Promise<{ close(): Promise<
     );
   }
   if (cfg.metricsBind) servers.push(await startMetricsServer({ bind: cfg.metricsBind, log }));
+  // The reference's start-up histograms: node initialisation (IMDS to pool ready), and process start to serving.
+  ipamdNodeInitDuration.observe({ success: 'true' }, (Date.now() - started) / 1000);
+  ipamdStartupDuration.observe(
+    { success: 'true', with_api_server: String(cfg.cluster !== null), failure_reason: '' },
+    performance.now() / 1000,
+  );
   log.info({ socket: cfg.socketPath, startupMs: Date.now() - started, ...ds.stats() }, 'ipamd serving');
   pool.kick();
   return servers;
@@ -386,7 +453,10 @@ function startLoops(n: NodeState): () => Promise<void> {
   };
   const runReconcile = (): Promise<void> =>
     pool
-      .exclusive(() => n.reconciler.run())
+      .exclusive(async () => {
+        await n.reconciler.run();
+        n.strangers.clear(); // adopted or set aside by now: the datastore and `unmanaged` say which
+      })
       .then(() => n.checkpoint.persist())
       .catch((err) => log.warn({ err: (err as Error).message }, 'reconcile failed; will retry'))
       .then(lookAgainSoon);
@@ -409,9 +479,14 @@ function startLoops(n: NodeState): () => Promise<void> {
     });
   pendingDels().catch((err) => log.warn({ err: (err as Error).message }, 'pending DELs not processed'));
   every(cfg.poolCheckIntervalSeconds, pendingDels);
-  every(cfg.reconcileIntervalSeconds, runReconcile);
-  if (n.reconciler.pending) n.reconcileSoon();
+  // IMDS-only: ENIs and addresses are what the instance had at start (the reference's rule).
+  if (!cfg.imdsOnly) {
+    every(cfg.reconcileIntervalSeconds, runReconcile);
+    if (n.reconciler.pending) n.reconcileSoon();
+  }
+  let stopSweeps: (() => void) | null = null;
   if (!cfg.disableLeakedEniCleanup && !cfg.disableProvisioning) {
+    const leakedLog = log.child({ component: 'leaked-eni' });
     const clean = () =>
       pool
         .exclusive(() =>
@@ -419,18 +494,28 @@ function startLoops(n: NodeState): () => Promise<void> {
             ec2: n.ec2,
             instanceId: n.identity.instanceId,
             clusterName: cfg.clusterName,
+            scope: cfg.leakedEniScope,
+            ...(n.primary.vpcId ? { vpcId: n.primary.vpcId } : {}),
             maxAgeMs: cfg.leakedEniAgeSeconds * 1000,
-            log: log.child({ component: 'leaked-eni' }),
+            log: leakedLog,
           }),
         )
         .catch((err) => log.warn({ err: (err as Error).message }, 'leaked-ENI cleanup failed; will retry'));
-    every(cfg.leakedEniIntervalSeconds, clean);
+    // A random delay before each sweep: a fleet started together must not sweep in lock-step.
+    stopSweeps = scheduleSweeps({
+      intervalMs: cfg.leakedEniIntervalSeconds * 1000,
+      startDelayMaxMs: cfg.leakedEniStartDelayMaxSeconds * 1000,
+      sweep: clean,
+      onWait: (ms) =>
+        leakedLog.debug({ inSeconds: Math.round(ms / 1000) }, 'next leaked-ENI sweep after a random delay'),
+    });
   }
   const follower = followCluster(n);
   follower?.start();
   return async () => {
     for (const t of timers) clearInterval(t);
     if (followUp) clearTimeout(followUp);
+    stopSweeps?.();
     await follower?.stop();
   };
 }
@@ -440,6 +525,8 @@ function followCluster(n: NodeState): ClusterFollower | null {
   const { cfg, log, pool, subnets } = n;
   return (
     n.followCluster?.((next, prev) => {
+      holdIfCordoned(n, next.unschedulable ?? false);
+      n.eniConfigName = next.eniConfigName;
       if (next.maxPods !== prev.maxPods && cfg.maxPods !== null) {
         log.info(
           { maxPods: cfg.maxPods, node: next.maxPods },
@@ -475,7 +562,13 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   snapshot = () => saved.snapshot();
   const gate = new StartupGate(saved, () => checkpoint.persist(), log.child({ component: 'ipam' }));
   // The native aws-cni shim forwards whole CNI calls here: ipamd runs the plugin's handlers itself.
-  const cniExec = new CniExecutor(gate, log.child({ component: 'cni' }));
+  const cniLog = log.child({ component: 'cni' });
+  // A forwarded call's pluginLogFile is opened only inside IPAMD_PLUGIN_LOG_DIR (cni/log.ts).
+  confinePluginLogs(cfg.pluginLogDir, (file, why) =>
+    cniLog.warn({ pluginLogFile: file }, `plugin log refused: ${why}`),
+  );
+  const cniExec = new CniExecutor(gate, cniLog);
+  await checkReferenceSocket(cfg.socketPath, log.child({ component: 'socket' }));
   const socket = await startSocketServer({
     path: cfg.socketPath,
     mode: cfg.socketMode,
@@ -500,7 +593,9 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     const ds = replayState(cfg, log, d, saved, gone);
     const service = ipamService(cfg, log, d, ds, checkpoint);
     snapshot = () => snapshotOf(ds);
-    gate.open(service);
+    if (cfg.annotatePodIp && !d.annotate)
+      log.warn('ANNOTATE_POD_IP=true but ipamd has no Kubernetes API server: pods are not annotated');
+    gate.open(service, d.annotate ? d.annotate(service, ds) : service);
     await retryStage('checkpoint', () => checkpoint.persist(), retry);
     // Pods gone without a DEL left their rules (and maybe a veth) behind: removed before ipamd is
     // ready, so no new pod can have been handed one of their addresses yet.
@@ -521,6 +616,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
       service,
       reconcileSoon: (): void => undefined,
       cniExec,
+      strangers: new Set<number>(),
       stopping: false,
     });
     const n: NodeState = Object.assign(base, buildPool(base));

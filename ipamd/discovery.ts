@@ -8,14 +8,18 @@
 import { lookupInstanceType } from '../lib/instance-types/index.js';
 import { createEc2Transport, Ec2Api } from './aws/ec2.js';
 import { Imds, type ImdsEni, type InstanceIdentity } from './aws/imds.js';
+import { fromImds, imdsOnlyTransport } from './aws/imds-only.js';
 import type { Config, EniConfig } from './config.js';
-import type { EniInfo } from './datastore/datastore.js';
+import type { Datastore, EniInfo } from './datastore/datastore.js';
 import type { ClusterFollower, FollowedSettings } from './k8s/index.js';
 import type { Logger } from './log.js';
 import { TAG_INSTANCE_ID, TAG_NO_MANAGE } from './pool/executor.js';
 import { poolLimits, prefixModeProblem, type TypeLimits } from './pool/limits.js';
+import { isManaged } from './pool/ownership.js';
 import type { PoolLimits } from './pool/planner.js';
 import { eniInfoFrom } from './pool/reconcile.js';
+import { excludedSubnets } from './pool/subnets.js';
+import type { IpamHandler } from './server/handler.js';
 import { PermanentStartError } from './startup.js';
 
 export type FollowedSettingsHandler = (next: FollowedSettings, prev: FollowedSettings) => void;
@@ -42,11 +46,19 @@ export interface Discovery {
   eniConfigFromCluster: boolean;
   /** Set in a cluster: keeps following the node and its ENIConfig once the pool exists. */
   followCluster: ((apply: FollowedSettingsHandler) => ClusterFollower) | null;
+  /** The ENIConfig the node names (in a cluster), for /v1/eni-configs; followed at run time. */
+  eniConfigName: string | null;
+  /** The node was cordoned when ipamd read it (AWS_MANAGE_ENIS_NON_SCHEDULABLE=false holds the pool). */
+  startedCordoned: boolean;
+  /** ANNOTATE_POD_IP with an API server: wraps the handler so each ADD annotates its pod. */
+  annotate: ((h: IpamHandler, ds: Pick<Datastore, 'assignments'>) => IpamHandler) | null;
   managed: ManagedEni[];
-  /** Attached ENIs tagged no_manage: id -> device number. */
+  /** Attached ENIs ipamd does not manage (no_manage, or untagged with MANAGE_UNTAGGED_ENI=false). */
   unmanaged: Map<string, number>;
   /** Managed secondary ENIs that lack this node's tags. */
   toTag: string[];
+  /** Subnets of managed ENIs tagged out of CNI use (v1.22+: kubernetes.io/role/cni=0, cluster scope). */
+  excludedSubnets: Set<string>;
 }
 
 /** An ENIConfig without security groups means the primary ENI's (the reference's rule). */
@@ -80,7 +92,10 @@ async function readImds(imds: Imds, log: Logger) {
   return { identity, seen, primary };
 }
 
-type ClusterPart = Pick<Discovery, 'eniConfig' | 'eniConfigFromCluster' | 'followCluster'> & {
+type ClusterPart = Pick<
+  Discovery,
+  'eniConfig' | 'eniConfigFromCluster' | 'followCluster' | 'eniConfigName' | 'startedCordoned' | 'annotate'
+> & {
   maxPods: number | null;
 };
 
@@ -97,12 +112,15 @@ async function readCluster(
     eniConfigFromCluster,
     followCluster: null,
     maxPods: null,
+    eniConfigName: null,
+    startedCordoned: false,
+    annotate: null,
   };
   if (!cfg.cluster) return out;
   // Loaded only with a cluster: client-node is a separate chunk a daemon without one never reads.
   const k8s = await import('./k8s/index.js');
   const k8sLog = log.child({ component: 'k8s' });
-  const access = k8s.detectCluster(process.env) ?? undefined;
+  const access = k8s.detectCluster(process.env, { endpoint: cfg.clusterEndpoint }) ?? undefined;
   const where = { ...cfg.cluster, availabilityZone: identity.availabilityZone };
   const cs = await k8s.readClusterSettings({
     ...where,
@@ -110,10 +128,16 @@ async function readCluster(
     log: k8sLog,
     access,
   });
+  if (cfg.annotatePodIp && access) {
+    const annotator = new k8s.PodIpAnnotator(access, log.child({ component: 'pod-ips' }));
+    out.annotate = (h, ds) => k8s.annotatingHandler(h, annotator, (req) => k8s.podOfAttachment(ds, req));
+  }
   out.maxPods = cs.maxPods;
+  out.eniConfigName = cs.eniConfigName;
+  out.startedCordoned = cs.unschedulable === true;
   if (cs.eniConfig && !out.eniConfig) out.eniConfig = withGroups(cs.eniConfig, primary);
-  // Nothing to follow when MAX_PODS and a local ENIConfig (or no custom networking) decide everything.
-  if (access && (eniConfigFromCluster || cfg.maxPods === null)) {
+  // Nothing to follow when MAX_PODS, a local ENIConfig and AWS_MANAGE_ENIS_NON_SCHEDULABLE decide everything.
+  if (access && (eniConfigFromCluster || cfg.maxPods === null || !cfg.manageEnisNonSchedulable)) {
     out.followCluster = (onChange) =>
       new k8s.ClusterFollower({
         ...where,
@@ -139,15 +163,16 @@ async function classifyEnis(
   identity: InstanceIdentity,
   seen: ImdsEni[],
 ): Promise<Pick<Discovery, 'managed' | 'unmanaged' | 'toTag'>> {
-  const attached = await ec2.findNetworkInterfaces([
-    { Name: 'attachment.instance-id', Values: [identity.instanceId] },
-  ]);
+  const attached = cfg.imdsOnly
+    ? seen.map(fromImds)
+    : await ec2.findNetworkInterfaces([{ Name: 'attachment.instance-id', Values: [identity.instanceId] }]);
   const described = new Map(attached.map((e) => [e.id, e]));
   const out: Pick<Discovery, 'managed' | 'unmanaged' | 'toTag'> = {
     managed: [],
     unmanaged: new Map(),
     toTag: [],
   };
+  const ownership = { instanceId: identity.instanceId, manageUntagged: cfg.manageUntaggedEnis };
   for (const e of seen) {
     const d = described.get(e.id);
     const isPrimary = e.deviceNumber === 0;
@@ -163,12 +188,14 @@ async function classifyEnis(
       out.managed.push({ info, ips: e.secondaryIps, prefixes: e.prefixes, unconfirmed: !isPrimary });
       continue;
     }
-    if (!isPrimary && d.tags[TAG_NO_MANAGE] === 'true') {
+    if (!isManaged({ tags: d.tags, isPrimary }, ownership)) {
       out.unmanaged.set(e.id, e.deviceNumber);
-      log.info({ eniId: e.id, deviceNumber: e.deviceNumber }, 'ENI tagged no_manage: leaving it alone');
+      const why =
+        d.tags[TAG_NO_MANAGE] === 'true' ? 'tagged no_manage' : 'untagged (MANAGE_UNTAGGED_ENI=false)';
+      log.info({ eniId: e.id, deviceNumber: e.deviceNumber }, `ENI ${why}: leaving it alone`);
       continue;
     }
-    if (!isPrimary && d.tags[TAG_INSTANCE_ID] !== identity.instanceId) out.toTag.push(e.id);
+    if (!isPrimary && !cfg.imdsOnly && d.tags[TAG_INSTANCE_ID] !== identity.instanceId) out.toTag.push(e.id);
     out.managed.push({ info, ips: d.secondaryIps, prefixes: d.prefixes, unconfirmed: false });
   }
   return out;
@@ -185,9 +212,16 @@ export async function discover(
 ): Promise<Discovery> {
   const imds = reuse.imds ?? new Imds(cfg.imdsEndpoint);
   const { identity, seen, primary } = await readImds(imds, log);
+  // ENABLE_IMDS_ONLY_MODE: no EC2 call at all (the transport refuses every one).
+  const transport = () =>
+    cfg.imdsOnly
+      ? imdsOnlyTransport()
+      : createEc2Transport(cfg.region ?? identity.region, cfg.ec2Endpoint, cfg.ec2UseFips, {
+          timeoutMs: cfg.httpTimeoutSeconds * 1000,
+        });
   const ec2 =
     reuse.ec2 ??
-    new Ec2Api(createEc2Transport(cfg.region ?? identity.region, cfg.ec2Endpoint, cfg.ec2UseFips), {
+    new Ec2Api(transport(), {
       maxAttempts: cfg.ec2MaxAttempts,
       mutatingRate: cfg.ec2MutatingRate,
       describeRate: cfg.ec2DescribeRate,
@@ -210,7 +244,16 @@ export async function discover(
     maxPods: cfg.maxPods ?? cluster.maxPods,
   });
   const enis = await classifyEnis(cfg, log, ec2, identity, seen);
+  const excluded = cfg.imdsOnly
+    ? new Set<string>()
+    : await excludedSubnets(
+        ec2,
+        enis.managed.map((m) => m.info.subnetId),
+        cfg.clusterName,
+        log.child({ component: 'subnets' }),
+      );
   return {
+    excludedSubnets: excluded,
     imds,
     ec2,
     identity,
@@ -220,6 +263,9 @@ export async function discover(
     eniConfig: cluster.eniConfig,
     eniConfigFromCluster: cluster.eniConfigFromCluster,
     followCluster: cluster.followCluster,
+    eniConfigName: cluster.eniConfigName,
+    startedCordoned: cluster.startedCordoned,
+    annotate: cluster.annotate,
     ...enis,
   };
 }

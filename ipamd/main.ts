@@ -14,7 +14,20 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger(cfg.logLevel);
+  let log: ReturnType<typeof createLogger>;
+  try {
+    log = createLogger(cfg.logLevel, cfg.logFile);
+  } catch (err) {
+    process.stderr.write(`AWS_VPC_K8S_CNI_LOG_FILE=${cfg.logFile}: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  if (cfg.unsupportedReferenceSettings.length > 0) {
+    log.warn(
+      { settings: cfg.unsupportedReferenceSettings },
+      `AWS VPC CNI settings vpc-cni does not implement are set and have no effect: ${cfg.unsupportedReferenceSettings.join(', ')} (docs/migration.md)`,
+    );
+  }
+  for (const note of cfg.notes) log.info(note);
   let daemon: Awaited<ReturnType<typeof startDaemon>> | null = null;
   let shuttingDown = false;
   const shutdown = (signal: string) => {

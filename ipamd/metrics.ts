@@ -2,7 +2,8 @@
  * Prometheus metrics, named as the AWS VPC CNI names them so existing dashboards keep working.
  * One registry for the daemon; the metrics server serves it at /metrics.
  */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry, Summary } from 'prom-client';
+import { VPC_CNI_VERSION } from './version.js';
 
 export const registry = new Registry();
 
@@ -91,11 +92,12 @@ export const ec2ApiErrors = new Counter({
   labelNames: ['fn'],
   registers: [registry],
 });
-export const awsApiLatency = new Histogram({
+/** A summary without quantiles (sum and count), as the reference's SummaryVec is. */
+export const awsApiLatency = new Summary({
   name: 'awscni_aws_api_latency_ms',
   help: 'AWS API call latency in ms',
   labelNames: ['api', 'error', 'status'],
-  buckets: [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000],
+  percentiles: [],
   registers: [registry],
 });
 export const noAvailableIpAddresses = new Counter({
@@ -142,6 +144,60 @@ export const ec2Throttled = new Counter({
   labelNames: ['fn'],
   registers: [registry],
 });
+
+// The reference's other families (utils/prometheusmetrics, pkg/version; list: test/data/reference-metrics.tsv).
+export const buildInfo = new Gauge({
+  name: 'awscni_build_info',
+  help: "A metric with a constant '1' value labeled by version, revision, and goversion from which amazon-vpc-cni-k8s was built.",
+  labelNames: ['version', 'goversion'],
+  registers: [registry],
+});
+// The runtime in the reference's label: here Node.js, not Go.
+buildInfo.set({ version: VPC_CNI_VERSION, goversion: `node${process.versions.node}` }, 1);
+/** Security groups for pods (branch ENIs) are not implemented: the family exists, with no series. */
+export const podEniErrors = new Counter({
+  name: 'awscni_pod_eni_error_count',
+  help: 'The number of errors encountered for pod ENIs',
+  labelNames: ['fn'],
+  registers: [registry],
+});
+export const awsUtilsErrors = new Counter({
+  name: 'awscni_aws_utils_error_count',
+  help: 'The number of errors not handled in awsutils library',
+  labelNames: ['fn', 'error'],
+  registers: [registry],
+});
+/** Go's default histogram buckets, as the reference's HistogramVecs use them. */
+const GO_DEFAULT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+export const ipamdStartupDuration = new Histogram({
+  name: 'awscni_ipamd_startup_duration_seconds',
+  help: 'The duration of IPAMD startup from process start to ready to serve CNI requests',
+  labelNames: ['success', 'with_api_server', 'failure_reason'],
+  buckets: GO_DEFAULT_BUCKETS,
+  registers: [registry],
+});
+export const ipamdNodeInitDuration = new Histogram({
+  name: 'awscni_ipamd_node_initialization_duration_seconds',
+  help: 'The duration of node initialization during IPAMD startup',
+  labelNames: ['success'],
+  buckets: GO_DEFAULT_BUCKETS,
+  registers: [registry],
+});
+export const connmarkBackend = new Gauge({
+  name: 'awscni_connmark_backend',
+  help: "The connmark backend in use; the active backend's series is set to 1",
+  labelNames: ['backend'],
+  registers: [registry],
+});
+export const connmarkReconcileCount = new Counter({
+  name: 'awscni_connmark_reconcile_total',
+  help: 'The number of connmark Setup/Cleanup reconciliations by result',
+  labelNames: ['result'],
+  registers: [registry],
+});
+// Both results exist from the start, as in the reference (a rate() over them is defined at once).
+connmarkReconcileCount.inc({ result: 'success' }, 0);
+connmarkReconcileCount.inc({ result: 'error' }, 0);
 
 let processMetricsOn = false;
 /** Adds process_* and nodejs_* metrics (RSS, CPU, event-loop lag) to the registry, once. */

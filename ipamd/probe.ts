@@ -6,7 +6,7 @@
  * Readiness (default): exit 0 only when ipamd answers a health request with ready=true.
  * Liveness: exit 0 when ipamd answers at all (a daemon that is busy reconciling or has an empty pool
  * is alive and must not be restarted for it). Exit 1 otherwise, with the reason on stderr.
- * The socket defaults to IPAMD_SOCKET_PATH, then /var/run/aws-node/ipamd.sock.
+ * The socket defaults to IPAMD_SOCKET_PATH, then /var/run/aws-node/vpc-cni.sock.
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

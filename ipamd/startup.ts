@@ -85,6 +85,8 @@ const NOTHING: DelResult = {
 export class StartupGate implements IpamHandler {
   private reason = 'ipamd is starting';
   private service: IpamService | null = null;
+  /** What answers once open: the service, or a wrapper of it (ANNOTATE_POD_IP). */
+  private serving: IpamHandler | null = null;
 
   constructor(
     private readonly saved: SavedAssignments,
@@ -99,19 +101,23 @@ export class StartupGate implements IpamHandler {
     this.service?.setReady(this.reason);
   }
 
-  /** From now on the datastore answers: call right where the checkpoint was replayed into it. */
-  open(service: IpamService): void {
+  /**
+   * From now on the datastore answers: call right where the checkpoint was replayed into it.
+   * `serving` is the service as the socket should see it (e.g. annotating pods after ADD).
+   */
+  open(service: IpamService, serving: IpamHandler = service): void {
     this.service = service;
+    this.serving = serving;
     service.setReady(this.reason);
   }
 
   add(req: AddRequest): Promise<AddResult> {
-    if (this.service) return this.service.add(req);
+    if (this.serving) return this.serving.add(req);
     return Promise.reject(new ProtocolError('not_ready', this.reason));
   }
 
   async del(req: DelRequest): Promise<DelResult> {
-    if (this.service) return this.service.del(req);
+    if (this.serving) return this.serving.del(req);
     const key = { network: req.network, containerId: req.containerId, ifName: req.ifName };
     const hit = this.saved.release(key);
     const others = heldByOthers(req.addresses, key, (a) => this.saved.holderOf(a));
@@ -123,7 +129,7 @@ export class StartupGate implements IpamHandler {
   }
 
   async gc(req: GcRequest): Promise<GcResult> {
-    if (this.service) return this.service.gc(req);
+    if (this.serving) return this.serving.gc(req);
     const live = this.saved.countOf(req.network);
     const released = this.saved.gc(req.network, req.valid);
     try {

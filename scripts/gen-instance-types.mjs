@@ -1,4 +1,4 @@
-// Regenerates lib/instance-types/data.generated.ts from ../shared/data/instance-types.json, or from the
+// Regenerates lib/instance-types/data.generated.ts from lib/instance-types/seed/instance-types.json, or from the
 // file given as the first argument (same shape; scripts/sweep-instance-types.ts writes one).
 //   node scripts/gen-instance-types.mjs [source.json] [--check]
 // --check writes nothing and exits 1 when the generated module is not what the source gives.
@@ -87,7 +87,7 @@ ${lines.join('\n')}
 function main(argv) {
   const check = argv.includes('--check');
   const positional = argv.filter((a) => !a.startsWith('--'));
-  const source = positional[0] ?? '../shared/data/instance-types.json';
+  const source = positional[0] ?? 'lib/instance-types/seed/instance-types.json';
   let raw;
   try {
     raw = JSON.parse(readFileSync(source, 'utf8'));

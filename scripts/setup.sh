@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(iproute2 iptables nftables containernetworking-plugins containerd procps iputils-ping packer systemd curl gcc libc6-dev)
+apt_packages=(iproute2 iptables nftables containernetworking-plugins containerd procps iputils-ping packer systemd curl gcc libc6-dev busybox-static strace)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

@@ -16,7 +16,7 @@ const { values } = parseArgs({
       type: 'string',
       default: process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
     },
-    previous: { type: 'string', default: '../shared/data/instance-types.json' },
+    previous: { type: 'string', default: 'lib/instance-types/seed/instance-types.json' },
     'no-generate': { type: 'boolean', default: false },
   },
 });

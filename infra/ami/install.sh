@@ -1,12 +1,13 @@
 #!/bin/sh
 # Installs vpc-cni onto a worker-node image (an AMI build) or into a staging root for packaging.
 #
-#   install.sh [--dist DIR] [--node PATH] [--enable-ipamd-service] [--cni-plugins DIR]
+#   install.sh [--dist DIR] [--node PATH] [--enable-ipamd-service] [--enable-nodeadm-dropin] [--cni-plugins DIR]
 #
 #   DESTDIR               target root (default: /); everything lands under it
 #   --dist DIR            the built bundles (npm run build); default: dist/ of this checkout
 #   --node PATH           the Node.js (>= 20) binary to ship under /opt/vpc-cni/bin; default: node on PATH
 #   --enable-ipamd-service  enable vpc-cni-ipamd.service (nodes that do not run the aws-node DaemonSet)
+#   --enable-nodeadm-dropin enable vpc-cni-nodeadm.service (AL2023 AMIs: the kubelet's max pods at boot)
 #   --cni-plugins DIR     where to take portmap from when the image has none (default /usr/lib/cni)
 #
 # Layout:
@@ -17,6 +18,7 @@
 #   /etc/vpc-cni/ipamd.env                                   settings (kept when already present)
 #   /etc/vpc-cni/10-aws.conflist.template                    what ipamd writes to /etc/cni/net.d when ready
 #   /etc/systemd/system/vpc-cni-ipamd.service                ipamd as a service
+#   /etc/systemd/system/vpc-cni-nodeadm.service              the nodeadm max-pods drop-in at boot
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,9 +27,10 @@ DESTDIR=${DESTDIR%/}
 dist="$here/../../dist"
 node_bin=""
 enable_service=false
+enable_nodeadm=false
 cni_plugins=/usr/lib/cni
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; }
 die() { echo "install.sh: $*" >&2; exit 1; }
 
 while [ $# -gt 0 ]; do
@@ -36,6 +39,7 @@ while [ $# -gt 0 ]; do
     --node) [ $# -ge 2 ] || die "--node needs a path"; node_bin=$2; shift 2 ;;
     --cni-plugins) [ $# -ge 2 ] || die "--cni-plugins needs a directory"; cni_plugins=$2; shift 2 ;;
     --enable-ipamd-service) enable_service=true; shift ;;
+    --enable-nodeadm-dropin) enable_nodeadm=true; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage; die "unknown argument $1" ;;
   esac
@@ -88,9 +92,15 @@ put "$here/10-aws.conflist.template" "$root/etc/vpc-cni/10-aws.conflist.template
 [ -e "$root/etc/vpc-cni/ipamd.env" ] || put "$here/ipamd.env" "$root/etc/vpc-cni/ipamd.env" 0644
 mkdir -p "$root/etc/cni/net.d"
 put "$here/vpc-cni-ipamd.service" "$root/etc/systemd/system/vpc-cni-ipamd.service" 0644
-if $enable_service; then
-  # What `systemctl enable` does, done by hand so it works in a DESTDIR without a running systemd.
+put "$here/vpc-cni-nodeadm.service" "$root/etc/systemd/system/vpc-cni-nodeadm.service" 0644
+# What `systemctl enable` does, done by hand so it works in a DESTDIR without a running systemd.
+enable_unit() { # unit
   mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
-  ln -sf /etc/systemd/system/vpc-cni-ipamd.service "$root/etc/systemd/system/multi-user.target.wants/vpc-cni-ipamd.service"
+  ln -sf "/etc/systemd/system/$1" "$root/etc/systemd/system/multi-user.target.wants/$1"
+}
+if $enable_service; then enable_unit vpc-cni-ipamd.service; fi
+if $enable_nodeadm; then
+  mkdir -p "$root/etc/eks/nodeadm.d"
+  enable_unit vpc-cni-nodeadm.service
 fi
 echo "install.sh: installed vpc-cni into ${DESTDIR:-/}" >&2

@@ -1,5 +1,6 @@
 # A worker-node AMI with vpc-cni baked in: the EKS-optimized Amazon Linux 2023 AMI plus
-# infra/ami/install.sh (plugin, runtime, calculator, bootstrap hook, ipamd unit).
+# infra/ami/install.sh (plugin, runtime, calculator, bootstrap hook, ipamd unit, and the nodeadm
+# drop-in unit that gives the kubelet this instance's max pods at boot).
 #
 # IMDS hop limit: launch nodes from this AMI with HttpPutResponseHopLimit=1 (launch template
 # MetadataOptions). The AL2023 AMIs' "imds-support v2.0" defaults new instances to 2, which lets
@@ -89,7 +90,9 @@ build {
       "set -eu",
       "sudo dnf install -y nodejs20",
       "mkdir -p /tmp/vpc-cni && tar -xzf /tmp/vpc-cni-bundle.tar.gz -C /tmp/vpc-cni",
-      "sudo /tmp/vpc-cni/infra/ami/install.sh --dist /tmp/vpc-cni/dist --node \"$(command -v node-20 || command -v node)\" ${local.enable_flag}",
+      # --enable-nodeadm-dropin: at each boot vpc-cni-nodeadm.service writes the instance's maxPods (and
+      # the expression nodeadm sizes kubeReserved from) to /etc/eks/nodeadm.d/20-vpc-cni.yaml.
+      "sudo /tmp/vpc-cni/infra/ami/install.sh --dist /tmp/vpc-cni/dist --node \"$(command -v node-20 || command -v node)\" --enable-nodeadm-dropin ${local.enable_flag}",
       "/usr/local/bin/max-pods --instance-type ${var.instance_type} --cni-version 1.19.0",
       "rm -rf /tmp/vpc-cni /tmp/vpc-cni-bundle.tar.gz",
     ]

@@ -120,6 +120,8 @@ const MEMBER_NAMES: Record<string, string> = {
   assignedPrivateIpAddressesSet: 'AssignedPrivateIpAddresses',
   assignedIpv4PrefixSet: 'AssignedIpv4Prefixes',
 };
+/** Members named differently inside one list's items: a subnet's `tagSet` is the SDK's `Tags` (an ENI's is `TagSet`). */
+const ITEM_MEMBER_NAMES: Record<string, Record<string, string>> = { subnetSet: { tagSet: 'Tags' } };
 /** Lists that are not named `...Set`; an empty list arrives as an empty element. */
 const LIST_ELEMENTS = new Set(['networkCards', 'supportedUsageClasses', 'supportedRootDeviceTypes']);
 const NUMBER_MEMBERS = new Set([
@@ -163,7 +165,7 @@ function isList(element: string): boolean {
  * One parsed reply element -> its SDK value. Only the members ipamd reads are typed (numbers, booleans);
  * other scalars stay strings, which the SDK-typed readers never look at.
  */
-function fromXml(element: string, value: unknown): unknown {
+function fromXml(element: string, value: unknown, renames?: Record<string, string>): unknown {
   const member = memberName(element);
   if (isList(element)) {
     if (value === '' || value === undefined) return [];
@@ -171,7 +173,8 @@ function fromXml(element: string, value: unknown): unknown {
       throw new Ec2ReplyError(`EC2 reply element <${element}> is not a list of <item>`);
     }
     const items = (value as { item: unknown }).item;
-    return (Array.isArray(items) ? items : [items]).map((item) => fromXml('item', item));
+    const inItems = ITEM_MEMBER_NAMES[element];
+    return (Array.isArray(items) ? items : [items]).map((item) => fromXml('item', item, inItems));
   }
   if (typeof value === 'string') {
     if (NUMBER_MEMBERS.has(member)) {
@@ -195,7 +198,7 @@ function fromXml(element: string, value: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
     if (k === '#text' || k === 'xmlns') continue;
-    out[memberName(k)] = fromXml(k, v);
+    out[renames?.[k] ?? memberName(k)] = fromXml(k, v);
   }
   return out;
 }

@@ -18,6 +18,9 @@ import type { InstanceTypeLimits } from '../../lib/instance-types/index.js';
 import type { Logger } from '../log.js';
 import { awsApiLatency, ec2ApiErrors, ec2ApiRequests, ec2Throttled } from '../metrics.js';
 import type { Ec2Transport } from './ec2-wire.js';
+
+export type { Ec2Transport };
+
 import { type CallContext, classifyEc2Error, Ec2Error } from './errors.js';
 import { Ec2QueryClient, regionalEndpoint } from './query-client.js';
 import { assertCidr, assertEniId, assertIpv4, assertMac } from './validate.js';
@@ -62,8 +65,17 @@ export const NO_BACKOFF: StandardRetryBackoffStrategy = {
 };
 
 /** The Query-protocol client pointed at AWS_EC2_ENDPOINT when set; it makes one attempt, retries are ours. */
-export function createEc2Transport(region: string, endpoint: string | null, fips = false): Ec2QueryClient {
-  return new Ec2QueryClient({ region, endpoint: endpoint ?? regionalEndpoint(region, { fips }) });
+export function createEc2Transport(
+  region: string,
+  endpoint: string | null,
+  fips = false,
+  opts: { timeoutMs?: number } = {},
+): Ec2QueryClient {
+  return new Ec2QueryClient({
+    region,
+    endpoint: endpoint ?? regionalEndpoint(region, { fips }),
+    ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+  });
 }
 
 /** How long after creating an ENI a NotFound naming it is taken for eventual consistency. */

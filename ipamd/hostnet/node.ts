@@ -15,12 +15,15 @@ import { hasCode } from '../../lib/net/errors.js';
 import { openRtnl, type Rtnl } from '../../lib/net/rtnl.js';
 import type { SnatConfig } from '../../lib/protocol/ipamd.js';
 import { type Logger, withComponent } from '../log.js';
+import { connmarkBackend, connmarkReconcileCount } from '../metrics.js';
 import { applyIptables, type IptablesRunner, NO_RULES, systemIptables } from './iptables.js';
 import { ipv4ToInt, normalizeMac, parseIpv4Cidr } from './ipv4.js';
 import { DEFAULT_CONNMARK, desiredNodeIptables, wantsMainTableMarkRule } from './node-rules.js';
 
 /** Priority of `fwmark <mark> lookup main` (the reference's hostRulePriority). */
 export const MAIN_MARK_RULE_PRIORITY = 1024;
+/** Priority of `to <AWS_EXTERNAL_SERVICE_CIDRS entry> lookup main`: before the pods' from-rules (1536). */
+export const EXTERNAL_SERVICE_RULE_PRIORITY = 1535;
 const MAIN_TABLE = 254;
 
 export interface NodeNetworkConfig {
@@ -38,6 +41,8 @@ export interface NodeNetworkConfig {
   blockPodImds?: boolean;
   /** TCP ports of ipamd's listeners bound beyond loopback, closed to pods. Default none. */
   podClosedTcpPorts?: number[];
+  /** AWS_EXTERNAL_SERVICE_CIDRS: routed by the main table whatever ENI the pod's address is on. */
+  externalServiceCidrs?: string[];
   log?: Logger;
   /** For tests: how iptables is run. */
   iptables?: IptablesRunner;
@@ -92,8 +97,11 @@ export function validateNodeConfig(cfg: NodeNetworkConfig): NodeNetworkConfig {
     if (!Number.isInteger(p) || p < 1 || p > 65535)
       problems.push(`a listener port must be 1-65535, got ${p}`);
   }
+  const externalServiceCidrs = (cfg.externalServiceCidrs ?? []).map(
+    (c) => check(() => parseIpv4Cidr(c, 'AWS_EXTERNAL_SERVICE_CIDRS entry').cidr) ?? c,
+  );
   if (problems.length > 0) throw new Error(`invalid node network config: ${problems.join('; ')}`);
-  return { ...cfg, primaryMac, vpcCidrs, snat: { ...cfg.snat, excludeCidrs } };
+  return { ...cfg, primaryMac, vpcCidrs, snat: { ...cfg.snat, excludeCidrs }, externalServiceCidrs };
 }
 
 // Read-plan-apply must not interleave (two plans from the same state would both delete a rule).
@@ -107,7 +115,18 @@ function serialized<T>(fn: () => Promise<T>): Promise<T> {
 export function setupNodeNetwork(input: NodeNetworkConfig): Promise<NodeNetworkResult> {
   try {
     const cfg = validateNodeConfig(input);
-    return serialized(() => applyNodeNetwork(cfg));
+    return serialized(() => applyNodeNetwork(cfg)).then(
+      (r) => {
+        // The reference's connmark gauges: ipamd's connmark rules are iptables ones.
+        connmarkBackend.set({ backend: 'iptables' }, 1);
+        connmarkReconcileCount.inc({ result: 'success' });
+        return r;
+      },
+      (err) => {
+        connmarkReconcileCount.inc({ result: 'error' });
+        throw err;
+      },
+    );
   } catch (err) {
     return Promise.reject(err);
   }
@@ -123,6 +142,7 @@ async function applyNodeNetwork(cfg: NodeNetworkConfig): Promise<NodeNetworkResu
     if (link.mtu !== cfg.mtu) await rtnl.setMtu(link.index, cfg.mtu);
 
     await ensureMarkRule(rtnl, mark, wantsMainTableMarkRule(cfg));
+    await ensureExternalServiceRules(rtnl, cfg.externalServiceCidrs ?? []);
 
     if (cfg.setSysctls) {
       // Loose reverse-path filtering: replies for pods on secondary ENIs arrive on the primary ENI.
@@ -169,6 +189,7 @@ export function teardownNodeNetwork(
     const rtnl = openRtnl();
     try {
       await ensureMarkRule(rtnl, opts.connmark ?? DEFAULT_CONNMARK, false);
+      await ensureExternalServiceRules(rtnl, []);
     } finally {
       rtnl.close();
     }
@@ -196,6 +217,27 @@ async function ensureMarkRule(rtnl: Rtnl, mark: number, wanted: boolean): Promis
     );
   }
   if (wanted && !have) await ignoreCodes(rtnl.addRule(spec), 'EEXIST');
+}
+
+/** Converges the `to <cidr> lookup main` rules at priority 1535 to exactly `cidrs`. */
+async function ensureExternalServiceRules(rtnl: Rtnl, cidrs: string[]): Promise<void> {
+  const want = new Set(cidrs);
+  const have = (await rtnl.listRules('inet')).filter((r) => r.priority === EXTERNAL_SERVICE_RULE_PRIORITY);
+  for (const r of have) {
+    const exact =
+      r.dst !== undefined && r.table === MAIN_TABLE && !r.src && !r.invert && r.fwmark === undefined;
+    if (exact && want.delete(r.dst!)) continue;
+    await ignoreCodes(
+      rtnl.deleteRule({ priority: r.priority, ...(r.dst ? { dst: r.dst } : {}), table: r.table }),
+      'ENOENT',
+    );
+  }
+  for (const dst of want) {
+    await ignoreCodes(
+      rtnl.addRule({ priority: EXTERNAL_SERVICE_RULE_PRIORITY, dst, table: 'main' }),
+      'EEXIST',
+    );
+  }
 }
 
 async function setSysctl(key: string, value: string): Promise<void> {

@@ -1,6 +1,6 @@
 /**
- * ipamd's read-only view of the API server: the node object and ENIConfig objects, nothing else
- * (RBAC: get on nodes and on eniconfigs.crd.k8s.amazonaws.com).
+ * ipamd's view of the API server: the node object and ENIConfig objects (RBAC: get on nodes and on
+ * eniconfigs.crd.k8s.amazonaws.com) and, with ANNOTATE_POD_IP only, a patch of a pod's annotations.
  *
  * In a pod the service account is a bearer token and a CA, read per request. Outside one (a node whose
  * ipamd runs from systemd with a KUBECONFIG), @kubernetes/client-node's KubeConfig does what is hard to
@@ -66,6 +66,17 @@ export interface K8sAccess {
    * ERROR events are not passed to onEvent; whatever onEvent throws rejects the promise as it is.
    */
   watchByName(kind: K8sKind, name: string, resourceVersion: string, opts: WatchOptions): Promise<void>;
+  /**
+   * PATCH (JSON merge patch) the pod's annotations (ANNOTATE_POD_IP; RBAC: patch on pods). False when
+   * the pod does not exist (any more); a failure otherwise is a K8sRequestError.
+   */
+  patchPodAnnotations?(
+    namespace: string,
+    name: string,
+    annotations: Record<string, string>,
+  ): Promise<boolean>;
+  /** GET the pod; null when it does not exist (ANNOTATE_POD_IP's DEL compares before clearing). */
+  readPod?(namespace: string, name: string): Promise<unknown | null>;
 }
 
 /** An API request that failed for a reason other than "not found" (unreachable, 401/403, 5xx, timeout). */
@@ -230,12 +241,21 @@ export function createK8sAccess(source: ClusterSource, opts: { requestTimeoutMs?
     path: string,
     socketTimeoutMs: number,
     signal?: AbortSignal,
+    write?: { method: 'PATCH'; contentType: string; body: string },
   ): Promise<IncomingMessage> => {
     const base = await auth.server();
     const url = new URL(`${base.pathname.replace(/\/$/, '')}${path}`, base);
     // Credentials (token, token file, exec plugin, client certificate) and TLS settings per request:
     // token files rotate under a long-lived daemon.
-    const reqOpts: RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
+    const reqOpts: RequestOptions = {
+      method: write?.method ?? 'GET',
+      headers: {
+        accept: 'application/json',
+        ...(write
+          ? { 'content-type': write.contentType, 'content-length': Buffer.byteLength(write.body) }
+          : {}),
+      },
+    };
     await auth.apply(reqOpts);
     return new Promise<IncomingMessage>((resolve, reject) => {
       const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -250,7 +270,7 @@ export function createK8sAccess(source: ClusterSource, opts: { requestTimeoutMs?
       req.on('error', (err) =>
         reject(err instanceof K8sRequestError ? err : failure(what, `failed: ${err.message}`)),
       );
-      req.end();
+      req.end(write?.body);
     });
   };
 
@@ -387,8 +407,35 @@ export function createK8sAccess(source: ClusterSource, opts: { requestTimeoutMs?
     });
   };
 
+  const patchPodAnnotations = async (
+    namespace: string,
+    name: string,
+    annotations: Record<string, string>,
+  ): Promise<boolean> => {
+    const what = `pod '${namespace}/${name}' (patch)`;
+    const body = JSON.stringify({ metadata: { annotations } });
+    const res = await send(
+      what,
+      `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`,
+      timeoutMs,
+      undefined,
+      { method: 'PATCH', contentType: 'application/merge-patch+json', body },
+    );
+    const status = res.statusCode ?? 0;
+    const text = await readBody(res).catch(() => '');
+    if (status === 404) return false;
+    if (status !== 200) throw httpFailure(what, status, text);
+    return true;
+  };
+
   return {
     server,
+    patchPodAnnotations,
+    readPod: (namespace, name) =>
+      get(
+        `pod '${namespace}/${name}'`,
+        `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`,
+      ),
     readNode: (name) => get(`node '${name}'`, `/api/v1/nodes/${encodeURIComponent(name)}`),
     readEniConfig: (name) =>
       get(`ENIConfig '${name}'`, `${collectionPath('eniconfig')}/${encodeURIComponent(name)}`),

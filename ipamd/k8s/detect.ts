@@ -1,6 +1,6 @@
 /**
  * Where the Kubernetes API server is, decided from the environment alone (no client library loaded):
- * in a pod, the service account (KUBERNETES_SERVICE_HOST/PORT and its token and CA files); elsewhere,
+ * in a pod, the service account (KUBERNETES_SERVICE_HOST/PORT, or CLUSTER_ENDPOINT, and its token and CA files); elsewhere,
  * a kubeconfig named by KUBECONFIG; with neither, no cluster and ipamd runs from its local configuration.
  */
 import { existsSync } from 'node:fs';
@@ -20,6 +20,20 @@ export class ClusterConfigError extends Error {
   override name = 'ClusterConfigError';
 }
 
+function serviceAccount(env: Env, why: string): { tokenFile: string; caFile: string } {
+  const dir = env.K8S_SERVICE_ACCOUNT_DIR ?? DEFAULT_SERVICE_ACCOUNT_DIR;
+  const tokenFile = join(dir, 'token');
+  const caFile = join(dir, 'ca.crt');
+  for (const f of [tokenFile, caFile]) {
+    if (!existsSync(f)) {
+      throw new ClusterConfigError(
+        `${why} but ${f} does not exist: mount the pod's service account token (automountServiceAccountToken) or unset it`,
+      );
+    }
+  }
+  return { tokenFile, caFile };
+}
+
 function inCluster(env: Env, host: string): ClusterSource {
   const port = env.KUBERNETES_SERVICE_PORT ?? '443';
   if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
@@ -30,16 +44,7 @@ function inCluster(env: Env, host: string): ClusterSource {
       `KUBERNETES_SERVICE_HOST=${JSON.stringify(host)} is not a host name or address`,
     );
   }
-  const dir = env.K8S_SERVICE_ACCOUNT_DIR ?? DEFAULT_SERVICE_ACCOUNT_DIR;
-  const tokenFile = join(dir, 'token');
-  const caFile = join(dir, 'ca.crt');
-  for (const f of [tokenFile, caFile]) {
-    if (!existsSync(f)) {
-      throw new ClusterConfigError(
-        `KUBERNETES_SERVICE_HOST is set but ${f} does not exist: mount the pod's service account token (automountServiceAccountToken) or unset KUBERNETES_SERVICE_HOST`,
-      );
-    }
-  }
+  const { tokenFile, caFile } = serviceAccount(env, 'KUBERNETES_SERVICE_HOST is set');
   // Always HTTPS verified by the service account's CA: the token must never travel in clear text.
   const h = isIP(host) === 6 ? `[${host}]` : host;
   return { kind: 'in-cluster', server: `https://${h}:${port}`, tokenFile, caFile };
@@ -49,7 +54,12 @@ function inCluster(env: Env, host: string): ClusterSource {
  * The API server ipamd should talk to, or null when there is none. Throws ClusterConfigError when
  * the environment points at one that cannot work (missing kubeconfig, bad port, no token mounted).
  */
-export function detectClusterSource(env: Env): ClusterSource | null {
+export function detectClusterSource(env: Env, opts: { endpoint?: string | null } = {}): ClusterSource | null {
+  // CLUSTER_ENDPOINT (config.ts validated it: https://host[:port]): the API server itself with the pod's
+  // service account, not the service VIP that only works once kube-proxy has programmed the node.
+  if (opts.endpoint) {
+    return { kind: 'in-cluster', server: opts.endpoint, ...serviceAccount(env, 'CLUSTER_ENDPOINT is set') };
+  }
   const host = env.KUBERNETES_SERVICE_HOST?.trim();
   if (host) return inCluster(env, host);
   const kubeconfig = env.KUBECONFIG?.trim();

@@ -14,6 +14,7 @@ import type { K8sAccess } from './access.js';
 import {
   type EniConfigCandidate,
   eniConfigCandidates,
+  isUnschedulable,
   maxPodsOf,
   validateEniConfigObject,
 } from './node-context.js';
@@ -32,6 +33,8 @@ export interface FollowedSettings {
   eniConfig: EniConfigSpec | null;
   /** Why new ENIs must wait (the named ENIConfig is missing or was never valid); null when usable. */
   eniConfigProblem: string | null;
+  /** The node is cordoned (node.kubernetes.io/unschedulable:NoSchedule). */
+  unschedulable?: boolean;
 }
 
 export interface FollowOptions extends ObjectWatchTiming {
@@ -78,6 +81,9 @@ export function describeChange(prev: FollowedSettings, next: FollowedSettings): 
   if (!sameSpec(prev.eniConfig, next.eniConfig)) {
     parts.push(`subnet/security groups ${describeSpec(prev.eniConfig)} → ${describeSpec(next.eniConfig)}`);
   }
+  if ((prev.unschedulable ?? false) !== (next.unschedulable ?? false)) {
+    parts.push(next.unschedulable ? 'node cordoned' : 'node schedulable again');
+  }
   if (prev.eniConfigProblem !== next.eniConfigProblem) {
     parts.push(
       next.eniConfigProblem
@@ -91,7 +97,11 @@ export function describeChange(prev: FollowedSettings, next: FollowedSettings): 
 export class ClusterFollower {
   private settings: FollowedSettings;
   /** The last good reading of the node; null until the first one. */
-  private node: { maxPods: number | undefined; candidates: EniConfigCandidate[] } | null = null;
+  private node: {
+    maxPods: number | undefined;
+    candidates: EniConfigCandidate[];
+    unschedulable: boolean;
+  } | null = null;
   private readonly eniConfigs = new Map<string, EniConfigState>();
   private readonly nodeWatch: ObjectWatch;
   private nodeMissingLogged = false;
@@ -163,6 +173,7 @@ export class ClusterFollower {
       reading = {
         maxPods: maxPodsOf(obj, o.nodeName),
         candidates: o.wantEniConfig ? eniConfigCandidates(obj, o) : [],
+        unschedulable: isUnschedulable(obj),
       };
     } catch (err) {
       o.log.warn(
@@ -252,6 +263,9 @@ export class ClusterFollower {
     const prev = this.settings;
     // A kubelet that has not reported capacity yet does not unset max pods.
     const next: FollowedSettings = { ...prev, maxPods: this.node.maxPods ?? prev.maxPods };
+    // Present once the node has been cordoned (settings of a node never cordoned look as before).
+    if (this.node.unschedulable || prev.unschedulable !== undefined)
+      next.unschedulable = this.node.unschedulable;
     if (this.o.wantEniConfig) Object.assign(next, this.chooseEniConfig(this.node.candidates) ?? {});
     const change = describeChange(prev, next);
     if (change === '') return;

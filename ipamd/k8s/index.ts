@@ -17,10 +17,20 @@ export { createK8sAccess, type K8sAccess, K8sRequestError } from './access.js';
 export { ClusterConfigError, type ClusterSource, detectClusterSource } from './detect.js';
 export { ClusterFollower, type FollowedSettings, type FollowOptions } from './follow.js';
 export { type NodeContext, readNodeContext, validateEniConfigObject } from './node-context.js';
+export {
+  annotatingHandler,
+  POD_IPS_ANNOTATION,
+  PodIpAnnotator,
+  type PodRef,
+  podOfAttachment,
+} from './pod-annotator.js';
 
 /** The API server named by the environment, or null without one. client-node loads on the first request. */
-export function detectCluster(env: Env, opts: { requestTimeoutMs?: number } = {}): K8sAccess | null {
-  const source = detectClusterSource(env);
+export function detectCluster(
+  env: Env,
+  opts: { requestTimeoutMs?: number; endpoint?: string | null } = {},
+): K8sAccess | null {
+  const source = detectClusterSource(env, { endpoint: opts.endpoint ?? null });
   return source ? createK8sAccess(source, opts) : null;
 }
 
@@ -44,6 +54,8 @@ export interface ClusterSettings {
   eniConfigName: string | null;
   /** securityGroups is empty when the ENIConfig lists none: use the primary ENI's. */
   eniConfig: { subnet: string; securityGroups: string[] } | null;
+  /** Cordoned at start (node.kubernetes.io/unschedulable:NoSchedule); absent when not. */
+  unschedulable?: true;
 }
 
 /**
@@ -67,6 +79,7 @@ export async function readClusterSettings(o: ClusterOptions): Promise<ClusterSet
     maxPods: ctx.maxPods ?? null,
     eniConfigName: ctx.eniConfigName ?? null,
     eniConfig: ctx.eniConfig ?? null,
+    ...(ctx.unschedulable ? { unschedulable: true as const } : {}),
   };
   o.log.info(
     {

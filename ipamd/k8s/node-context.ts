@@ -39,6 +39,8 @@ export interface NodeContext {
   eniConfigNameSource?: EniConfigNameSource;
   /** securityGroups is empty when the ENIConfig lists none: the primary ENI's groups apply (the reference's rule). */
   eniConfig?: { subnet: string; securityGroups: string[] };
+  /** Cordoned (AWS_MANAGE_ENIS_NON_SCHEDULABLE decides whether ipamd still changes ENIs). */
+  unschedulable?: boolean;
 }
 
 type Obj = Record<string, unknown>;
@@ -62,6 +64,19 @@ function podQuantity(v: unknown, where: string, nodeName: string): number | unde
     throw new Error(`node '${nodeName}': ${where} ${JSON.stringify(v)} is not a pod count (1-10000)`);
   }
   return Number(s);
+}
+
+/** Cordoned: the kubelet's node.kubernetes.io/unschedulable:NoSchedule taint (what the reference checks). */
+export function isUnschedulable(node: Obj): boolean {
+  const taints = (node.spec as { taints?: unknown } | undefined)?.taints;
+  if (!Array.isArray(taints)) return false;
+  return taints.some(
+    (t) =>
+      t !== null &&
+      typeof t === 'object' &&
+      (t as Obj).key === 'node.kubernetes.io/unschedulable' &&
+      (t as Obj).effect === 'NoSchedule',
+  );
 }
 
 export function maxPodsOf(node: Obj, nodeName: string): number | undefined {
@@ -166,6 +181,7 @@ export async function readNodeContext(access: K8sAccess, opts: NodeContextOption
   const ctx: NodeContext = {};
   const maxPods = maxPodsOf(node, opts.nodeName);
   if (maxPods !== undefined) ctx.maxPods = maxPods;
+  if (isUnschedulable(node)) ctx.unschedulable = true;
   if (!opts.customNetworking) return ctx;
 
   const candidates = eniConfigCandidates(node, opts);

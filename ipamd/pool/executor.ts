@@ -44,7 +44,7 @@ export interface ExecutorDeps {
    * before a crash, or someone else's): the daemon reconciles soon, which adopts it, instead of this
    * executor retrying the same index until the next periodic reconciliation.
    */
-  onStrayAttachment?: () => void;
+  onStrayAttachment?: (deviceNumber: number) => void;
 }
 
 /** EC2's words when the device index is taken. */
@@ -155,7 +155,7 @@ export class PoolExecutor {
     } catch (err) {
       // An unattached ENI is a leak: remove it now rather than waiting for leaked-ENI cleanup.
       log.warn({ eniId: created.id, err: (err as Error).message }, 'attach failed; deleting the new ENI');
-      if (DEVICE_INDEX_TAKEN.test((err as Error).message)) this.d.onStrayAttachment?.();
+      if (DEVICE_INDEX_TAKEN.test((err as Error).message)) this.d.onStrayAttachment?.(deviceNumber);
       await ec2
         .deleteNetworkInterface(created.id)
         .catch((e) =>

@@ -60,6 +60,21 @@ export class PoolManager {
     return this.o.limits;
   }
 
+  /** Why ENIs and addresses must not be added, nor ENIs removed, right now (a cordoned node); null: free. */
+  private held: string | null = null;
+
+  get changesHeld(): string | null {
+    return this.held;
+  }
+
+  /** Holds every change but returning free addresses (AWS_MANAGE_ENIS_NON_SCHEDULABLE=false on a cordoned node). */
+  holdEniChanges(reason: string | null): void {
+    if (reason === this.held) return;
+    if (reason) this.o.log.info({ reason }, 'pool changes held');
+    else this.o.log.info({ was: this.held }, 'pool changes no longer held');
+    this.held = reason;
+  }
+
   /** New limits (max pods changed on the node) for the next plan; the caller kicks the pool. */
   setLimits(limits: PoolLimits): void {
     this.o.limits = limits;
@@ -129,6 +144,10 @@ export class PoolManager {
           break;
         }
         const shrinking = action.kind === 'release' || action.kind === 'delete-eni';
+        if (this.held && action.kind !== 'release') {
+          this.setBlocked({ reason: this.held, permanent: false });
+          break;
+        }
         if (this.o.disableProvisioning) {
           // Another agent owns ENIs and addresses; ipamd only uses what reconciliation finds.
           this.setBlocked(

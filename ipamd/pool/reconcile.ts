@@ -14,7 +14,8 @@ import type { Imds, ImdsEni } from '../aws/imds.js';
 import type { Datastore, EniInfo, EniRecord } from '../datastore/datastore.js';
 import type { Logger } from '../log.js';
 import { reconcileCount } from '../metrics.js';
-import { type HostNetwork, TAG_NO_MANAGE } from './executor.js';
+import type { HostNetwork } from './executor.js';
+import { isManaged } from './ownership.js';
 
 export interface ReconcileDeps {
   imds: Imds;
@@ -30,6 +31,8 @@ export interface ReconcileDeps {
   /** How long EC2 and IMDS must keep agreeing that an ENI is gone before it is forgotten. */
   consistencyWindowMs: number;
   now?: () => number;
+  /** MANAGE_UNTAGGED_ENI (default true): adopt attached ENIs without this instance's tag. */
+  manageUntagged?: boolean;
 }
 
 export interface ReconcileReport {
@@ -185,12 +188,13 @@ export class Reconciler {
   ): Promise<void> {
     const { ds, log } = this.d;
     let rec = ds.getEni(id);
-    if (t.tags[TAG_NO_MANAGE] === 'true') {
+    const rule = { instanceId: this.d.instanceId, manageUntagged: this.d.manageUntagged ?? true };
+    if (!isManaged({ tags: t.tags, isPrimary: (t.attachment?.deviceIndex ?? -1) === 0 }, rule)) {
       // Held on IMDS's word at start and not ipamd's after all: let go of it unless pods hold addresses.
       if (rec?.unconfirmed && !ds.removeEni(id)) {
         log.error(
           { eniId: id },
-          'reconcile: ENI is tagged no_manage but pods hold its addresses; keeping them',
+          "reconcile: ENI is not ipamd's to manage (no_manage, or untagged with MANAGE_UNTAGGED_ENI=false) but pods hold its addresses; keeping them",
         );
         return;
       }

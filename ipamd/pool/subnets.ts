@@ -1,7 +1,8 @@
 /**
  * Which subnet a new ENI goes into, and which subnets are backing off after running out of addresses.
- * Candidates: the ENIConfig subnet under custom networking; otherwise the primary ENI's subnet plus,
- * with ENABLE_SUBNET_DISCOVERY, the subnets of the VPC and AZ tagged kubernetes.io/role/cni=1.
+ * Candidates: the ENIConfig subnet under custom networking; otherwise the primary ENI's subnet (unless
+ * tagged kubernetes.io/role/cni=0) plus, with ENABLE_SUBNET_DISCOVERY, the subnets of the VPC and AZ
+ * that subnetUsable() admits (the reference's v1.22+ tag rules, scoped by CLUSTER_NAME).
  * A full subnet (InsufficientFreeAddressesInSubnet / InsufficientCidrBlocks) is skipped for an
  * exponentially growing time so ipamd does not hammer EC2 with calls that cannot succeed.
  */
@@ -9,6 +10,58 @@ import type { Ec2Api } from '../aws/ec2.js';
 import type { Logger } from '../log.js';
 
 export const CNI_SUBNET_TAG = 'kubernetes.io/role/cni';
+/** `<prefix><CLUSTER_NAME>` on a subnet reserves it for the clusters it names (v1.22+). */
+export const CLUSTER_SUBNET_TAG_PREFIX = 'cni.networking.k8s.aws/cluster/';
+
+/**
+ * The reference's (v1.22+) rule for a subnet ENIs may go to: kubernetes.io/role/cni=0 excludes it,
+ * the node's own subnet included; another subnet needs the tag (any other value); a subnet carrying
+ * cni.networking.k8s.aws/cluster/<name> tags serves only those clusters (checked with CLUSTER_NAME).
+ * The node's own subnet without the role tag is always usable.
+ */
+export function subnetUsable(
+  tags: Record<string, string>,
+  isPrimarySubnet: boolean,
+  clusterName: string | null,
+): boolean {
+  const role = tags[CNI_SUBNET_TAG];
+  if (role === '0') return false;
+  if (role === undefined || role === '') return isPrimarySubnet;
+  if (!clusterName) return true;
+  const clusterTags = Object.keys(tags).filter((k) => k.startsWith(CLUSTER_SUBNET_TAG_PREFIX));
+  return clusterTags.length === 0 || clusterTags.includes(CLUSTER_SUBNET_TAG_PREFIX + clusterName);
+}
+
+/** Whether an attached ENI's subnet takes no new pods (the reference's IsSubnetExcluded): role=0, or reserved for other clusters. */
+export function subnetExcluded(tags: Record<string, string>, clusterName: string | null): boolean {
+  const role = tags[CNI_SUBNET_TAG];
+  if (role === undefined || role === '') return false;
+  return !subnetUsable(tags, false, clusterName);
+}
+
+/**
+ * Of `subnetIds` (the attached ENIs' subnets), those subnetExcluded() names: no new pod address goes there.
+ * One DescribeSubnets; when it fails the answer is "none excluded" (the reference proceeds too).
+ */
+export async function excludedSubnets(
+  ec2: Ec2Api,
+  subnetIds: string[],
+  clusterName: string | null,
+  log: Logger,
+): Promise<Set<string>> {
+  const ids = [...new Set(subnetIds)];
+  if (ids.length === 0) return new Set();
+  try {
+    const found = await ec2.describeSubnets([{ Name: 'subnet-id', Values: ids }]);
+    const out = new Set(found.filter((sn) => subnetExcluded(sn.tags, clusterName)).map((sn) => sn.id));
+    if (out.size > 0)
+      log.warn({ subnets: [...out] }, `subnets excluded by their ${CNI_SUBNET_TAG} / cluster tags`);
+    return out;
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'cannot read subnet tags; no subnet is treated as excluded');
+    return new Set();
+  }
+}
 
 interface Candidate {
   id: string;
@@ -27,6 +80,10 @@ export interface SubnetPickerOptions {
   primary: { subnetId: string; securityGroups: string[] };
   customSubnet: { subnetId: string; securityGroups: string[] } | null;
   discovery: { vpcId: string; availabilityZone: string } | null;
+  /** CLUSTER_NAME: subnets reserved for other clusters (cni.networking.k8s.aws/cluster/...) are skipped. */
+  clusterName?: string | null;
+  /** Discovery off: the node's subnet is still checked for kubernetes.io/role/cni=0 in this VPC. */
+  vpc?: { vpcId: string; availabilityZone: string } | null;
   ec2: Ec2Api;
   log: Logger;
   now?: () => number;
@@ -55,28 +112,46 @@ export class SubnetPicker {
     this.candidates = [{ id: first.subnetId, securityGroups: first.securityGroups, available: -1 }];
   }
 
-  /** Re-reads the tagged subnets (discovery only, at most once per refresh period). */
+  /** Re-reads the VPC's subnets in the zone and their tags (at most once per refresh period). */
   async refresh(force = false): Promise<void> {
-    const d = this.opts.discovery;
-    if (!d || this.custom) return;
+    const where = this.opts.discovery ?? this.opts.vpc ?? null;
+    if (!where || this.custom) return;
     if (!force && !this.stale && this.now() - this.refreshedAt < (this.opts.refreshMs ?? 60_000)) return;
-    const tagged = await this.opts.ec2.describeSubnets([
-      { Name: 'vpc-id', Values: [d.vpcId] },
-      { Name: 'availability-zone', Values: [d.availabilityZone] },
-      { Name: `tag:${CNI_SUBNET_TAG}`, Values: ['1'] },
-    ]);
     const primary = this.opts.primary;
-    const known = new Map(tagged.map((s) => [s.id, s.availableAddresses]));
+    const clusterName = this.opts.clusterName ?? null;
+    // v1.22+: every subnet of the zone is read and judged by its tags (role=0 excludes, also the node's).
+    const subnets = await this.opts.ec2.describeSubnets([
+      { Name: 'vpc-id', Values: [where.vpcId] },
+      { Name: 'availability-zone', Values: [where.availabilityZone] },
+      ...(this.opts.discovery ? [] : [{ Name: 'subnet-id', Values: [primary.subnetId] }]),
+    ]);
+    const own = subnets.find((sn) => sn.id === primary.subnetId);
+    const primaryUsable = !own || subnetUsable(own.tags, true, clusterName);
+    const others = this.opts.discovery
+      ? subnets.filter((sn) => sn.id !== primary.subnetId && subnetUsable(sn.tags, false, clusterName))
+      : [];
     this.candidates = [
-      {
-        id: primary.subnetId,
+      ...(primaryUsable
+        ? [
+            {
+              id: primary.subnetId,
+              securityGroups: primary.securityGroups,
+              available: own?.availableAddresses ?? -1,
+            },
+          ]
+        : []),
+      ...others.map((sn) => ({
+        id: sn.id,
         securityGroups: primary.securityGroups,
-        available: known.get(primary.subnetId) ?? -1,
-      },
-      ...tagged
-        .filter((s) => s.id !== primary.subnetId)
-        .map((s) => ({ id: s.id, securityGroups: primary.securityGroups, available: s.availableAddresses })),
+        available: sn.availableAddresses,
+      })),
     ];
+    if (!primaryUsable) {
+      this.opts.log.warn(
+        { subnetId: primary.subnetId },
+        `the node's subnet is tagged ${CNI_SUBNET_TAG}=0 (or reserved for another cluster): no ENI goes there`,
+      );
+    }
     this.refreshedAt = this.now();
     this.stale = false;
     this.opts.log.debug({ subnets: this.candidates }, 'subnet candidates refreshed');
@@ -84,7 +159,7 @@ export class SubnetPicker {
 
   /** Refreshes only after a subnet ran full (cheap to call on every pool tick). */
   async refreshIfStale(): Promise<void> {
-    if (this.stale && this.opts.discovery && !this.custom) await this.refresh();
+    if (this.stale && (this.opts.discovery || this.opts.vpc) && !this.custom) await this.refresh();
   }
 
   /** Custom networking: the subnet and groups for the NEXT ENI (ENIs already attached stay put). */
@@ -123,6 +198,9 @@ export class SubnetPicker {
     if (this.held) return this.held;
     if (this.pick()) return null;
     const now = this.now();
+    if (this.candidates.length === 0) {
+      return `no subnet may take a new ENI: the node's is tagged ${CNI_SUBNET_TAG}=0 and no other is tagged for this cluster`;
+    }
     return this.candidates
       .map((c) => {
         const b = this.backoff.get(c.id)!;

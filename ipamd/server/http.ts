@@ -3,6 +3,7 @@
  * fixed routes, every error answered as JSON, graceful close. Every listener is bounded (HttpLimits):
  * a connection cap (conn-guard.ts) and timeouts for idle, slow and never-finishing clients.
  */
+import { chmod, lstat, unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
@@ -43,8 +44,9 @@ export interface RouteReply {
 export type Route = () => Promise<RouteReply> | RouteReply;
 
 export interface HttpServer {
-  /** The bound address, e.g. "127.0.0.1:61679" (the real port when bound to port 0). */
+  /** The bound address, e.g. "127.0.0.1:61679" (the real port when bound to port 0) or "unix:/path". */
   readonly address: string;
+  /** 0 on a Unix socket. */
   readonly port: number;
   /** Connections held now (at most the cap). */
   readonly connections: number;
@@ -65,9 +67,13 @@ export async function startHttpServer(opts: {
   /** For tests: tighter limits than HTTP_LIMITS. */
   limits?: Partial<HttpLimits>;
 }): Promise<HttpServer> {
-  const { host, port } = parseBind(opts.bind, opts.bindName);
+  // `unix:<path>` (INTROSPECTION_BIND_ADDRESS, as the reference allows): a root-only Unix socket.
+  const unixPath = opts.bind.startsWith('unix:') ? opts.bind.slice('unix:'.length) : null;
+  const { host, port } =
+    unixPath === null ? parseBind(opts.bind, opts.bindName) : { host: undefined, port: 0 };
   const { log, routes } = opts;
   const limits = { ...HTTP_LIMITS, ...opts.limits };
+  if (unixPath !== null) await removeStaleSocket(unixPath, opts.bindName);
 
   const server = createServer(
     {
@@ -95,17 +101,26 @@ export async function startHttpServer(opts: {
     server.once('error', (err: NodeJS.ErrnoException) => {
       reject(new Error(`cannot listen on ${opts.bindName} "${opts.bind}": ${err.code ?? err.message}`));
     });
-    server.listen({ host, port }, () => resolve());
+    if (unixPath !== null) server.listen({ path: unixPath }, () => resolve());
+    else server.listen({ host, port }, () => resolve());
   });
   server.on('error', (err) => log.error({ err }, 'http server error'));
-  const addr = server.address() as AddressInfo;
-  const address = addr.family === 'IPv6' ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`;
+  let address: string;
+  let boundPort = 0;
+  if (unixPath !== null) {
+    await chmod(unixPath, 0o600);
+    address = `unix:${unixPath}`;
+  } else {
+    const addr = server.address() as AddressInfo;
+    address = addr.family === 'IPv6' ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`;
+    boundPort = addr.port;
+  }
   log.info({ address }, `serving ${opts.bindName}`);
 
   let closing: Promise<void> | undefined;
   return {
     address,
-    port: addr.port,
+    port: boundPort,
     get connections() {
       return guard.size;
     },
@@ -118,6 +133,15 @@ export async function startHttpServer(opts: {
       return closing;
     },
   };
+}
+
+/** A socket file left by an earlier run is replaced; anything else at that path is an error. */
+async function removeStaleSocket(path: string, bindName: string): Promise<void> {
+  const st = await lstat(path).catch(() => null);
+  if (!st) return;
+  if (!st.isSocket())
+    throw new Error(`cannot listen on ${bindName} "unix:${path}": it exists and is not a socket`);
+  await unlink(path);
 }
 
 async function serve(

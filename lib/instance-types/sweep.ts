@@ -101,7 +101,7 @@ export interface PreviousEntry {
   vcpusSource?: string;
 }
 
-/** The instance-types.json shape (as ../shared/data has it), keys sorted. */
+/** The instance-types.json shape (as lib/instance-types/seed/instance-types.json has it), keys sorted. */
 export function toInstanceTypesJson(
   merged: Map<string, InstanceTypeLimits>,
   previous: Record<string, PreviousEntry> = {},

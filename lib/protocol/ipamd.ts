@@ -9,7 +9,7 @@ import { CONTAINER_ID_RE, ifNameProblem, labelProblem, NETWORK_NAME_RE, netnsPat
 export const PROTOCOL_VERSION = 1;
 /** Requests longer than this are rejected without being parsed. */
 export const MAX_REQUEST_BYTES = 64 * 1024;
-export const DEFAULT_SOCKET_PATH = '/var/run/aws-node/ipamd.sock';
+export const DEFAULT_SOCKET_PATH = '/var/run/aws-node/vpc-cni.sock';
 
 /** Identifies one pod attachment; assignment is idempotent on it. */
 export interface AttachmentKey {
@@ -213,6 +213,14 @@ function addressList(o: Record<string, unknown>): string[] | undefined {
 export function parseRequest(line: string): Request {
   if (Buffer.byteLength(line) > MAX_REQUEST_BYTES) {
     throw new ProtocolError('bad_request', `request larger than ${MAX_REQUEST_BYTES} bytes`);
+  }
+  // A gRPC (HTTP/2) or HTTP client dialled the wrong socket: the AWS VPC CNI's ipamd.sock API is not served here.
+  const foreign = /^(PRI \* HTTP\/2\.0|[A-Z]+ \S+ HTTP\/1\.[01])\r?$/.exec(line);
+  if (foreign) {
+    throw new ProtocolError(
+      'bad_request',
+      `the client speaks ${foreign[1]!.startsWith('PRI') ? 'gRPC (HTTP/2)' : 'HTTP/1'}, not vpc-cni's NDJSON protocol: it expects the AWS VPC CNI's gRPC API (e.g. the network policy agent), which vpc-cni does not serve (docs/migration.md)`,
+    );
   }
   let obj: unknown;
   try {

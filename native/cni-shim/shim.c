@@ -49,7 +49,7 @@
 #define MAX_REQ (64 * 1024)
 #define MAX_OUT (1024 * 1024)
 #define ANSWER_TIMEOUT_S 60  /* ADD may wait on ipamd's checkpoint; ipamd answers 11 when it cannot */
-#define DEFAULT_SOCKET "/var/run/aws-node/ipamd.sock"
+#define DEFAULT_SOCKET "/var/run/aws-node/vpc-cni.sock"
 #define FRAME "{\"v\":1,\"ok\":true,\"result\":{\"exitCode\":"
 
 extern char **environ;

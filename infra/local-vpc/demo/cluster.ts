@@ -80,7 +80,7 @@ export class Cluster {
         instance,
         nodeName: nodeNameOf(instance.primaryIp),
         dir,
-        socketPath: join(dir, 'ipamd.sock'),
+        socketPath: join(dir, 'vpc-cni.sock'),
         logPath: join(dir, 'ipamd.log'),
       });
     }
@@ -106,6 +106,11 @@ export class Cluster {
             IPAMD_CHECKPOINT_PATH: join(node.dir, 'ipam.json'),
             CNI_CONF_DIR: join(node.dir, 'net.d'),
             CLUSTER_NAME: 'vpccni-demo',
+            // The demo keeps every file in the node's directory: ipamd's log on stderr (into ipamd.log),
+            // the plugin's beside it.
+            AWS_VPC_K8S_CNI_LOG_FILE: 'stderr',
+            AWS_VPC_K8S_PLUGIN_LOG_FILE: join(node.dir, 'plugin.log'),
+            IPAMD_PLUGIN_LOG_DIR: node.dir,
           },
           stdio: ['ignore', log, log],
         },

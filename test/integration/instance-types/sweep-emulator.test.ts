@@ -29,7 +29,9 @@ describe('sweep against the EC2 emulator', () => {
     const b = await sweepRegion('eu-west-1', client('eu-west-1'));
     expect(a.types).toHaveLength(1391);
     expect(server.calls.count('DescribeInstanceTypes')).toBe(2 * 14); // 1391 types, 100 a page, two regions
-    const seed = JSON.parse(readFileSync('../shared/data/instance-types.json', 'utf8')) as InstanceTypeJson;
+    const seed = JSON.parse(
+      readFileSync('lib/instance-types/seed/instance-types.json', 'utf8'),
+    ) as InstanceTypeJson;
     const swept = toInstanceTypesJson(mergeRegionSweeps([a, b]), seed) as InstanceTypeJson;
     const strip = (t: InstanceTypeJsonEntry) => {
       const { vcpusSource: _source, ...rest } = t;

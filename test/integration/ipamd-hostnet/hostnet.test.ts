@@ -29,6 +29,8 @@ interface RouteJ {
 interface RuleJ {
   priority: number;
   src?: string;
+  dst?: string;
+  dstlen?: number;
   fwmark?: string;
   fwmask?: string;
   table: string;
@@ -207,6 +209,35 @@ describe('node host networking (setupNodeNetwork, run inside the node namespace)
     expect(save.match(/-j SNAT/g)).toHaveLength(1);
     expect(save.match(/-A POSTROUTING -m comment --comment "AWS SNAT CHAIN"/g)).toHaveLength(1);
     expect(save).toContain('-j SNAT --to-source 10.0.0.10 --random-fully\n');
+  });
+
+  it('AWS_VPC_K8S_CNI_CONNMARK and AWS_EXTERNAL_SERVICE_CIDRS: another mark bit, main-table rules at 1535', async () => {
+    const res = await topo.hostnet([
+      {
+        do: 'setupNode',
+        cfg: { ...nodeCfg, connmark: 0x100, externalServiceCidrs: ['192.0.2.0/24', '203.0.113.0/25'] },
+      },
+    ]);
+    expect(res.error).toBeUndefined();
+    const save = topo.iptablesSave().split('\n');
+    expect(save).toContain(
+      '-A AWS-CONNMARK-CHAIN-0 -m comment --comment "AWS, CONNMARK" -j CONNMARK --set-xmark 0x100/0x100',
+    );
+    expect(save.some((l) => l.includes('0x80/0x80'))).toBe(false);
+    const at = (p: number) => rules().filter((r) => r.priority === p);
+    expect(at(1024)).toEqual([expect.objectContaining({ fwmark: '0x100', fwmask: '0x100', table: 'main' })]);
+    expect(
+      at(1535)
+        .map((r) => [`${r.dst}/${r.dstlen}`, r.table])
+        .sort(),
+    ).toEqual([
+      ['192.0.2.0/24', 'main'],
+      ['203.0.113.0/25', 'main'],
+    ]);
+    // Back to the defaults: the old mark and every external-service rule are gone.
+    expect((await topo.hostnet([{ do: 'setupNode', cfg: nodeCfg }])).error).toBeUndefined();
+    expect(at(1535)).toEqual([]);
+    expect(at(1024)).toEqual([expect.objectContaining({ fwmark: '0x80', fwmask: '0x80', table: 'main' })]);
   });
 
   it('randomize none has no flag', async () => {

@@ -39,12 +39,20 @@ describe.skipIf(bundleMissing())('ipamd cold start', () => {
     // The CNI conflist is written once ipamd serves.
     const conf = JSON.parse(readFileSync(join(ipamd.dir, 'net.d', '10-aws.conflist'), 'utf8'));
     expect(conf.plugins).toEqual([
-      { type: 'aws-cni', name: 'aws-cni', cniVersion: '1.0.0', ipamdSocket: ipamd.socketPath },
+      {
+        type: 'aws-cni',
+        name: 'aws-cni',
+        cniVersion: '1.0.0',
+        ipamdSocket: ipamd.socketPath,
+        pluginLogFile: join(ipamd.dir, 'log', 'plugin.log'),
+        pluginLogLevel: 'debug',
+      },
       { type: 'portmap', capabilities: { portMappings: true }, snat: true },
     ]);
     // Introspection and metrics answer inside the instance.
     const enis = await s.vpc.exec(node, 'curl', ['-s', 'http://127.0.0.1:61679/v1/enis']);
-    expect(JSON.parse(enis.stdout)).toHaveLength(2);
+    // The reference's shape: network card -> ENIs by id.
+    expect(Object.keys(JSON.parse(enis.stdout)['0'].ENIs)).toHaveLength(2);
     const metrics = await s.vpc.exec(node, 'curl', ['-s', 'http://127.0.0.1:61678/metrics']);
     expect(metrics.stdout).toMatch(/awscni_eni_allocated 2/);
     expect(metrics.stdout).toMatch(/awscni_assigned_ip_addresses 1/);

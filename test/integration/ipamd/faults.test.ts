@@ -80,6 +80,9 @@ describe.skipIf(bundleMissing())('ipamd under EC2 faults', () => {
     const survivor = await s.launch('m5.large');
     const second = s.startIpamd(survivor, {
       ...cluster,
+      // Sweeping another instance's ENIs is asked for, not the default.
+      IPAMD_LEAKED_ENI_SCOPE: 'cluster',
+      IPAMD_LEAKED_ENI_START_DELAY_MAX_SECONDS: '0',
       IPAMD_LEAKED_ENI_INTERVAL_SECONDS: '1',
       IPAMD_LEAKED_ENI_AGE_SECONDS: '1',
     });

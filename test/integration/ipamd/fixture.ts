@@ -202,6 +202,10 @@ export class Scenario {
         CNI_CONF_DIR: join(d, 'net.d'),
         IPAMD_POOL_CHECK_INTERVAL_SECONDS: '0.5',
         AWS_VPC_K8S_CNI_LOGLEVEL: 'debug',
+        // The test reads the log from stderr; plugin logs stay in the run's directory.
+        AWS_VPC_K8S_CNI_LOG_FILE: 'stderr',
+        AWS_VPC_K8S_PLUGIN_LOG_FILE: join(d, 'log', 'plugin.log'),
+        IPAMD_PLUGIN_LOG_DIR: join(d, 'log'),
         ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

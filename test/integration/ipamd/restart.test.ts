@@ -13,7 +13,11 @@ describe.skipIf(bundleMissing())('ipamd restarts', () => {
 
   it('kill -9 in the middle of allocation: after restart nothing is lost or double-assigned', async () => {
     const node = await s.launch('m5.large');
-    const env = { IPAMD_LEAKED_ENI_INTERVAL_SECONDS: '1', IPAMD_LEAKED_ENI_AGE_SECONDS: '1' };
+    const env = {
+      IPAMD_LEAKED_ENI_INTERVAL_SECONDS: '1',
+      IPAMD_LEAKED_ENI_AGE_SECONDS: '1',
+      IPAMD_LEAKED_ENI_START_DELAY_MAX_SECONDS: '0',
+    };
     const first = s.startIpamd(node, env);
     await first.waitServing();
     // Slow ENI creation so the kill lands while an ENI is being created and attached.

@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { buildApp } from '../../../cdk/main.js';
 import { isArm64 } from '../../../cdk/stack.js';
-import { KUBELET_CONFIG_DROPIN, userDataParts } from '../../../cdk/user-data.js';
+import { NODEADM_DROPIN, userDataParts } from '../../../cdk/user-data.js';
 import { type K8sObject, renderChart } from '../../../infra/helm/chart.js';
 import { loadIpamdPolicy } from '../../../infra/iam/policy.js';
 import { bundleMaxPods, calculatorSays, ROOT, run, startFakeImds } from '../deploy/helpers.js';
@@ -228,15 +229,13 @@ describe('the user data’s max pods come from the calculator for the chosen ins
         )['text/x-shellscript']!;
         const env = /<<'VPCCNI_ENV'\n([\s\S]*?)\nVPCCNI_ENV/.exec(script)![1]!;
         const hookLine = script.split('\n').find((l) => l.startsWith('/usr/local/bin/vpc-cni-bootstrap'))!;
-        expect(hookLine).toBe(
-          `/usr/local/bin/vpc-cni-bootstrap --output kubelet-config > ${KUBELET_CONFIG_DROPIN}`,
-        );
+        expect(hookLine).toBe(`/usr/local/bin/vpc-cni-bootstrap --output nodeconfig > ${NODEADM_DROPIN}`);
         expect(script.indexOf('install.sh')).toBeLessThan(script.indexOf(hookLine));
         const envFile = join(t, 'ipamd.env');
         writeFileSync(envFile, `${env}\n`);
         const { stdout } = await run(
           join(root, 'usr/local/bin/vpc-cni-bootstrap'),
-          ['--env-file', envFile, '--output', 'kubelet-config'],
+          ['--env-file', envFile, '--output', 'nodeconfig'],
           {
             env: {
               PATH: process.env.PATH,
@@ -245,7 +244,11 @@ describe('the user data’s max pods come from the calculator for the chosen ins
             },
           },
         );
-        out.push(JSON.parse(stdout).maxPods);
+        const drop = parseYaml(stdout);
+        expect(drop.kind).toBe('NodeConfig');
+        // nodeadm sizes kubeReserved from the expression: the same number as the kubelet's maxPods.
+        expect(Number(drop.spec.kubelet.maxPodsExpression)).toBe(drop.spec.kubelet.config.maxPods);
+        out.push(drop.spec.kubelet.config.maxPods);
       }
       return out;
     } finally {

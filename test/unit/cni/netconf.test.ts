@@ -13,7 +13,7 @@ describe('parseNetConf', () => {
       cniVersion: '1.0.0',
       name: 'aws-cni',
       type: 'aws-cni',
-      ipamdSocket: '/var/run/aws-node/ipamd.sock',
+      ipamdSocket: '/var/run/aws-node/vpc-cni.sock',
       pluginLogLevel: 'info',
       portMappings: [],
     });

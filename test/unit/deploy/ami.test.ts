@@ -14,6 +14,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { parseNetConf } from '../../../cni/netconf.js';
 import { IPAMD_NODE_FLAGS } from '../../../ipamd/node-flags.js';
 import { DEFAULT_SOCKET_PATH } from '../../../lib/protocol/ipamd.js';
@@ -119,6 +120,36 @@ describe('infra/ami/install.sh into a DESTDIR', () => {
     const link = join(root, 'etc/systemd/system/multi-user.target.wants/vpc-cni-ipamd.service');
     expect(lstatSync(link).isSymbolicLink()).toBe(true);
     expect(readlinkSync(link)).toBe('/etc/systemd/system/vpc-cni-ipamd.service');
+  });
+
+  it('enables the nodeadm drop-in unit (AL2023 AMIs) only when asked, with its drop-in directory', () => {
+    const dest = join(t, 'root-nodeadm');
+    expect(install([], dest).status).toBe(0);
+    expect(existsSync(join(dest, 'etc/systemd/system/vpc-cni-nodeadm.service'))).toBe(true);
+    expect(existsSync(join(dest, 'etc/systemd/system/multi-user.target.wants/vpc-cni-nodeadm.service'))).toBe(
+      false,
+    );
+    expect(install(['--enable-nodeadm-dropin'], dest).status).toBe(0);
+    const link = join(dest, 'etc/systemd/system/multi-user.target.wants/vpc-cni-nodeadm.service');
+    expect(readlinkSync(link)).toBe('/etc/systemd/system/vpc-cni-nodeadm.service');
+    expect(statSync(join(dest, 'etc/eks/nodeadm.d')).isDirectory()).toBe(true);
+    const unit = readFileSync(join(AMI, 'vpc-cni-nodeadm.service'), 'utf8');
+    expect(unit).toMatch(/^Before=nodeadm-run\.service$/m);
+    expect(unit).toContain('vpc-cni-bootstrap --output nodeconfig');
+    expect(unit).toContain('/etc/eks/nodeadm.d/20-vpc-cni.yaml');
+    const units = join(t, 'units-nodeadm');
+    mkdirSync(units, { recursive: true });
+    writeFileSync(join(units, 'vpc-cni-nodeadm.service'), unit);
+    const r = spawnSync('systemd-analyze', ['verify', '--man=no', join(units, 'vpc-cni-nodeadm.service')], {
+      encoding: 'utf8',
+    });
+    expect(
+      r.stderr
+        .split('\n')
+        .filter(
+          (l) => l !== '' && !/nodeadm-(run|config)\.service|\/usr\/local\/bin\/vpc-cni-bootstrap/.test(l),
+        ),
+    ).toEqual([]);
   });
 
   it('refuses to install without the bundles or a usable Node.js, saying what to do', () => {
@@ -261,6 +292,26 @@ describe('vpc-cni-bootstrap (kubelet --max-pods from IMDS and the calculator)', 
     });
   });
 
+  it('prints a nodeadm NodeConfig drop-in (AL2023): maxPods and the expression nodeadm sizes kubeReserved from', async () => {
+    const plain = parseYaml((await hook('', ['--output', 'nodeconfig'])).stdout);
+    expect(plain).toEqual({
+      apiVersion: 'node.eks.aws/v1alpha1',
+      kind: 'NodeConfig',
+      spec: { kubelet: { maxPodsExpression: '29', config: { maxPods: 29 } } },
+    });
+    const custom = parseYaml(
+      (await hook('AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true\nMAX_PODS=17\n', ['--output', 'nodeconfig']))
+        .stdout,
+    );
+    expect(custom.spec.kubelet).toEqual({
+      maxPodsExpression: '17',
+      config: { maxPods: 17 },
+      flags: ['--node-labels=k8s.amazonaws.com/eniConfig=us-west-2b'],
+    });
+    // nodeadm: kubeReserved memory = 11 MiB per pod + 255 MiB, of the expression's value.
+    expect(11 * Number(custom.spec.kubelet.maxPodsExpression) + 255).toBe(442);
+  });
+
   it('uses MAX_PODS as given, and rejects a bad one', async () => {
     expect((await hook('MAX_PODS=17\n')).stdout.trim()).toBe('17');
     await expect(hook('MAX_PODS=seventeen\n')).rejects.toThrow(
@@ -273,7 +324,7 @@ describe('vpc-cni-bootstrap (kubelet --max-pods from IMDS and the calculator)', 
       /calculator failed/,
     );
     await expect(hook('', ['--output', 'yaml'])).rejects.toThrow(
-      /--output must be number, kubelet-args or kubelet-config/,
+      /--output must be number, nodeconfig, kubelet-args or kubelet-config/,
     );
   });
 });

@@ -62,7 +62,7 @@ const packerVars = new Set(
   [...read('infra/packer/vpc-cni-node.pkr.hcl').matchAll(/^variable "([a-z_]+)"/gm)].map((m) => m[1]!),
 );
 const introspectionPaths = new Set(
-  [...read('ipamd/server/introspection.ts').matchAll(/'(\/v1\/[a-z-]+)'/g)].map((m) => m[1]!),
+  [...read('ipamd/server/introspection.ts').matchAll(/'(\/v1\/[a-z/-]+)'/g)].map((m) => m[1]!),
 );
 const caseFlags = (p: string) =>
   new Set([...read(p).matchAll(/^\s*(?:[-a-z| ]*\|\s*)?(--[a-z-]+)(?:=\*)?\)/gm)].map((m) => m[1]!));
@@ -181,7 +181,8 @@ function checkLine(line: string): string[] {
     if (cmd === 'vpc-cni-bootstrap') {
       flagsOf(bootstrapFlags, 'vpc-cni-bootstrap');
       for (const o of argsOf('--output'))
-        if (!['number', 'kubelet-args', 'kubelet-config'].includes(o)) problems.push(`bad --output ${o}`);
+        if (!['number', 'nodeconfig', 'kubelet-args', 'kubelet-config'].includes(o))
+          problems.push(`bad --output ${o}`);
     }
     if (cmd === 'sh' && args[0]?.endsWith('install.sh')) flagsOf(installFlags, 'install.sh');
     if (cmd === 'kubectl') {

@@ -54,6 +54,8 @@ describe('vpc-cni-init (the DaemonSet init container)', () => {
     if (existsSync(REAL_MAX_PODS)) write(join(src, 'lib/max-pods.mjs'), readFileSync(REAL_MAX_PODS, 'utf8'));
     else write(join(src, 'lib/max-pods.mjs'), 'process.stdout.write("29\\n");\n');
     write(join(src, 'lib/sys.node'), 'addon');
+    // The image's lib/ also holds ipamd's chunk directory, which the host does not need.
+    write(join(src, 'lib/ipamd-chunks/chunk-x.mjs'), 'export {};\n');
     write(join(src, 'cni/portmap'), '#!/bin/sh\necho portmap\n', 0o755);
     write(join(t, 'proc/sys/net/ipv4/ip_forward'), '0\n');
     write(join(t, 'proc/sys/net/ipv4/conf/ens5/rp_filter'), '1\n');
@@ -86,6 +88,7 @@ describe('vpc-cni-init (the DaemonSet init container)', () => {
     expect(out.trim()).toBe('29');
     expect(existsSync(join(t, 'host/opt/vpc-cni/lib/sys.node'))).toBe(true);
     expect(existsSync(join(t, 'host/opt/vpc-cni/bin/node'))).toBe(true);
+    expect(existsSync(join(t, 'host/opt/vpc-cni/lib/ipamd-chunks'))).toBe(false);
   });
 
   it("keeps the node's own portmap", () => {

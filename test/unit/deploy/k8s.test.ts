@@ -157,8 +157,16 @@ describe('the aws-node DaemonSet', () => {
 
   it('runs ipamd with only the capabilities it needs', () => {
     expect(main.securityContext.privileged).toBeUndefined();
+    // Nothing of the runtime's default set; test/integration/node runs ipamd under exactly this.
+    expect(main.securityContext.capabilities.drop).toEqual(['ALL']);
     expect(main.securityContext.capabilities.add.sort()).toEqual(['NET_ADMIN', 'NET_RAW']);
     expect(main.securityContext.readOnlyRootFilesystem).toBe(true);
+  });
+
+  it('adds CHOWN only when the socket is given to a group', () => {
+    const grouped = renderChart({ values: { env: { IPAMD_SOCKET_GROUP: '1234' } } });
+    const c = one(grouped, 'DaemonSet').spec.template.spec.containers.find((x: Any) => x.name === 'aws-node');
+    expect(c.securityContext.capabilities.add.sort()).toEqual(['CHOWN', 'NET_ADMIN', 'NET_RAW']);
   });
 
   it('keeps the socket and checkpoint inside the mounted run directory', () => {

@@ -15,7 +15,7 @@ import {
   validateInstanceTypes,
 } from '../../../scripts/gen-instance-types.mjs';
 
-const SEED = '../shared/data/instance-types.json';
+const SEED = 'lib/instance-types/seed/instance-types.json';
 const seed = JSON.parse(readFileSync(SEED, 'utf8')) as InstanceTypeJson;
 
 describe('generated instance-type table', () => {

@@ -27,7 +27,7 @@ describe('loadConfig', () => {
     expect(c.podMtu).toBe(9001);
     expect(c.vethPrefix).toBe('eni');
     expect(c.snat).toEqual({ enabled: true, randomize: 'prng', excludeCidrs: [] });
-    expect(c.socketPath).toBe('/var/run/aws-node/ipamd.sock');
+    expect(c.socketPath).toBe('/var/run/aws-node/vpc-cni.sock');
     expect(c.socketMode).toBe(0o600);
     expect(c.checkpointPath).toBe('/var/run/aws-node/ipam.json');
     expect(c.cniConfDir).toBe('/etc/cni/net.d');

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 
-/** ../shared/data/eni-max-pods.tsv: "type<TAB>maxPods" lines, # comments. Throws on a malformed line. */
+/** test/data/eni-max-pods.tsv: "type<TAB>maxPods" lines, # comments. Throws on a malformed line. */
 export function readReferenceTable(): Map<string, number> {
   const table = new Map<string, number>();
-  for (const line of readFileSync('../shared/data/eni-max-pods.tsv', 'utf8').split('\n')) {
+  for (const line of readFileSync('test/data/eni-max-pods.tsv', 'utf8').split('\n')) {
     if (line.startsWith('#') || line.trim() === '') continue;
     const [name, value, ...rest] = line.split('\t');
     if (!name || !value || rest.length > 0 || !/^\d+$/.test(value))

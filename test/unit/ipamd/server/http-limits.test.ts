@@ -110,10 +110,14 @@ describe('HTTP listener limits', () => {
         pods: () => [],
         config: () => ({}),
         health: () => ({}),
+        referenceEnis: () => ({}),
+        eniConfigName: () => null,
+        networkutilsEnv: () => ({}),
+        ipamdEnv: () => ({}),
       },
     });
     servers.push(srv);
-    const slow = [get(srv.port, '/v1/enis'), get(srv.port, '/v1/enis')];
+    const slow = [get(srv.port, '/v1/vpc-cni/enis'), get(srv.port, '/v1/vpc-cni/enis')];
     await until(() => srv.connections === 2);
     await sleep(50); // both requests parsed: both connections busy
     const newcomer = await idleClient(srv.port);

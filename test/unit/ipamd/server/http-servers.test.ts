@@ -1,4 +1,7 @@
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { Counter, Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -62,13 +65,17 @@ describe('parseBind', () => {
 
 describe('introspection server', () => {
   const views = {
+    referenceEnis: () => ({ '0': { TotalIPs: 1, AssignedIPs: 0, ENIs: {} } }),
+    eniConfigName: (): string | null => 'us-west-2a',
+    networkutilsEnv: () => ({ AWS_VPC_K8S_CNI_CONNMARK: 128 }),
+    ipamdEnv: () => ({ WARM_ENI_TARGET: 1 }),
     enis: () => ({ 'eni-1': { deviceNumber: 0, addresses: ['10.0.0.5'] } }),
     pods: async () => [{ containerId: 'c1', address: '10.0.0.5' }],
-    config: () => ({ WARM_ENI_TARGET: 1 }),
+    config: () => ({ warmEniTarget: 1 }),
     health: () => ({ ready: true }),
   };
 
-  it('serves each view as JSON at the reference paths, plus an index', async () => {
+  it("serves the reference's documents at its paths, ipamd's own under /v1/vpc-cni/, and an index", async () => {
     const srv = await startIntrospectionServer({ bind: '127.0.0.1:0', views, log });
     servers.push(srv);
     expect(srv.address).toBe(`127.0.0.1:${srv.port}`);
@@ -77,18 +84,70 @@ describe('introspection server', () => {
     const enis = await get(srv.port, '/v1/enis');
     expect(enis.status).toBe(200);
     expect(enis.type).toBe('application/json');
-    expect(JSON.parse(enis.body)).toEqual(views.enis());
+    expect(JSON.parse(enis.body)).toEqual(views.referenceEnis());
+    expect(JSON.parse((await get(srv.port, '/v1/eni-configs')).body)).toBe('us-west-2a');
+    expect(JSON.parse((await get(srv.port, '/v1/networkutils-env-settings')).body)).toEqual({
+      AWS_VPC_K8S_CNI_CONNMARK: 128,
+    });
+    expect(JSON.parse((await get(srv.port, '/v1/ipamd-env-settings')).body)).toEqual({ WARM_ENI_TARGET: 1 });
+    expect(JSON.parse((await get(srv.port, '/v1/vpc-cni/enis')).body)).toEqual(views.enis());
+    expect(JSON.parse((await get(srv.port, '/v1/vpc-cni/config')).body)).toEqual({ warmEniTarget: 1 });
     expect(JSON.parse((await get(srv.port, '/v1/pods')).body)).toEqual([
       { containerId: 'c1', address: '10.0.0.5' },
     ]);
-    expect(JSON.parse((await get(srv.port, '/v1/ipamd-env-settings')).body)).toEqual({ WARM_ENI_TARGET: 1 });
     expect(JSON.parse((await get(srv.port, '/v1/health?verbose=1')).body)).toEqual({ ready: true });
-    expect(JSON.parse((await get(srv.port, '/')).body).paths).toEqual([
+    expect(JSON.parse((await get(srv.port, '/')).body).AvailableCommands).toEqual([
       '/v1/enis',
-      '/v1/pods',
+      '/v1/eni-configs',
+      '/v1/networkutils-env-settings',
       '/v1/ipamd-env-settings',
+      '/v1/vpc-cni/enis',
+      '/v1/vpc-cni/config',
+      '/v1/pods',
       '/v1/health',
     ]);
+  });
+
+  it('answers /v1/eni-configs with 404 without a cluster, as the reference does', async () => {
+    const srv = await startIntrospectionServer({
+      bind: '127.0.0.1:0',
+      views: { ...views, eniConfigName: () => null },
+      log,
+    });
+    servers.push(srv);
+    expect((await get(srv.port, '/v1/eni-configs')).status).toBe(404);
+  });
+
+  it('listens on a root-only Unix socket with the unix: form, replacing a stale one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'introspect-'));
+    try {
+      const path = join(dir, 'introspection.sock');
+      const first = await startIntrospectionServer({ bind: `unix:${path}`, views, log });
+      expect(first.address).toBe(`unix:${path}`);
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+      const body = await new Promise<string>((resolve, reject) => {
+        const req = request({ socketPath: path, path: '/v1/ipamd-env-settings' }, (res) => {
+          let b = '';
+          res.on('data', (c) => {
+            b += c;
+          });
+          res.on('end', () => resolve(b));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(JSON.parse(body)).toEqual({ WARM_ENI_TARGET: 1 });
+      await first.close();
+      // A socket file left behind (a crash) is replaced; a regular file there is an error.
+      writeFileSync(join(dir, 'file'), 'x');
+      await expect(
+        startIntrospectionServer({ bind: `unix:${join(dir, 'file')}`, views, log }),
+      ).rejects.toThrow(/exists and is not a socket/);
+      const again = await startIntrospectionServer({ bind: `unix:${path}`, views, log });
+      await again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reads the views on every request (live state, not a snapshot)', async () => {

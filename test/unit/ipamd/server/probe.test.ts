@@ -62,7 +62,7 @@ function runProbe(args: string[], env: Record<string, string> = {}) {
 describe('parseProbeArgs', () => {
   it('defaults to IPAMD_SOCKET_PATH, then the standard path', () => {
     expect(parseProbeArgs([], {})).toEqual({
-      socket: '/var/run/aws-node/ipamd.sock',
+      socket: '/var/run/aws-node/vpc-cni.sock',
       timeoutMs: 3000,
       liveness: false,
     });
