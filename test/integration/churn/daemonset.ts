@@ -230,12 +230,15 @@ export class KillScheduler {
     const rng = this.o.rng.fork('eni-create');
     const created = () => this.o.vpc.callLog.count('CreateNetworkInterface', this.caller);
     let seen = created();
+    let lastKill = 0;
     while (await this.sleepUnlessStopped(100)) {
       const now = created();
       if (now === seen) continue;
       seen = now;
       this.o.tally.inc('eni-create seen');
-      if (!rng.chance(this.o.eniCreateKillProbability)) continue;
+      // Not every create: a daemon killed on each one would never get its pool to grow.
+      if (Date.now() - lastKill < 20_000 || !rng.chance(this.o.eniCreateKillProbability)) continue;
+      lastKill = Date.now();
       const stretch = rng.chance(0.5);
       const delay = rng.between(0, 2500) * this.o.timeScale;
       if (stretch) this.o.stretchConsistency(10_000 * this.o.timeScale, 15_000 * this.o.timeScale);

@@ -8,14 +8,17 @@
  *     two allocations of the checkpoints;
  *   - after settle: ipamd holds exactly the live pods, the pending-del notes are processed, every
  *     live pod's CHECK passes, the kernel has host veths, routes and rules only for live pods;
+ *   - after settle: no ENI leaked (attached and unmanaged, or created and never attached);
  *   - after every pod is deleted: nothing in ipamd, its checkpoint, or the kernel.
  * (DELs that never succeed, failed CHECKs, daemons that end by themselves are reported where they
  * happen: runtime.ts, daemonset.ts.)
  */
 import type { Instance, LocalVpc } from '../../../infra/local-vpc/index.js';
+import { TAG_INSTANCE_ID } from '../../../ipamd/pool/executor.js';
 import {
   checkpointAllocations,
   type Held,
+  introspect,
   introspectedPods,
   kernelState,
   pendingDels,
@@ -152,6 +155,36 @@ export class Invariants {
       this.tally.inc('check assigned-on-ec2');
       const problem = this.onEc2(n.instance, sb.address!);
       if (problem) this.tally.violate('live-pod-not-on-ec2', `${describeSb(sb)} ${sb.address}: ${problem}`);
+    }
+  }
+
+  /**
+   * No ENI leaks: within `timeoutMs` every ENI EC2 has attached to the node is one ipamd manages
+   * (introspection), and none tagged for the node is left unattached (an ENI an ipamd created and
+   * was killed before attaching is swept by leaked-ENI cleanup, set to seconds in the soak).
+   */
+  async checkEnis(n: NodeView, timeoutMs: number): Promise<void> {
+    this.tally.inc('check enis-not-leaked');
+    const deadline = Date.now() + timeoutMs;
+    let problems: string[] = [];
+    for (;;) {
+      const known = new Set(
+        (await introspect<{ id: string }[]>(this.vpc, n.instance, '/v1/vpc-cni/enis')).map((e) => e.id),
+      );
+      const unknown = this.vpc.state
+        .enisOfInstance(n.instance.id)
+        .filter((e) => e.attachment?.status === 'attached' && !known.has(e.id))
+        .map((e) => `${e.id} attached but not managed`);
+      const available = this.vpc.state
+        .enis()
+        .filter((e) => e.status === 'available' && e.tags.get(TAG_INSTANCE_ID) === n.instance.id)
+        .map((e) => `${e.id} available (created ${e.createdAt.toISOString()})`);
+      problems = [...unknown, ...available];
+      if (problems.length === 0 || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    if (problems.length > 0) {
+      this.tally.violate('eni-leaked', `${n.label} after ${timeoutMs / 1000} s: ${problems.join('; ')}`);
     }
   }
 

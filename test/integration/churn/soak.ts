@@ -38,6 +38,7 @@ export const CONFIGS: readonly SoakConfig[] = [
  */
 const COMMON_ENV: Record<string, string> = {
   IP_COOLDOWN_PERIOD: '4',
+  IPAMD_LEAKED_ENI_START_DELAY_MAX_SECONDS: '0',
   IPAMD_SHRINK_INTERVAL_SECONDS: '3',
   IPAMD_RECONCILE_INTERVAL_SECONDS: '5',
   IPAMD_POOL_CHECK_INTERVAL_SECONDS: '0.5',
@@ -54,6 +55,11 @@ export interface SoakOptions {
   /** Live pods per node at most (the target moves between 0 and this). */
   maxLive?: number;
   killEverySeconds?: [number, number];
+  /**
+   * IPAMD_LEAKED_ENI_AGE_SECONDS (default 30): an ENI created by an ipamd killed before the attach is
+   * left available; leaked-ENI cleanup must sweep it within the run (checked at settle).
+   */
+  leakedEniAgeSeconds?: number;
   /** Probability that ipamd is killed after one of its ENI creates (default 0.5). */
   eniCreateKillProbability?: number;
   faultEverySeconds?: [number, number];
@@ -95,6 +101,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakOutcome> {
   const tally = new Tally(o.seed, o.config.name);
   const root = new Rng(o.seed).fork(o.config.name);
   const timeScale = timeScaleFromEnv();
+  const leakAge = o.leakedEniAgeSeconds ?? 30;
   const logDir = mkdtempSync(join(tmpdir(), `vpccni-churn-${o.config.name}-`));
   const s = await Scenario.create();
   const faults = new FaultScheduler({
@@ -116,7 +123,12 @@ export async function runSoak(o: SoakOptions): Promise<SoakOutcome> {
         s,
         node: instance,
         label,
-        env: { ...COMMON_ENV, ...o.config.env },
+        env: {
+          ...COMMON_ENV,
+          IPAMD_LEAKED_ENI_AGE_SECONDS: String(leakAge),
+          IPAMD_LEAKED_ENI_INTERVAL_SECONDS: String(Math.max(1, Math.ceil(leakAge / 3))),
+          ...o.config.env,
+        },
         dir,
         logDir,
         rng: root.fork(`daemonset-${label}`),
@@ -199,6 +211,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakOutcome> {
       const done = await until(60_000, () => pendingDels(n.view.socketPath).length === 0);
       if (!done) tally.violate('pending-dels-left', `${n.label}: notes still there 60 s after settling`);
     }
+    for (const n of nodes) await invariants.checkEnis(n.view, (leakAge + 90) * 1000);
     o.progress?.(`  settled at ${tally.elapsed().toFixed(0)} s: checking`);
     invariants.checkRunning(views);
     for (const n of nodes) {
@@ -240,6 +253,8 @@ const WEATHER_ERRORS = new Set([
   'Unavailable',
   'RequestLimitExceeded',
   'InvalidNetworkInterfaceID.NotFound',
+  // ENIs of killed ipamds hold their addresses until leaked-ENI cleanup deletes them (checked at settle).
+  'InsufficientFreeAddressesInSubnet',
 ]);
 
 /** EC2's answers (errors by code) and ipamd's own error and warning lines, as counts. */
