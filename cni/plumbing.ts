@@ -88,7 +88,7 @@ export function hostRules(
   return rules;
 }
 
-/** Test hook: the first step whose description starts with this fails (proves ADD's undo path). */
+/** Test hook: the first step whose description starts with this fails (ADD's undo path, DEL's retry). */
 const failpoint = process.env.VPCCNI_CNI_FAILPOINT;
 
 async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
@@ -226,16 +226,20 @@ export interface Unwiring {
 }
 
 /**
- * Removes what ADD made for this attachment and nothing else: the pod's interface in the
- * attachment's own namespace (a veth; deleting it takes the host end and its route along), then the
- * host rules of every address this attachment provably holds (ipamd's record, or found on that
- * interface), and a host veth only when its MAC is the one recorded for the attachment.
- * Missing pieces are fine. Returns the addresses it unwired.
+ * Removes what ADD made for this attachment and nothing else: the host rules of every address this
+ * attachment provably holds (ipamd's record, or found on its interface), a host veth only when its
+ * MAC is the one recorded for the attachment, then the pod's interface in the attachment's own
+ * namespace (a veth; deleting it takes the host end and its route along). The interface goes last:
+ * when a step fails or the DEL is killed, it is still there for the next DEL to prove, even with
+ * ipamd away, which addresses' routing was this attachment's. Missing pieces are fine. Returns the
+ * addresses it unwired.
  */
 export async function unwirePod(u: Unwiring): Promise<string[]> {
   const failures: string[] = [];
   const attempt = async (what: string, fn: () => Promise<unknown>) => {
     try {
+      if (failpoint && what.startsWith(failpoint))
+        throw new Error(`failpoint VPCCNI_CNI_FAILPOINT="${failpoint}"`);
       await fn();
     } catch (err) {
       failures.push(`${what}: ${describe(err)}`);
@@ -243,18 +247,23 @@ export async function unwirePod(u: Unwiring): Promise<string[]> {
   };
   const owned = new Map(u.owned.filter((o) => !u.notOurs.has(o.address)).map((o) => [o.address, o]));
   const pod = u.pod;
+  let podLink: Link | undefined;
   if (pod) {
-    await attempt(`remove ${u.ifName} from ${pod.path}`, async () => {
-      const link: Link | undefined = await pod.rtnl.findLink(u.ifName);
+    await attempt(`read ${u.ifName} in ${pod.path}`, async () => {
+      const link = await pod.rtnl.findLink(u.ifName);
       if (link?.kind !== 'veth') return; // not an interface this plugin made
+      podLink = link;
       for (const a of await pod.rtnl.listAddresses({ dev: link.index, family: 'inet' })) {
         if (!u.notOurs.has(a.address) && !owned.has(a.address)) owned.set(a.address, { address: a.address });
       }
-      await ignoreGone(pod.rtnl.deleteLink(link.index));
     });
   }
   for (const o of owned.values()) {
     await attempt(`remove host routing for ${o.address}`, () => removeHostLeftovers(o));
+  }
+  const link = podLink;
+  if (pod && link && failures.length === 0) {
+    await attempt(`remove ${u.ifName} from ${pod.path}`, () => ignoreGone(pod.rtnl.deleteLink(link.index)));
   }
   if (failures.length > 0) {
     throw new CniError(Code.teardownFailed, 'failed to remove the pod network', failures.join('; '));

@@ -17,6 +17,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { confinePluginLogs } from '../cni/log.js';
+import { type Owned, removeHostLeftovers } from '../cni/plumbing.js';
 import { writeFileAtomic } from '../lib/fs/atomic.js';
 import { pendingDelDir } from '../lib/protocol/pending-del.js';
 import type { Ec2Api } from './aws/ec2.js';
@@ -59,7 +60,7 @@ import { retryStage, StartupGate } from './startup.js';
 
 export interface DaemonOptions {
   /** Replaces host networking (unit tests, or a host where another agent owns it). */
-  host?: HostNetwork & { setupNode(): Promise<void> };
+  host?: Host;
 }
 
 export interface Daemon {
@@ -77,7 +78,11 @@ const CONSISTENCY_WINDOW_MS = 30_000;
 /** Reconcile this often while something waits for EC2 to confirm it (capped by the reconcile interval). */
 const PENDING_RECONCILE_MS = 2_000;
 
-type Host = HostNetwork & { setupNode(): Promise<void> };
+type Host = HostNetwork & {
+  setupNode(): Promise<void>;
+  /** Removes the host routing of a pod that is gone (rules; its veth when the MAC matches). */
+  removePodLeftovers?(owned: Owned): Promise<void>;
+};
 
 /** The node's state: built up stage by stage, then shared by the loops and stop(). */
 interface NodeState extends Discovery {
@@ -134,6 +139,7 @@ function hostNetwork(cfg: Config, log: Logger, primary: ImdsEni): Host {
     teardownEni: async (e) => {
       if (!e.isPrimary) await teardownEniNetwork(spec(e), { log });
     },
+    removePodLeftovers: removeHostLeftovers,
   };
 }
 
@@ -187,7 +193,14 @@ async function setUpHost(cfg: Config, d: Discovery, host: Host): Promise<void> {
  * Stage 3: the datastore from what discovery found, then the checkpoint replayed into it. Synchronous,
  * and so is handing over to it (startDaemon): no release can slip between the replay and the take-over.
  */
-export function replayState(cfg: Config, log: Logger, d: Discovery, saved: SavedAssignments): Datastore {
+export function replayState(
+  cfg: Config,
+  log: Logger,
+  d: Discovery,
+  saved: SavedAssignments,
+  /** Receives the host routing of pods whose namespace is gone (dropped without a DEL). */
+  gone: Owned[] = [],
+): Datastore {
   const ds = new Datastore(cfg.ipCooldownSeconds * 1000);
   trackAssignedPerCidr(() => ds.assignedPerCidr());
   const snapshot = saved.snapshot();
@@ -202,6 +215,7 @@ export function replayState(cfg: Config, log: Logger, d: Discovery, saved: Saved
   }
   const r = restoreCheckpoint(ds, snapshot, log.child({ component: 'restore' }));
   log.info({ restored: r.restored, held: r.held, dropped: r.dropped.length }, 'checkpoint replayed');
+  gone.push(...r.unwire);
   return ds;
 }
 
@@ -575,13 +589,23 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     const host = opts.host ?? hostNetwork(cfg, log.child({ component: 'hostnet' }), d.primary);
     await retryStage('host', () => setUpHost(cfg, d, host), retry);
     // 3. Replay: from here releases and reads go to the datastore.
-    const ds = replayState(cfg, log, d, saved);
+    const gone: Owned[] = [];
+    const ds = replayState(cfg, log, d, saved, gone);
     const service = ipamService(cfg, log, d, ds, checkpoint);
     snapshot = () => snapshotOf(ds);
     if (cfg.annotatePodIp && !d.annotate)
       log.warn('ANNOTATE_POD_IP=true but ipamd has no Kubernetes API server: pods are not annotated');
     gate.open(service, d.annotate ? d.annotate(service, ds) : service);
     await retryStage('checkpoint', () => checkpoint.persist(), retry);
+    // Pods gone without a DEL left their rules (and maybe a veth) behind: removed before ipamd is
+    // ready, so no new pod can have been handed one of their addresses yet.
+    for (const owned of gone) {
+      await host
+        .removePodLeftovers?.(owned)
+        .catch((err) =>
+          log.warn({ address: owned.address, err: (err as Error).message }, 'host state of a gone pod left'),
+        );
+    }
     // 4. The pool.
     const base = Object.assign(d, {
       cfg,

@@ -236,15 +236,29 @@ export class IpamService implements IpamHandler {
   /**
    * Finishes a DEL the plugin ran while ipamd was away (lib/protocol/pending-del.ts): releases the
    * key's address if it was assigned before the DEL happened (an ADD retried since keeps its new one).
+   * `unwire` removes the pod's host routing first, while the address is still held: no other pod can
+   * have been given it, and a crash before the release leaves the note to be finished again.
    * Returns what was released, or null.
    */
   async releasePending(
     key: AttachmentId,
     deletedAt: number,
+    unwire?: (owned: { address: string; hostVethMac?: string }) => Promise<void>,
   ): Promise<{ address: string; hostVethMac?: string } | null> {
     const { ds, log } = this.o;
     const held = ds.lookup(key);
     if (!held || Date.parse(held.assignment.assignedAt) > deletedAt) return null;
+    const owned = {
+      address: held.address,
+      ...(held.assignment.hostVethMac ? { hostVethMac: held.assignment.hostVethMac } : {}),
+    };
+    if (unwire) {
+      await unwire(owned).catch((err) =>
+        log.warn({ address: owned.address, err: (err as Error).message }, 'host state of a pending DEL left'),
+      );
+      // A DEL that came meanwhile released it (and unwired it) already.
+      if (ds.lookup(key)?.assignment !== held.assignment) return null;
+    }
     const r = ds.release(key);
     if (!r) return null;
     try {
@@ -257,10 +271,7 @@ export class IpamService implements IpamHandler {
     log.info({ ...key, address: r.address }, 'address released for a DEL that ran while ipamd was away');
     assignedIpAddresses.set(ds.stats().assigned);
     this.pool.kick();
-    return {
-      address: r.address,
-      ...(r.assignment.hostVethMac ? { hostVethMac: r.assignment.hostVethMac } : {}),
-    };
+    return owned;
   }
 
   async gc(req: GcRequest): Promise<GcResult> {

@@ -1,7 +1,7 @@
 /**
  * Finishes the DELs the plugin ran while ipamd was away (lib/protocol/pending-del.ts): each note in
- * the pending-del directory releases its attachment's address (if it was assigned before the DEL),
- * removes the host state that provably was the attachment's, and is deleted. Notes are read as
+ * the pending-del directory removes the host state that provably was the attachment's and releases
+ * its address (if it was assigned before the DEL), in that order, and is deleted. Notes are read as
  * untrusted files: regular files only, never through a symlink, never blocking, bounded in size; a
  * note that cannot be read or parsed is logged and removed.
  */
@@ -15,7 +15,7 @@ import type { Logger } from './log.js';
 export interface PendingDelOptions {
   dir: string;
   ipam: Pick<IpamService, 'releasePending'>;
-  /** Removes the host rules (and the veth whose MAC matches) of a released address. */
+  /** Removes the host rules (and the veth whose MAC matches) of an address about to be released. */
   unwireHost: (owned: { address: string; hostVethMac?: string }) => Promise<void>;
   log: Logger;
 }
@@ -41,18 +41,9 @@ export async function releasePendingDels(o: PendingDelOptions): Promise<number> 
       await unlink(path).catch(() => {});
       continue;
     }
-    const out = await o.ipam.releasePending(note, Date.parse(note.at));
-    if (out) {
-      released++;
-      await o
-        .unwireHost(out)
-        .catch((err) =>
-          o.log.warn(
-            { address: out.address, err: (err as Error).message },
-            'host state of a pending DEL left',
-          ),
-        );
-    }
+    // The host state goes before the release (inside releasePending): killed in between, the note
+    // is still here and the address still held, so the next pass finishes both.
+    if (await o.ipam.releasePending(note, Date.parse(note.at), o.unwireHost)) released++;
     await unlink(path).catch(() => {});
   }
   return released;

@@ -5,7 +5,8 @@
  *  - its ENI is known (attached per IMDS or EC2) but neither shows the address (yet): held for the pod
  *    all the same (unbacked), so the address can never be handed to another pod;
  *  - its ENI is known to neither IMDS nor EC2: dropped (IMDS lists every ENI attached to the node);
- *  - its pod's network namespace is visibly gone: dropped, the address cooling down as after a DEL;
+ *  - its pod's network namespace is visibly gone: dropped, the address cooling down as after a DEL,
+ *    its host routing listed in `unwire` for the caller to remove (no DEL will come to do it);
  *  - another entry holds the address or the same attachment: dropped (logged).
  */
 import { existsSync } from 'node:fs';
@@ -19,6 +20,11 @@ export interface RestoreReport {
   /** Restored although EC2 and IMDS do not show the address on its ENI (held unbacked). */
   held: number;
   dropped: { address: string; containerId: string; reason: string }[];
+  /**
+   * Dropped because the pod's namespace is gone (no DEL came): their host routing is still on the
+   * node and must be removed before the address is handed out again.
+   */
+  unwire: { address: string; hostVethMac?: string }[];
 }
 
 /** A namespace path is gone when its directory is visible but the file is not. */
@@ -32,7 +38,7 @@ export function restoreCheckpoint(
   log: Logger,
   isGone: (netns: string) => boolean = netnsGone,
 ): RestoreReport {
-  const report: RestoreReport = { restored: 0, held: 0, dropped: [] };
+  const report: RestoreReport = { restored: 0, held: 0, dropped: [], unwire: [] };
   // Cooldowns first: an address released before the restart stays out of use for its full period.
   for (const c of data.cooldowns) ds.setCooldown(c.address, c.until);
   for (const a of data.allocations) {
@@ -52,6 +58,7 @@ export function restoreCheckpoint(
     }
     if (a.netns && isGone(a.netns)) {
       drop(`the pod's network namespace ${a.netns} is gone`);
+      report.unwire.push({ address, ...(a.hostVethMac ? { hostVethMac: a.hostVethMac } : {}) });
       // Peers elsewhere may still send to the address: it cools down as after the pod's DEL.
       ds.startCooldown(address);
       continue;

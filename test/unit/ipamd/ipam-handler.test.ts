@@ -240,6 +240,36 @@ describe('IpamService', () => {
     });
   });
 
+  it('a pending DEL unwires the host while the address is still held, then releases it', async () => {
+    const { ds, h, saved } = setup({ cooldownMs: 0 });
+    const r = await h.add(add('gone'));
+    const heldWhileUnwiring: (string | undefined)[] = [];
+    const out = await h.releasePending(
+      { network: 'aws-cni', containerId: 'gone', ifName: 'eth0' },
+      Date.now() + 1000,
+      async (owned) => {
+        expect(owned).toEqual({ address: r.address, hostVethMac: r.hostVethMac });
+        heldWhileUnwiring.push(ds.holderOf(owned.address)?.containerId);
+      },
+    );
+    expect(heldWhileUnwiring).toEqual(['gone']);
+    expect(out).toEqual({ address: r.address, hostVethMac: r.hostVethMac });
+    expect(ds.holderOf(r.address)).toBeNull();
+    expect(saved().allocations).toEqual([]);
+  });
+
+  it('a pending DEL yields to a DEL that released the address while it unwired', async () => {
+    const { ds, h } = setup({ cooldownMs: 0 });
+    const r = await h.add(add('gone'));
+    const key = { network: 'aws-cni', containerId: 'gone', ifName: 'eth0' };
+    // A DEL that arrives while the host is being unwired releases it first: nothing is released twice.
+    const out = await h.releasePending(key, Date.now() + 1000, async () => {
+      await h.del(del('gone'));
+    });
+    expect(out).toBeNull();
+    expect(ds.holderOf(r.address)).toBeNull();
+  });
+
   it('gc releases what the runtime no longer lists and persists it', async () => {
     const { h, saved } = setup();
     await h.add(add('a'));

@@ -42,7 +42,7 @@ describe('restoreCheckpoint', () => {
         alloc('kept', '10.0.1.11'),
         { ...alloc('unknown-eni', '10.0.9.9'), eniId: 'eni-gone' },
         alloc('same-address', '10.0.1.11'),
-        alloc('netns-gone', '10.0.1.12', '/var/run/netns/gone'),
+        { ...alloc('netns-gone', '10.0.1.12', '/var/run/netns/gone'), hostVethMac: '02:00:00:00:00:12' },
         alloc('kept', '10.0.1.13'),
       ],
       cooldowns: [{ address: '10.0.1.14', until: 5000 }],
@@ -55,6 +55,8 @@ describe('restoreCheckpoint', () => {
       ['netns-gone', "the pod's network namespace /var/run/netns/gone is gone"],
       ['kept', 'duplicate entry for the same attachment'],
     ]);
+    // Only the pod that is gone has host routing left for the daemon to remove.
+    expect(r.unwire).toEqual([{ address: '10.0.1.12', hostVethMac: '02:00:00:00:00:12' }]);
     expect(
       ds.lookup({ network: 'aws-cni', containerId: 'kept', ifName: 'eth0' })!.assignment.assignedAt,
     ).toBe('2026-01-01T00:00:00.000Z');
